@@ -1,0 +1,30 @@
+"""One handler per operation, grouped by resource. Thin: validated params in, a dict out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from hyperpod_local.api import clusters, nodes, tags
+from hyperpod_local.api.services import Services
+from hyperpod_local.domain.scope import Scope
+
+Handler = Callable[[Scope, dict[str, Any]], dict[str, Any]]
+
+_OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any]]] = {
+    "CreateCluster": clusters.create_cluster,
+    "DescribeCluster": clusters.describe_cluster,
+    "ListClusters": clusters.list_clusters,
+    "DeleteCluster": clusters.delete_cluster,
+    "ListClusterNodes": nodes.list_cluster_nodes,
+    "DescribeClusterNode": nodes.describe_cluster_node,
+    "AddTags": tags.add_tags,
+    "ListTags": tags.list_tags,
+    "DeleteTags": tags.delete_tags,
+}
+IMPLEMENTED = frozenset(_OPERATIONS)
+
+
+def build_handlers(services: Services) -> dict[str, Handler]:
+    return {name: partial(function, services) for name, function in _OPERATIONS.items()}

@@ -1,0 +1,110 @@
+"""`hyperpod-local`: the server and, later, the admin commands."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from hyperpod_local.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
+
+
+@click.group(context_settings={"auto_envvar_prefix": "HYPERPOD_LOCAL"})
+@click.version_option(package_name="hyperpod-local")
+def main() -> None:
+    """A self-hosted SageMaker HyperPod cluster API."""
+
+
+@main.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port; 0 picks a free one."
+)
+@click.option(
+    "--data-dir",
+    default=str(DEFAULT_DATA_DIR),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the state (SQLite) lives; it survives restarts.",
+)
+@click.option("--demo", is_flag=True, help="Create a small Slurm cluster named 'demo' if absent.")
+@click.option(
+    "--max-instances-per-cluster",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="CreateCluster asking for more is ResourceLimitExceeded.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    demo: bool,
+    max_instances_per_cluster: int,
+    log_level: str,
+) -> None:
+    """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
+    import uvicorn
+
+    from hyperpod_local.backend import Backend
+    from hyperpod_local.demo import DEMO_NAME, DEMO_SCOPE, ensure_demo_cluster
+    from hyperpod_local.server import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    backend = Backend(
+        Settings(data_dir=data_dir, max_instances_per_cluster=max_instances_per_cluster)
+    )
+    if demo and ensure_demo_cluster(backend):
+        click.echo(
+            f"created demo cluster '{DEMO_NAME}' in {DEMO_SCOPE.region} "
+            f"(account {DEMO_SCOPE.account_id})"
+        )
+    sock = _listen(host, port)
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{bound_port}"
+    click.echo(f"hyperpod-local serving the SageMaker HyperPod API at {url}")
+    click.echo(f"  data dir: {data_dir.resolve()}")
+    click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER={url}")
+    click.echo(f"  aws sagemaker list-clusters --endpoint-url {url} --region {DEMO_SCOPE.region}")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        create_app(backend),
+        log_level=log_level,
+        access_log=log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        backend.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn starts, so the printed URL names the real port (also for --port 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,93 @@
+"""Identifiers and ARNs, generated from an injected source of randomness."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from dataclasses import dataclass
+
+from hyperpod_local.domain.scope import Scope
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_HEX = "0123456789abcdef"
+CLUSTER_ARN_RE = re.compile(
+    r"arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]*):(?P<account>[0-9]{12}):"
+    r"cluster/(?P<id>[a-z0-9]{12})"
+)
+_DIRECTIONS = {
+    "east": "e",
+    "west": "w",
+    "north": "n",
+    "south": "s",
+    "central": "c",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+
+
+class IdSource:
+    """Makes every random id of the service. Seed it to make a run reproducible."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
+
+    def cluster_id(self) -> str:
+        return "".join(self._random.choice(_ALNUM) for _ in range(12))
+
+    def instance_id(self) -> str:
+        return "i-" + "".join(self._random.choice(_HEX) for _ in range(17))
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+
+    def ip_base(self) -> int:
+        """A /16 inside 10.0.0.0/8 (as an offset from 10.0.0.0) for a new cluster's nodes."""
+        return self._random.randrange(0, 240) << 16
+
+    def token_secret(self) -> str:
+        return "".join(self._random.choice(_HEX) for _ in range(64))
+
+
+def cluster_arn(scope: Scope, cluster_id: str) -> str:
+    return f"arn:aws:sagemaker:{scope.region}:{scope.account_id}:cluster/{cluster_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterArn:
+    region: str
+    account_id: str
+    cluster_id: str
+
+
+def parse_cluster_arn(text: str) -> ClusterArn | None:
+    match = CLUSTER_ARN_RE.fullmatch(text)
+    if match is None:
+        return None
+    return ClusterArn(match["region"], match["account"], match["id"])
+
+
+def private_ip(ip_base: int, index: int) -> str:
+    """The index-th node address of a cluster; .0 to .9 of the first /24 are left out."""
+    value = (10 << 24) + ((ip_base + 10 + index) % (1 << 24))
+    return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+
+
+def private_dns_hostname(ip: str, region: str) -> str:
+    suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{ip.replace('.', '-')}.{suffix}"
+
+
+def availability_zone(region: str) -> str:
+    return f"{region}a"
+
+
+def availability_zone_id(region: str) -> str:
+    """EC2's zone id for the first zone of a region: us-east-1 -> use1-az1."""
+    parts = region.split("-")
+    if len(parts) < 3:
+        return "use1-az1"
+    country, direction, number = parts[0], parts[1], parts[-1]
+    return f"{country}{_DIRECTIONS.get(direction, direction[:1])}{number}-az1"

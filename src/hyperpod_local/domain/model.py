@@ -1,0 +1,123 @@
+"""The entities of a HyperPod cluster, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hyperpod_local.domain.scope import Scope
+
+# The platform image release every new node gets until software updates exist.
+LATEST_IMAGE_RELEASE = "2025.11.20"
+DEFAULT_IMAGE_ID = "default"
+
+
+class ClusterStatus(StrEnum):
+    CREATING = "Creating"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+    IN_SERVICE = "InService"
+    ROLLING_BACK = "RollingBack"
+    SYSTEM_UPDATING = "SystemUpdating"
+    UPDATING = "Updating"
+
+
+class GroupStatus(StrEnum):
+    IN_SERVICE = "InService"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    FAILED = "Failed"
+    DEGRADED = "Degraded"
+    SYSTEM_UPDATING = "SystemUpdating"
+    DELETING = "Deleting"
+
+
+class NodeStatus(StrEnum):
+    RUNNING = "Running"
+    FAILURE = "Failure"
+    PENDING = "Pending"
+    SHUTTING_DOWN = "ShuttingDown"
+    SYSTEM_UPDATING = "SystemUpdating"
+    DEEP_HEALTH_CHECK_IN_PROGRESS = "DeepHealthCheckInProgress"
+    NOT_FOUND = "NotFound"
+    DETACH_IN_PROGRESS = "DetachInProgress"
+    ATTACH_IN_PROGRESS = "AttachInProgress"
+
+
+# Nodes in these states have an instance that serves the group, so they count in CurrentCount.
+SERVING_STATUSES = frozenset(
+    {
+        NodeStatus.RUNNING,
+        NodeStatus.SYSTEM_UPDATING,
+        NodeStatus.DEEP_HEALTH_CHECK_IN_PROGRESS,
+    }
+)
+
+
+@dataclass(slots=True)
+class InstanceGroup:
+    cluster_id: str
+    name: str
+    position: int
+    spec: dict[str, Any]
+    target_count: int
+    status: str = GroupStatus.IN_SERVICE
+    min_count: int | None = None
+    current_count: int = 0
+
+    @property
+    def instance_types(self) -> list[str]:
+        """The group's types in priority order: one, or the flexible group's list."""
+        if self.spec.get("InstanceType"):
+            return [self.spec["InstanceType"]]
+        return list(self.spec.get("InstanceRequirements", {}).get("InstanceTypes", []))
+
+    @property
+    def slurm_node_type(self) -> str | None:
+        return self.spec.get("SlurmConfig", {}).get("NodeType")
+
+
+@dataclass(slots=True)
+class Cluster:
+    id: str
+    scope: Scope
+    name: str
+    arn: str
+    status: str
+    creation_time: float
+    spec: dict[str, Any]
+    ip_base: int
+    next_ip: int = 0
+    failure_message: str | None = None
+    groups: list[InstanceGroup] = field(default_factory=list)
+
+    @property
+    def continuous(self) -> bool:
+        return self.spec.get("NodeProvisioningMode") == "Continuous"
+
+    @property
+    def orchestrator(self) -> str:
+        """'eks' or 'slurm'; a cluster created without an Orchestrator is legacy Slurm."""
+        return "eks" if "Eks" in self.spec.get("Orchestrator", {}) else "slurm"
+
+
+@dataclass(slots=True)
+class Node:
+    cluster_id: str
+    group_name: str
+    instance_type: str
+    status: str
+    sort_time: float
+    instance_id: str | None = None
+    logical_id: str | None = None
+    status_message: str | None = None
+    launch_time: float | None = None
+    private_ip: str | None = None
+    hostname: str | None = None
+    availability_zone: str | None = None
+    availability_zone_id: str | None = None
+    image_id: str = DEFAULT_IMAGE_ID
+    image_release_version: str = LATEST_IMAGE_RELEASE
+    last_software_update_time: float | None = None
+    row_id: int | None = None

@@ -1,0 +1,1 @@
+"""Moves state through time: the clock now; durable operations come with the engine issue."""

@@ -1,0 +1,121 @@
+"""hyperpod-local in-process: boto3 SageMaker clients talk to a backend with no socket.
+
+    with hyperpod_local.mock() as hp:
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        sm.list_clusters()
+
+While the context is open, every botocore session made in it (boto3's default session
+included) sends SageMaker requests through `before-send` to the same JsonProtocol the server
+uses. On exit the hook is taken out again and the backend's files are removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.handlers
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from hyperpod_local.backend import Backend
+from hyperpod_local.settings import Settings
+from hyperpod_local.wire.protocol import HttpRequest, JsonProtocol
+
+_EVENT = "before-send.sagemaker"
+
+
+class _RawBody:
+    """What AWSResponse reads a body from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = BytesIO(body)
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._body.read()
+
+
+class HyperPodMock:
+    def __init__(self, data_dir: Path | str | None = None, **settings: Any) -> None:
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._settings = settings
+        self._temp_dir: str | None = None
+        self._registered: list[Any] = []
+        self.backend: Backend | None = None
+        self._protocol: JsonProtocol | None = None
+
+    def __enter__(self) -> HyperPodMock:
+        from hyperpod_local.server import build_protocol
+
+        data_dir = self._data_dir
+        if data_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="hyperpod-local-")
+            data_dir = Path(self._temp_dir)
+        self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
+        self._protocol = build_protocol(self.backend)
+        botocore.handlers.BUILTIN_HANDLERS.append((_EVENT, self._on_send))
+        self._register_on_default_session()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        handlers = botocore.handlers.BUILTIN_HANDLERS
+        if (_EVENT, self._on_send) in handlers:
+            handlers.remove((_EVENT, self._on_send))
+        for events in self._registered:
+            events.unregister(_EVENT, self._on_send)
+        self._registered.clear()
+        if self.backend is not None:
+            self.backend.close()
+        self.backend, self._protocol = None, None
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def client(self, region_name: str = "us-east-1", **kwargs: Any) -> Any:
+        """A boto3 SageMaker client bound to this mock, with dummy credentials by default."""
+        import boto3
+
+        kwargs.setdefault("aws_access_key_id", "testing")
+        kwargs.setdefault("aws_secret_access_key", "testing")
+        session = boto3.session.Session()
+        return session.client("sagemaker", region_name=region_name, **kwargs)
+
+    def _register_on_default_session(self) -> None:
+        try:
+            import boto3
+        except ImportError:  # pragma: no cover - boto3 is optional for the mock
+            return
+        session = boto3.DEFAULT_SESSION
+        if session is not None:
+            session.events.register(_EVENT, self._on_send)
+            self._registered.append(session.events)
+
+    def _on_send(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
+        protocol = self._protocol
+        if protocol is None:
+            # The context has closed: let a client made inside it go on to its endpoint.
+            return None
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = body.read()
+        headers = {name.lower(): _text(value) for name, value in request.headers.items()}
+        http_request = HttpRequest(request.method, urlsplit(request.url).path or "/", headers, body)
+        response = protocol.handle(http_request)
+        return AWSResponse(
+            request.url, response.status, dict(response.headers), _RawBody(response.body)
+        )
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def mock(data_dir: Path | str | None = None, **settings: Any) -> HyperPodMock:
+    """An in-process HyperPod backend for the boto3 clients made while it is open."""
+    return HyperPodMock(data_dir, **settings)

@@ -1,0 +1,1 @@
+"""Where instances come from. The simulated provider arrives with the engine issue."""

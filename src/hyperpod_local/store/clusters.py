@@ -1,0 +1,198 @@
+"""Clusters and their instance groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+
+from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
+from hyperpod_local.domain.scope import Scope
+from hyperpod_local.store.paging import keyset
+from hyperpod_local.store.schema import clusters, instance_groups, nodes
+
+CLUSTER_SORT_KEYS = {
+    "CREATION_TIME": (clusters.c.creation_time, clusters.c.id),
+    "NAME": (clusters.c.name, clusters.c.id),
+}
+
+
+class ClusterRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, cluster: Cluster) -> None:
+        self.conn.execute(
+            clusters.insert().values(
+                id=cluster.id,
+                account_id=cluster.scope.account_id,
+                region=cluster.scope.region,
+                name=cluster.name,
+                arn=cluster.arn,
+                status=cluster.status,
+                failure_message=cluster.failure_message,
+                creation_time=cluster.creation_time,
+                spec=cluster.spec,
+                ip_base=cluster.ip_base,
+                next_ip=cluster.next_ip,
+            )
+        )
+        if cluster.groups:
+            self.conn.execute(
+                instance_groups.insert(),
+                [
+                    {
+                        "cluster_id": cluster.id,
+                        "name": group.name,
+                        "position": group.position,
+                        "spec": group.spec,
+                        "target_count": group.target_count,
+                        "min_count": group.min_count,
+                        "status": group.status,
+                    }
+                    for group in cluster.groups
+                ],
+            )
+
+    def name_taken(self, scope: Scope, name: str) -> bool:
+        found = self.conn.scalar(
+            select(clusters.c.id).where(
+                clusters.c.account_id == scope.account_id,
+                clusters.c.region == scope.region,
+                clusters.c.name == name,
+            )
+        )
+        return found is not None
+
+    def by_name(self, scope: Scope, name: str, *, with_groups: bool = True) -> Cluster | None:
+        return self._one(
+            select(clusters).where(
+                clusters.c.account_id == scope.account_id,
+                clusters.c.region == scope.region,
+                clusters.c.name == name,
+            ),
+            with_groups,
+        )
+
+    def by_id(self, scope: Scope, cluster_id: str, *, with_groups: bool = True) -> Cluster | None:
+        return self._one(
+            select(clusters).where(
+                clusters.c.account_id == scope.account_id,
+                clusters.c.region == scope.region,
+                clusters.c.id == cluster_id,
+            ),
+            with_groups,
+        )
+
+    def by_arn(self, arn: str) -> Cluster | None:
+        return self._one(select(clusters).where(clusters.c.arn == arn), with_groups=False)
+
+    def with_eks_cluster(self, scope: Scope, eks_arn: str) -> list[str]:
+        """Names of live clusters of the scope orchestrated by that EKS cluster."""
+        rows = self.conn.execute(
+            select(clusters.c.name, clusters.c.spec).where(
+                clusters.c.account_id == scope.account_id,
+                clusters.c.region == scope.region,
+            )
+        )
+        return [
+            row.name
+            for row in rows
+            if ((row.spec.get("Orchestrator") or {}).get("Eks") or {}).get("ClusterArn") == eks_arn
+        ]
+
+    def page(
+        self,
+        scope: Scope,
+        sort_by: str,
+        descending: bool,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[Cluster]:
+        stmt = select(clusters).where(
+            clusters.c.account_id == scope.account_id, clusters.c.region == scope.region
+        )
+        rows = self.conn.execute(
+            keyset(stmt, CLUSTER_SORT_KEYS[sort_by], after, descending=descending, limit=limit)
+        )
+        return [_cluster(row) for row in rows]
+
+    def training_plans(self, cluster_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The TrainingPlanArns of each cluster's groups, for ListClusters' summaries."""
+        plans: dict[str, list[str]] = {}
+        if not cluster_ids:
+            return plans
+        rows = self.conn.execute(
+            select(instance_groups.c.cluster_id, instance_groups.c.spec)
+            .where(instance_groups.c.cluster_id.in_(list(cluster_ids)))
+            .order_by(instance_groups.c.cluster_id, instance_groups.c.position)
+        )
+        for row in rows:
+            arn = row.spec.get("TrainingPlanArn")
+            if arn and arn not in plans.setdefault(row.cluster_id, []):
+                plans[row.cluster_id].append(arn)
+        return plans
+
+    def save_counters(self, cluster: Cluster) -> None:
+        self.conn.execute(
+            update(clusters).where(clusters.c.id == cluster.id).values(next_ip=cluster.next_ip)
+        )
+
+    def remove(self, cluster_id: str) -> None:
+        self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
+        self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
+        self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
+
+    def _one(self, stmt: Any, with_groups: bool) -> Cluster | None:
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            return None
+        cluster = _cluster(row)
+        if with_groups:
+            cluster.groups = self._groups(cluster.id)
+        return cluster
+
+    def _groups(self, cluster_id: str) -> list[InstanceGroup]:
+        counted = self.conn.execute(
+            select(nodes.c.group_name, func.count())
+            .where(
+                nodes.c.cluster_id == cluster_id,
+                nodes.c.status.in_([str(s) for s in SERVING_STATUSES]),
+            )
+            .group_by(nodes.c.group_name)
+        )
+        counts = {row[0]: row[1] for row in counted}
+        rows = self.conn.execute(
+            select(instance_groups)
+            .where(instance_groups.c.cluster_id == cluster_id)
+            .order_by(instance_groups.c.position)
+        )
+        return [
+            InstanceGroup(
+                cluster_id=row.cluster_id,
+                name=row.name,
+                position=row.position,
+                spec=row.spec,
+                target_count=row.target_count,
+                min_count=row.min_count,
+                status=row.status,
+                current_count=counts.get(row.name, 0),
+            )
+            for row in rows
+        ]
+
+
+def _cluster(row: Row[Any]) -> Cluster:
+    return Cluster(
+        id=row.id,
+        scope=Scope(row.account_id, row.region),
+        name=row.name,
+        arn=row.arn,
+        status=row.status,
+        creation_time=row.creation_time,
+        spec=row.spec,
+        ip_base=row.ip_base,
+        next_ip=row.next_ip,
+        failure_message=row.failure_message,
+    )

@@ -1,0 +1,122 @@
+"""The Store: one SQLAlchemy engine, its schema kept at the newest revision, and units of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+
+from hyperpod_local.store import schema
+from hyperpod_local.store.unit_of_work import Tx
+
+log = logging.getLogger(__name__)
+
+# The newest Alembic revision; a test checks it against the migration scripts.
+HEAD_REVISION = "0001"
+_WRITE_OPTION = "hyperpod_write"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'hyperpod.db'}"
+
+
+class Store:
+    """The single source of truth. Every change happens in a unit of work from `write()`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_size=8, max_overflow=16)
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+        self._ensure_schema()
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A transaction that holds the write lock from its first statement to its commit."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield Tx(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A transaction that sees one consistent snapshot and changes nothing."""
+        with self.engine.connect() as conn, conn.begin():
+            yield Tx(conn)
+
+    def setting(self, key: str, default_factory: Any) -> str:
+        """A value kept in the store for the life of the data dir, made on first use."""
+        with self.write() as tx:
+            value = tx.conn.scalar(
+                select(schema.settings.c.value).where(schema.settings.c.key == key)
+            )
+            if value is None:
+                value = default_factory()
+                tx.conn.execute(schema.settings.insert().values(key=key, value=value))
+            return str(value)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _ensure_schema(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                tables = set(inspect(conn).get_table_names())
+                if "alembic_version" not in tables and "clusters" not in tables:
+                    # A new store gets the whole schema at once: quicker than replaying
+                    # every revision, and a test checks that both give the same schema.
+                    schema.metadata.create_all(conn)
+                    conn.execute(
+                        text(
+                            "CREATE TABLE alembic_version "
+                            "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
+                        )
+                    )
+                    conn.execute(
+                        text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION}
+                    )
+                    return
+                current = conn.scalar(text("SELECT version_num FROM alembic_version"))
+        if current != HEAD_REVISION:
+            log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
+            upgrade(self.engine)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations on the engine's database."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below), so sqlite3 must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only a power cut can lose the tail.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that later writes can fail at once with SQLITE_BUSY when
+        # another writer got in first; IMMEDIATE waits for the lock (busy_timeout) instead.
+        if conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,99 @@
+"""Clusters, instance groups, nodes, tags and settings.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "settings",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "clusters",
+        sa.Column("id", sa.String(12), primary_key=True),
+        sa.Column("account_id", sa.String(12), nullable=False),
+        sa.Column("region", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(63), nullable=False),
+        sa.Column("arn", sa.String(256), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("failure_message", sa.Text),
+        sa.Column("creation_time", sa.Float, nullable=False),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("ip_base", sa.Integer, nullable=False),
+        sa.Column("next_ip", sa.Integer, nullable=False, server_default="0"),
+        sa.UniqueConstraint("account_id", "region", "name", name="uq_clusters_scope_name"),
+    )
+    op.create_index(
+        "ix_clusters_scope_time", "clusters", ["account_id", "region", "creation_time", "id"]
+    )
+    op.create_table(
+        "instance_groups",
+        sa.Column(
+            "cluster_id",
+            sa.String(12),
+            sa.ForeignKey("clusters.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("name", sa.String(63), primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("target_count", sa.Integer, nullable=False),
+        sa.Column("min_count", sa.Integer),
+        sa.Column("status", sa.String(32), nullable=False),
+    )
+    op.create_table(
+        "nodes",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "cluster_id",
+            sa.String(12),
+            sa.ForeignKey("clusters.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("group_name", sa.String(63), nullable=False),
+        sa.Column("instance_id", sa.String(19), unique=True),
+        sa.Column("name_key", sa.String(19), nullable=False, server_default=""),
+        sa.Column("logical_id", sa.String(128)),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("status_message", sa.Text),
+        sa.Column("instance_type", sa.String(32), nullable=False),
+        sa.Column("launch_time", sa.Float),
+        sa.Column("sort_time", sa.Float, nullable=False),
+        sa.Column("private_ip", sa.String(15)),
+        sa.Column("hostname", sa.String(128)),
+        sa.Column("availability_zone", sa.String(32)),
+        sa.Column("availability_zone_id", sa.String(16)),
+        sa.Column("image_id", sa.String(21), nullable=False),
+        sa.Column("image_release_version", sa.String(64), nullable=False),
+        sa.Column("last_software_update_time", sa.Float),
+    )
+    op.create_index("ix_nodes_cluster_time", "nodes", ["cluster_id", "sort_time", "id"])
+    op.create_index(
+        "ix_nodes_cluster_name", "nodes", ["cluster_id", "group_name", "name_key", "id"]
+    )
+    op.create_index("ix_nodes_cluster_logical", "nodes", ["cluster_id", "logical_id"])
+    op.create_table(
+        "tags",
+        sa.Column("resource_arn", sa.String(256), primary_key=True),
+        sa.Column("key", sa.String(128), primary_key=True),
+        sa.Column("value", sa.String(256), nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    for table in ("tags", "nodes", "instance_groups", "clusters", "settings"):
+        op.drop_table(table)

@@ -1,0 +1,132 @@
+"""Nodes: one row per node of a cluster, with or without an instance yet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from hyperpod_local.domain.model import Node
+from hyperpod_local.store.paging import keyset
+from hyperpod_local.store.schema import nodes
+
+NODE_SORT_KEYS = {
+    "CREATION_TIME": (nodes.c.sort_time, nodes.c.id),
+    "NAME": (nodes.c.group_name, nodes.c.name_key, nodes.c.id),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFilter:
+    launched_after: float | None = None
+    launched_before: float | None = None
+    group_name_contains: str | None = None
+    include_without_instance: bool = False
+
+
+class NodeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add_all(self, new_nodes: Sequence[Node]) -> None:
+        if new_nodes:
+            self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
+
+    def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
+        row = self.conn.execute(
+            select(nodes).where(
+                nodes.c.cluster_id == cluster_id, nodes.c.instance_id == instance_id
+            )
+        ).first()
+        return None if row is None else _node(row)
+
+    def by_logical_id(self, cluster_id: str, logical_id: str) -> Node | None:
+        row = self.conn.execute(
+            select(nodes).where(nodes.c.cluster_id == cluster_id, nodes.c.logical_id == logical_id)
+        ).first()
+        return None if row is None else _node(row)
+
+    def count(self, cluster_id: str) -> int:
+        return int(
+            self.conn.scalar(select(func.count()).where(nodes.c.cluster_id == cluster_id)) or 0
+        )
+
+    def page(
+        self,
+        cluster_id: str,
+        node_filter: NodeFilter,
+        sort_by: str,
+        descending: bool,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[Node]:
+        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+        if not node_filter.include_without_instance:
+            stmt = stmt.where(nodes.c.instance_id.is_not(None))
+        if node_filter.launched_after is not None:
+            stmt = stmt.where(nodes.c.launch_time > node_filter.launched_after)
+        if node_filter.launched_before is not None:
+            stmt = stmt.where(nodes.c.launch_time < node_filter.launched_before)
+        if node_filter.group_name_contains:
+            stmt = stmt.where(
+                func.lower(nodes.c.group_name).contains(
+                    node_filter.group_name_contains.lower(), autoescape=True
+                )
+            )
+        rows = self.conn.execute(
+            keyset(stmt, NODE_SORT_KEYS[sort_by], after, descending=descending, limit=limit)
+        )
+        return [_node(row) for row in rows]
+
+
+def sort_key(node: Node, sort_by: str) -> list[Any]:
+    """The keyset position of a node, as a page's NextToken remembers it."""
+    if sort_by == "NAME":
+        return [node.group_name, node.instance_id or "", node.row_id]
+    return [node.sort_time, node.row_id]
+
+
+def _values(node: Node) -> dict[str, Any]:
+    return {
+        "cluster_id": node.cluster_id,
+        "group_name": node.group_name,
+        "instance_id": node.instance_id,
+        "name_key": node.instance_id or "",
+        "logical_id": node.logical_id,
+        "status": node.status,
+        "status_message": node.status_message,
+        "instance_type": node.instance_type,
+        "launch_time": node.launch_time,
+        "sort_time": node.sort_time,
+        "private_ip": node.private_ip,
+        "hostname": node.hostname,
+        "availability_zone": node.availability_zone,
+        "availability_zone_id": node.availability_zone_id,
+        "image_id": node.image_id,
+        "image_release_version": node.image_release_version,
+        "last_software_update_time": node.last_software_update_time,
+    }
+
+
+def _node(row: Row[Any]) -> Node:
+    return Node(
+        cluster_id=row.cluster_id,
+        group_name=row.group_name,
+        instance_type=row.instance_type,
+        status=row.status,
+        sort_time=row.sort_time,
+        instance_id=row.instance_id,
+        logical_id=row.logical_id,
+        status_message=row.status_message,
+        launch_time=row.launch_time,
+        private_ip=row.private_ip,
+        hostname=row.hostname,
+        availability_zone=row.availability_zone,
+        availability_zone_id=row.availability_zone_id,
+        image_id=row.image_id,
+        image_release_version=row.image_release_version,
+        last_software_update_time=row.last_software_update_time,
+        row_id=row.id,
+    )

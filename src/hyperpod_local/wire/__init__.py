@@ -1,0 +1,1 @@
+"""AWS JSON 1.1 as botocore speaks it for SageMaker. Knows nothing of clusters."""
