@@ -14,7 +14,8 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> float:
-        return time.time()
+        # AWS reports times to the millisecond.
+        return round(time.time(), 3)
 
 
 class FixedClock:

@@ -1,0 +1,96 @@
+"""Helpers the tests share: the real server as a subprocess, and request builders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
+CLI = str(Path(sys.executable).parent / "hyperpod-local")
+
+
+class ServerProcess:
+    """`hyperpod-local serve` on a free loopback port, stopped by `stop()` or `kill()`."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.banner: list[str] = []
+
+    def start(self) -> ServerProcess:
+        cmd = [CLI, "serve", "--port", "0", "--data-dir", str(self.data_dir), *self.args]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(self.env or {})},
+        )
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()}")
+            self.banner.append(line.rstrip("\n"))
+            if "export AWS_ENDPOINT_URL_SAGEMAKER=" in line:
+                self.url = line.strip().split("=", 1)[1]
+                # The rest of the banner is one line; read it so the pipe never fills.
+                self.banner.append(self.proc.stdout.readline().rstrip("\n"))
+                return self
+        raise RuntimeError("server did not print its endpoint in time")
+
+    def client(self, region: str = "us-east-1", access_key: str = "testing", **config: Any) -> Any:
+        return boto3.session.Session().client(
+            "sagemaker",
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def _close(self) -> None:
+        assert self.proc is not None
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def group(name: str, count: int = 2, instance_type: str = "ml.c5.xlarge", **extra: Any) -> dict:
+    return {
+        "InstanceGroupName": name,
+        "InstanceType": instance_type,
+        "InstanceCount": count,
+        "ExecutionRole": ROLE,
+        **extra,
+    }
+
+
+def error_of(excinfo: Any) -> tuple[str, str]:
+    """(code, message) of a botocore ClientError caught by pytest.raises."""
+    error = excinfo.value.response["Error"]
+    return error["Code"], error["Message"]
