@@ -58,7 +58,7 @@ class ServerProcess:
             region_name=region,
             aws_access_key_id=access_key,
             aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+            config=Config(**{"retries": {"max_attempts": 1, "mode": "standard"}, **config}),
         )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:

@@ -253,7 +253,8 @@ RULES = [
             "InstanceGroups": [group("a", 1, MinInstanceCount=2)],
             "NodeProvisioningMode": "Continuous",
         },
-        "MinInstanceCount (2) of instance group 'a' must be less than or equal to InstanceCount (1).",
+        "MinInstanceCount (2) of instance group 'a' must be less than or equal to "
+        "InstanceCount (1).",
     ),
     (
         {

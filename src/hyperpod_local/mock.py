@@ -95,10 +95,17 @@ class HyperPodMock:
             self._registered.append(session.events)
 
     def _on_send(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
-        protocol = self._protocol
-        if protocol is None:
-            # The context has closed: let a client made inside it go on to its endpoint.
+        # BUILTIN_HANDLERS holds the open mocks in the order they opened; the newest one
+        # answers, whichever of them a client's session happened to pick up.
+        innermost = _innermost_mock()
+        if innermost is None:
+            # Every mock has closed: a client made inside one goes on to its endpoint.
             return None
+        return innermost._answer(request)
+
+    def _answer(self, request: AWSPreparedRequest) -> AWSResponse:
+        protocol = self._protocol
+        assert protocol is not None
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
@@ -110,6 +117,15 @@ class HyperPodMock:
         return AWSResponse(
             request.url, response.status, dict(response.headers), _RawBody(response.body)
         )
+
+
+def _innermost_mock() -> HyperPodMock | None:
+    for entry in reversed(botocore.handlers.BUILTIN_HANDLERS):
+        handler = entry[1]
+        owner = getattr(handler, "__self__", None)
+        if entry[0] == _EVENT and isinstance(owner, HyperPodMock):
+            return owner
+    return None
 
 
 def _text(value: str | bytes) -> str:
