@@ -95,7 +95,9 @@ def serve(
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before uvicorn starts, so the printed URL names the real port (also for --port 0)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
+    # that say they are TCP, and without it every response waits 40 ms on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
