@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -12,30 +13,53 @@ import click
 from hyperpod_local.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 
-@click.group(context_settings={"auto_envvar_prefix": "HYPERPOD_LOCAL"})
+@click.group()
 @click.version_option(package_name="hyperpod-local")
 def main() -> None:
     """A self-hosted SageMaker HyperPod cluster API."""
 
 
 @main.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port; 0 picks a free one."
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_HOST",
+    show_envvar=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=int,
+    envvar="HYPERPOD_LOCAL_PORT",
+    show_envvar=True,
+    help="Port; 0 picks a free one.",
 )
 @click.option(
     "--data-dir",
     default=str(DEFAULT_DATA_DIR),
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
+    envvar="HYPERPOD_LOCAL_DATA_DIR",
+    show_envvar=True,
     help="Where the state (SQLite) lives; it survives restarts.",
 )
-@click.option("--demo", is_flag=True, help="Create a small Slurm cluster named 'demo' if absent.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    envvar="HYPERPOD_LOCAL_DEMO",
+    show_envvar=True,
+    help="Create a small Slurm cluster named 'demo' if absent.",
+)
 @click.option(
     "--max-instances-per-cluster",
     default=100_000,
     show_default=True,
     type=click.IntRange(min=1),
+    envvar="HYPERPOD_LOCAL_MAX_INSTANCES_PER_CLUSTER",
+    show_envvar=True,
     help="CreateCluster asking for more is ResourceLimitExceeded.",
 )
 @click.option(
@@ -43,6 +67,8 @@ def main() -> None:
     default="warning",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+    envvar="HYPERPOD_LOCAL_LOG_LEVEL",
+    show_envvar=True,
 )
 def serve(
     host: str,
@@ -59,6 +85,7 @@ def serve(
     from hyperpod_local.demo import DEMO_NAME, DEMO_SCOPE, ensure_demo_cluster
     from hyperpod_local.server import create_app
 
+    _exit_cleanly_on(signal.SIGINT, signal.SIGTERM)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -90,6 +117,20 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         backend.close()
+
+
+def _exit_cleanly_on(*signals: int) -> None:
+    """A stop signal ends the process with code 0, through the `finally` that closes the store.
+
+    uvicorn installs its own handlers while it runs and, after its graceful shutdown,
+    re-raises the signal to the handler that was there before: this one.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for signum in signals:
+        signal.signal(signum, stop)
 
 
 def _listen(host: str, port: int) -> socket.socket:
