@@ -258,9 +258,7 @@ RULES = [
     ),
     (
         {
-            "InstanceGroups": [
-                group("a", RestrictedInstanceGroups=None),
-            ],
+            "InstanceGroups": [group("a")],
             "RestrictedInstanceGroups": [
                 {
                     "InstanceGroupName": "r",
@@ -284,8 +282,6 @@ RULES = [
 def test_business_rules_are_validation_exceptions(
     sm: Any, name: str, extra: dict[str, Any], message: str
 ) -> None:
-    for g in extra.get("InstanceGroups", []):
-        g.pop("RestrictedInstanceGroups", None)
     with pytest.raises(ClientError) as excinfo:
         sm.create_cluster(ClusterName=name, **extra)
     code, text = error_of(excinfo)
@@ -345,3 +341,78 @@ def test_list_clusters_filters_by_training_plan(sm: Any, name: str) -> None:
     found = [s for page in pages for s in page["ClusterSummaries"]]
     assert [s["ClusterName"] for s in found] == [name]
     assert found[0]["TrainingPlanArns"] == [plan]
+
+
+def test_slurm_and_patching_fields_round_trip(sm: Any, name: str) -> None:
+    patching = {
+        "PatchingStrategy": "DrainFirst",
+        "PatchSchedule": {"NextPatchDate": 1798761600},
+        "IdleWaitWindowInSeconds": 7200,
+        "DrainPolicy": {"DrainTimeoutInSeconds": 600, "OnDrainTimeout": "Force"},
+    }
+    database = {
+        "Endpoint": "slurmdb.cluster-abc.us-east-1.rds.amazonaws.com",
+        "Port": 3306,
+        "Name": "slurm_acct_db",
+        "SecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:slurmdb-AbCdEf",
+    }
+    shared = {
+        "FSxLustreDeletionPolicy": "Keep",
+        "FSxLustreConfig": {"SizeInGiB": 1200, "PerUnitStorageThroughput": 125},
+    }
+    sm.create_cluster(
+        ClusterName=name,
+        InstanceGroups=[
+            group("controller", 1, SlurmConfig={"NodeType": "Controller"}),
+            group(
+                "compute",
+                2,
+                SlurmConfig={"NodeType": "Compute", "PartitionNames": ["gpu"]},
+                ImageReleaseVersion="2025.10.1",
+                AutoPatchConfig=patching,
+            ),
+        ],
+        Orchestrator={"Slurm": {"SlurmConfigStrategy": "Merge", "AccountingDatabase": database}},
+        NodeProvisioningMode="Continuous",
+        RestrictedInstanceGroupsConfig={"SharedEnvironmentConfig": shared},
+    )
+    described = sm.describe_cluster(ClusterName=name)
+    assert described["Orchestrator"]["Slurm"] == {
+        "SlurmConfigStrategy": "Merge",
+        "AccountingDatabase": database,
+    }
+    controller, compute = described["InstanceGroups"]
+    assert controller["SlurmConfig"] == {"NodeType": "Controller"}
+    assert compute["SlurmConfig"] == {"NodeType": "Compute", "PartitionNames": ["gpu"]}
+    assert compute["CurrentImageReleaseVersion"] == compute["DesiredImageReleaseVersion"]
+    assert compute["DesiredImageReleaseVersion"] == "2025.10.1"
+    auto_patch = compute["AutoPatchConfig"]
+    assert auto_patch["PatchingStrategy"] == "DrainFirst"
+    assert auto_patch["CurrentPatchSchedule"]["NextPatchDate"].timestamp() == 1798761600
+    assert auto_patch["DesiredPatchSchedule"] == auto_patch["CurrentPatchSchedule"]
+    assert auto_patch["DrainPolicy"] == patching["DrainPolicy"]
+    shared_view = described["RestrictedInstanceGroupsConfig"]["SharedEnvironmentConfig"]
+    assert shared_view["CurrentFSxLustreConfig"] == shared["FSxLustreConfig"]
+    assert shared_view["DesiredFSxLustreDeletionPolicy"] == "Keep"
+    nodes = sm.list_cluster_nodes(ClusterName=name, SortBy="NAME")["ClusterNodeSummaries"]
+    assert {
+        n["CurrentImageReleaseVersion"] for n in nodes if n["InstanceGroupName"] == "compute"
+    } == {"2025.10.1"}
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "order"),
+    [("NAME", "Descending"), ("CREATION_TIME", "Descending"), ("NAME", "Ascending")],
+)
+def test_list_clusters_pages_walk_every_cluster_once_in_order(
+    sm: Any, name: str, sort_by: str, order: str
+) -> None:
+    names = [f"{name}-{i:02d}" for i in range(9)]
+    for n in names:
+        sm.create_cluster(ClusterName=n, InstanceGroups=[group("g", 1)])
+    pages = sm.get_paginator("list_clusters").paginate(
+        SortBy=sort_by, SortOrder=order, NameContains=name, PaginationConfig={"PageSize": 2}
+    )
+    listed = [s["ClusterName"] for page in pages for s in page["ClusterSummaries"]]
+    # Same-millisecond creations keep their creation order.
+    assert listed == (names[::-1] if order == "Descending" else names)

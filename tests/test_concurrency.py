@@ -1,4 +1,5 @@
-"""Many clients at once: the store, not luck, decides who wins."""
+"""Many clients at once: the store's write lock and unique constraints, not luck, decide
+who wins."""
 
 from __future__ import annotations
 

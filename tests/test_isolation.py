@@ -70,3 +70,17 @@ def test_tags_round_trip_on_a_cluster_arn(server: ServerProcess, name: str) -> N
     with pytest.raises(sm.exceptions.ResourceLimitExceeded):
         sm.add_tags(ResourceArn=arn, Tags=too_many)
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "b", "Value": "2"}]
+
+
+def test_tags_belong_to_the_exact_arn(server: ServerProcess, name: str) -> None:
+    sm = server.client()
+    arn = sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])["ClusterArn"]
+    other_partition = arn.replace("arn:aws:", "arn:aws-cn:")
+    for call in (
+        lambda: sm.add_tags(ResourceArn=other_partition, Tags=[{"Key": "k", "Value": "v"}]),
+        lambda: sm.list_tags(ResourceArn=other_partition),
+        lambda: sm.describe_cluster(ClusterName=other_partition),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo)[0] == "ResourceNotFound"

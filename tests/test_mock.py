@@ -26,17 +26,29 @@ def test_clients_made_inside_the_context_reach_the_mock() -> None:
         )
 
 
+def _mock_hooks(session: boto3.session.Session) -> list[Any]:
+    """The mock handlers a session would call for a SageMaker request."""
+    emitter = session._session.get_component("event_emitter")._emitter
+    found = emitter._handlers.prefix_search("before-send.sagemaker.ListClusters")
+    return [h for h in found if isinstance(getattr(h, "__self__", None), HyperPodMock)]
+
+
 def test_nothing_is_left_patched_after_exit() -> None:
     before = list(botocore.handlers.BUILTIN_HANDLERS)
-    session = boto3.session.Session()
+    boto3.setup_default_session()
+    old_default = boto3.DEFAULT_SESSION
     with hyperpod_local.mock():
         assert len(botocore.handlers.BUILTIN_HANDLERS) == len(before) + 1
+        made_inside = boto3.session.Session()
+        assert len(_mock_hooks(made_inside)) == 1
+        assert len(_mock_hooks(old_default)) == 1
+        boto3.setup_default_session()  # as boto3.client() does when there is none
+        new_default = boto3.DEFAULT_SESSION
+        assert len(_mock_hooks(new_default)) == 1
     assert before == botocore.handlers.BUILTIN_HANDLERS
-    # A session made afterwards has no trace of the mock.
-    fresh = boto3.session.Session()
-    handlers = fresh._session.get_component("event_emitter")._emitter._handlers
-    assert "hyperpod_local" not in repr(handlers)
-    assert session is not None
+    assert _mock_hooks(old_default) == []
+    assert _mock_hooks(new_default) == []
+    assert _mock_hooks(boto3.session.Session()) == []
 
 
 def test_a_client_kept_after_exit_goes_back_to_its_endpoint() -> None:

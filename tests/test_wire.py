@@ -225,3 +225,70 @@ def test_region_and_account_come_from_the_signature(server: ServerProcess, name:
     # A request without a signature is the default account in us-east-1.
     status, _, body = raw(server, json.dumps({"ClusterName": name}), "SageMaker.DescribeCluster")
     assert status == 400 and body["__type"] == "ResourceNotFound"
+
+
+def _create_raw(server: ServerProcess, name: str, **group_extra: Any) -> tuple[int, Any]:
+    body = {
+        "ClusterName": name,
+        "InstanceGroups": [{**group("g", 2), **group_extra}],
+    }
+    status, _, answer = raw(server, json.dumps(body), "SageMaker.CreateCluster")
+    return status, answer
+
+
+def test_null_members_are_as_if_absent(server: ServerProcess, name: str) -> None:
+    status, answer = _create_raw(
+        server, name, SlurmConfig=None, ImageId=None, ThreadsPerCore=None, LifeCycleConfig=None
+    )
+    assert status == 200, answer
+    described = server.client().describe_cluster(ClusterName=name)["InstanceGroups"][0]
+    assert described["ThreadsPerCore"] == 1
+    assert described["CurrentImageId"] == "default"
+    assert "SlurmConfig" not in described
+
+
+def test_integral_floats_are_integers(server: ServerProcess, name: str) -> None:
+    status, answer = _create_raw(server, name, InstanceCount=2.0, ThreadsPerCore=2.0)
+    assert status == 200, answer
+    _, _, body = raw(server, json.dumps({"ClusterName": name}), "SageMaker.DescribeCluster")
+    assert body["InstanceGroups"][0]["ThreadsPerCore"] == 2
+    assert body["InstanceGroups"][0]["TargetCount"] == 2
+    status, _, body = raw(server, '{"MaxResults": 5.0}', "SageMaker.ListClusters")
+    assert status == 200
+    status, _, body = raw(server, '{"MaxResults": 5.5}', "SageMaker.ListClusters")
+    assert (status, body["__type"]) == (400, "SerializationException")
+
+
+def test_iso_timestamps_are_read_and_sent_back_as_epoch(server: ServerProcess, name: str) -> None:
+    schedule = {
+        "PatchingStrategy": "WhenIdle",
+        "PatchSchedule": {"NextPatchDate": "2027-01-01T00:00:00Z"},
+    }
+    status, answer = _create_raw(server, name, AutoPatchConfig=schedule)
+    assert status == 200, answer
+    _, _, body = raw(server, json.dumps({"ClusterName": name}), "SageMaker.DescribeCluster")
+    patch = body["InstanceGroups"][0]["AutoPatchConfig"]
+    assert patch["CurrentPatchSchedule"]["NextPatchDate"] == 1798761600
+    described = server.client().describe_cluster(ClusterName=name)
+    assert described["InstanceGroups"][0]["AutoPatchConfig"]["CurrentPatchSchedule"]
+
+
+@pytest.mark.parametrize(
+    "value", ["1e20", "-1e20", "NaN", "1e400", "1" + "0" * 400, '"yesterday"', "true"]
+)
+def test_timestamps_no_client_could_print_are_refused(server: ServerProcess, value: str) -> None:
+    status, _, body = raw(server, '{"CreationTimeAfter": ' + value + "}", "SageMaker.ListClusters")
+    assert status == 400
+    assert body["__type"] == "SerializationException"
+    assert "creationTimeAfter" in body["message"]
+
+
+def test_deep_nesting_is_a_serialization_exception(server: ServerProcess) -> None:
+    leaf = '{"Filters": [{"Name": "a", "Operator": "Equals", "Value": "b"}]}'
+    nested = '{"SubExpressions": [' * 1500 + leaf + "]}" * 1500
+    body = '{"Resource": "TrainingJob", "SearchExpression": ' + nested + "}"
+    status, _, answer = raw(server, body, "SageMaker.Search")
+    assert status == 400
+    assert answer["__type"] == "SerializationException"
+    # ... and the server is still there.
+    assert server.client().list_clusters(MaxResults=1)["ResponseMetadata"]["HTTPStatusCode"] == 200

@@ -11,6 +11,7 @@ uses. On exit the hook is taken out again and the backend's files are removed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -65,8 +66,11 @@ class HyperPodMock:
         handlers = botocore.handlers.BUILTIN_HANDLERS
         if (_EVENT, self._on_send) in handlers:
             handlers.remove((_EVENT, self._on_send))
-        for events in self._registered:
-            events.unregister(_EVENT, self._on_send)
+        # Sessions that picked the hook up: the default one we registered on, and a default
+        # session boto3 made while the mock was open (from BUILTIN_HANDLERS).
+        for events in [*self._registered, *_default_session_events()]:
+            with contextlib.suppress(ValueError):  # not registered on that session
+                events.unregister(_EVENT, self._on_send)
         self._registered.clear()
         if self.backend is not None:
             self.backend.close()
@@ -85,14 +89,9 @@ class HyperPodMock:
         return session.client("sagemaker", region_name=region_name, **kwargs)
 
     def _register_on_default_session(self) -> None:
-        try:
-            import boto3
-        except ImportError:  # pragma: no cover - boto3 is optional for the mock
-            return
-        session = boto3.DEFAULT_SESSION
-        if session is not None:
-            session.events.register(_EVENT, self._on_send)
-            self._registered.append(session.events)
+        for events in _default_session_events():
+            events.register(_EVENT, self._on_send)
+            self._registered.append(events)
 
     def _on_send(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
         # BUILTIN_HANDLERS holds the open mocks in the order they opened; the newest one
@@ -117,6 +116,15 @@ class HyperPodMock:
         return AWSResponse(
             request.url, response.status, dict(response.headers), _RawBody(response.body)
         )
+
+
+def _default_session_events() -> list[Any]:
+    try:
+        import boto3
+    except ImportError:  # pragma: no cover - boto3 is optional for the mock
+        return []
+    session = boto3.DEFAULT_SESSION
+    return [] if session is None else [session.events]
 
 
 def _innermost_mock() -> HyperPodMock | None:

@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 
 from hyperpod_local.admin import admin_app
-from hyperpod_local.api import build_handlers
+from hyperpod_local.api import CLUSTER_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.wire.model import sagemaker_spec
@@ -25,7 +25,7 @@ class MethodNotAllowed(ServiceError):
 
 
 def build_protocol(backend: Backend) -> JsonProtocol:
-    return JsonProtocol(sagemaker_spec(), build_handlers(backend))
+    return JsonProtocol(sagemaker_spec(CLUSTER_OPERATIONS), build_handlers(backend))
 
 
 def create_app(backend: Backend) -> Any:

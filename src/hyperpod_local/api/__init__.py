@@ -8,7 +8,9 @@ from typing import Any
 
 from hyperpod_local.api import clusters, nodes, tags
 from hyperpod_local.api.services import Services
+from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.store.errors import Busy
 
 Handler = Callable[[Scope, dict[str, Any]], dict[str, Any]]
 
@@ -23,8 +25,22 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "ListTags": tags.list_tags,
     "DeleteTags": tags.delete_tags,
 }
-IMPLEMENTED = frozenset(_OPERATIONS)
+CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
 
 
 def build_handlers(services: Services) -> dict[str, Handler]:
-    return {name: partial(function, services) for name, function in _OPERATIONS.items()}
+    return {
+        name: _answering_busy(partial(function, services)) for name, function in _OPERATIONS.items()
+    }
+
+
+def _answering_busy(handler: Handler) -> Handler:
+    def handle(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return handler(scope, params)
+        except Busy:
+            raise ThrottlingError(
+                "The store is busy with other requests; retry the request."
+            ) from None
+
+    return handle

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from hyperpod_local.api.inputs import epoch
 from hyperpod_local.api.resolve import find_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.api.views import UP_TO_DATE, cluster_view
@@ -18,7 +15,8 @@ from hyperpod_local.domain.cluster_rules import (
 from hyperpod_local.domain.errors import ResourceInUse, ValidationError
 from hyperpod_local.domain.model import Cluster
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.store.clusters import CLUSTER_SORT_KEYS
+from hyperpod_local.store.clusters import cluster_sort_key
+from hyperpod_local.store.errors import Conflict
 
 DEFAULT_MAX_RESULTS = 10
 
@@ -26,30 +24,23 @@ DEFAULT_MAX_RESULTS = 10
 def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     check_create_request(params, services.limits)
     name = params["ClusterName"]
+    eks_arn = eks_cluster_arn(params)
     try:
         with services.store.write() as tx:
-            if tx.clusters.name_taken(scope, name):
-                raise _name_in_use(name)
-            eks_arn = eks_cluster_arn(params)
-            if eks_arn and tx.clusters.with_eks_cluster(scope, eks_arn):
-                raise ValidationError(
-                    f"Specified cluster external resource id {eks_arn} already in use"
-                )
             plan = plan_cluster(scope, params, services.ids, services.clock.now())
-            tx.clusters.add(plan.cluster)
+            tx.clusters.add(plan.cluster, eks_cluster_arn=eks_arn)
             tx.nodes.add_all(plan.nodes)
             tx.tags.put(plan.cluster.arn, plan.tags)
-    except IntegrityError:
-        # Two creates of one name raced; the store's unique constraint let one through.
-        raise _name_in_use(name) from None
+    except Conflict as conflict:
+        if conflict.what == "eks_cluster":
+            raise ValidationError(
+                f"Specified cluster external resource id {eks_arn} already in use"
+            ) from None
+        raise ResourceInUse(
+            f"Resource Already Exists: Cluster with name '{name}' already exists. "
+            "Choose a different name."
+        ) from None
     return {"ClusterArn": plan.cluster.arn}
-
-
-def _name_in_use(name: str) -> ResourceInUse:
-    return ResourceInUse(
-        f"Resource Already Exists: Cluster with name '{name}' already exists. "
-        "Choose a different name."
-    )
 
 
 def describe_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +56,7 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
     sort_by = params.get("SortBy", "CREATION_TIME")
     descending = params.get("SortOrder", "Ascending") == "Descending"
     limit = params.get("MaxResults", DEFAULT_MAX_RESULTS)
-    after_time, before_time = (
-        epoch(params.get("CreationTimeAfter")),
-        epoch(params.get("CreationTimeBefore")),
-    )
+    after_time, before_time = params.get("CreationTimeAfter"), params.get("CreationTimeBefore")
     name_contains = (params.get("NameContains") or "").lower()
     plan_arn = params.get("TrainingPlanArn")
     context = {
@@ -77,9 +65,8 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
         "sort": [sort_by, descending],
         "filter": [after_time, before_time, name_contains, plan_arn],
     }
-    codec = services.tokens
     with services.store.read() as tx:
-        after = codec.decode(params.get("NextToken"), context)
+        after = services.tokens.decode(params.get("NextToken"), context)
         rows = tx.clusters.page(scope, sort_by, descending, after, limit)
         evaluated = rows[:limit]
         plans = tx.clusters.training_plans([cluster.id for cluster in evaluated])
@@ -93,14 +80,10 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
     ]
     result: dict[str, Any] = {"ClusterSummaries": summaries}
     if len(rows) > limit:
-        last = evaluated[-1]
-        result["NextToken"] = codec.encode(context, _cluster_key(last, sort_by))
+        result["NextToken"] = services.tokens.encode(
+            context, cluster_sort_key(evaluated[-1], sort_by)
+        )
     return result
-
-
-def _cluster_key(cluster: Cluster, sort_by: str) -> list[Any]:
-    first = CLUSTER_SORT_KEYS[sort_by][0].name
-    return [cluster.creation_time if first == "creation_time" else cluster.name, cluster.id]
 
 
 def _summary(cluster: Cluster, training_plans: list[str]) -> dict[str, Any]:

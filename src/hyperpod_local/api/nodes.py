@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperpod_local.api.inputs import epoch
 from hyperpod_local.api.resolve import find_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.api.views import node_details, node_summary
@@ -20,8 +19,8 @@ def list_cluster_nodes(services: Services, scope: Scope, params: dict[str, Any])
     descending = params.get("SortOrder", "Ascending") == "Descending"
     limit = params.get("MaxResults", DEFAULT_MAX_RESULTS)
     node_filter = NodeFilter(
-        launched_after=epoch(params.get("CreationTimeAfter")),
-        launched_before=epoch(params.get("CreationTimeBefore")),
+        launched_after=params.get("CreationTimeAfter"),
+        launched_before=params.get("CreationTimeBefore"),
         group_name_contains=params.get("InstanceGroupNameContains"),
         include_without_instance=bool(params.get("IncludeNodeLogicalIds")),
     )

@@ -9,15 +9,20 @@ from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.unit_of_work import Tx
 
 
-def find_cluster(tx: Tx, scope: Scope, given: str, *, with_groups: bool = True) -> Cluster:
-    """The caller's cluster named by name or ARN; another account's or region's is not found."""
+def lookup_cluster(tx: Tx, scope: Scope, given: str, *, with_groups: bool = True) -> Cluster | None:
+    """The caller's cluster named by name or ARN. An ARN must be the cluster's own, to the
+    letter: another account's, region's or partition's names nothing here."""
     arn = parse_cluster_arn(given)
-    if arn is not None:
-        cluster = None
-        if arn.account_id == scope.account_id and arn.region == scope.region:
-            cluster = tx.clusters.by_id(scope, arn.cluster_id, with_groups=with_groups)
-    else:
-        cluster = tx.clusters.by_name(scope, given, with_groups=with_groups)
+    if arn is None:
+        return tx.clusters.by_name(scope, given, with_groups=with_groups)
+    if arn.account_id != scope.account_id or arn.region != scope.region:
+        return None
+    cluster = tx.clusters.by_id(scope, arn.cluster_id, with_groups=with_groups)
+    return cluster if cluster is not None and cluster.arn == given else None
+
+
+def find_cluster(tx: Tx, scope: Scope, given: str, *, with_groups: bool = True) -> Cluster:
+    cluster = lookup_cluster(tx, scope, given, with_groups=with_groups)
     if cluster is None:
         raise cluster_not_found(given)
     return cluster

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ResourceLimitExceeded, ResourceNotFound
 from hyperpod_local.domain.ids import parse_cluster_arn
@@ -15,13 +16,8 @@ DEFAULT_MAX_RESULTS = 50
 
 
 def _check_resource(tx: Tx, scope: Scope, arn: str) -> None:
-    parsed = parse_cluster_arn(arn)
-    found = (
-        parsed is not None
-        and parsed.account_id == scope.account_id
-        and parsed.region == scope.region
-        and tx.clusters.by_id(scope, parsed.cluster_id, with_groups=False) is not None
-    )
+    """Tags live only on the caller's clusters, named by their exact ARN."""
+    found = parse_cluster_arn(arn) is not None and lookup_cluster(tx, scope, arn, with_groups=False)
     if not found:
         raise ResourceNotFound(f"Could not find resource '{arn}'.")
 

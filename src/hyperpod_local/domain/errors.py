@@ -37,6 +37,11 @@ class ConflictError(ServiceError):
     code = "ConflictException"
 
 
+class ThrottlingError(ServiceError):
+    # botocore retries this code with backoff, which is what a busy store wants.
+    code = "ThrottlingException"
+
+
 class SerializationError(ServiceError):
     code = "SerializationException"
 

@@ -73,10 +73,6 @@ class InstanceGroup:
             return [self.spec["InstanceType"]]
         return list(self.spec.get("InstanceRequirements", {}).get("InstanceTypes", []))
 
-    @property
-    def slurm_node_type(self) -> str | None:
-        return self.spec.get("SlurmConfig", {}).get("NodeType")
-
 
 @dataclass(slots=True)
 class Cluster:
@@ -89,17 +85,13 @@ class Cluster:
     spec: dict[str, Any]
     ip_base: int
     next_ip: int = 0
+    seq: int = 0
     failure_message: str | None = None
     groups: list[InstanceGroup] = field(default_factory=list)
 
     @property
     def continuous(self) -> bool:
         return self.spec.get("NodeProvisioningMode") == "Continuous"
-
-    @property
-    def orchestrator(self) -> str:
-        """'eks' or 'slurm'; a cluster created without an Orchestrator is legacy Slurm."""
-        return "eks" if "Eks" in self.spec.get("Orchestrator", {}) else "slurm"
 
 
 @dataclass(slots=True)

@@ -5,39 +5,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import clusters, instance_groups, nodes
 
 CLUSTER_SORT_KEYS = {
-    "CREATION_TIME": (clusters.c.creation_time, clusters.c.id),
-    "NAME": (clusters.c.name, clusters.c.id),
+    "CREATION_TIME": (clusters.c.creation_time, clusters.c.seq),
+    "NAME": (clusters.c.name, clusters.c.seq),
 }
+
+
+def cluster_sort_key(cluster: Cluster, sort_by: str) -> list[Any]:
+    """The keyset position of a cluster, as a page's NextToken remembers it."""
+    first = cluster.name if sort_by == "NAME" else cluster.creation_time
+    return [first, cluster.seq]
 
 
 class ClusterRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, cluster: Cluster) -> None:
-        self.conn.execute(
-            clusters.insert().values(
-                id=cluster.id,
-                account_id=cluster.scope.account_id,
-                region=cluster.scope.region,
-                name=cluster.name,
-                arn=cluster.arn,
-                status=cluster.status,
-                failure_message=cluster.failure_message,
-                creation_time=cluster.creation_time,
-                spec=cluster.spec,
-                ip_base=cluster.ip_base,
-                next_ip=cluster.next_ip,
-            )
+    def add(self, cluster: Cluster, *, eks_cluster_arn: str | None = None) -> None:
+        """Store a new cluster; Conflict('name') or Conflict('eks_cluster') if it clashes."""
+        scope_rows = (
+            clusters.c.account_id == cluster.scope.account_id,
+            clusters.c.region == cluster.scope.region,
         )
+        # Checked first for a clear answer; the unique constraints still hold under a race.
+        if self.conn.scalar(
+            select(clusters.c.id).where(*scope_rows, clusters.c.name == cluster.name)
+        ):
+            raise Conflict("name")
+        if eks_cluster_arn and self.conn.scalar(
+            select(clusters.c.id).where(*scope_rows, clusters.c.eks_cluster_arn == eks_cluster_arn)
+        ):
+            raise Conflict("eks_cluster")
+        cluster.seq = int(self.conn.scalar(select(func.coalesce(func.max(clusters.c.seq), 0)))) + 1
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    clusters.insert().values(
+                        id=cluster.id,
+                        account_id=cluster.scope.account_id,
+                        region=cluster.scope.region,
+                        name=cluster.name,
+                        arn=cluster.arn,
+                        status=cluster.status,
+                        failure_message=cluster.failure_message,
+                        creation_time=cluster.creation_time,
+                        spec=cluster.spec,
+                        ip_base=cluster.ip_base,
+                        next_ip=cluster.next_ip,
+                        seq=cluster.seq,
+                        eks_cluster_arn=eks_cluster_arn,
+                    )
+                )
+        except IntegrityError as error:
+            raise Conflict("eks_cluster" if "eks" in str(error.orig) else "name") from None
         if cluster.groups:
             self.conn.execute(
                 instance_groups.insert(),
@@ -54,16 +83,6 @@ class ClusterRepository:
                     for group in cluster.groups
                 ],
             )
-
-    def name_taken(self, scope: Scope, name: str) -> bool:
-        found = self.conn.scalar(
-            select(clusters.c.id).where(
-                clusters.c.account_id == scope.account_id,
-                clusters.c.region == scope.region,
-                clusters.c.name == name,
-            )
-        )
-        return found is not None
 
     def by_name(self, scope: Scope, name: str, *, with_groups: bool = True) -> Cluster | None:
         return self._one(
@@ -84,23 +103,6 @@ class ClusterRepository:
             ),
             with_groups,
         )
-
-    def by_arn(self, arn: str) -> Cluster | None:
-        return self._one(select(clusters).where(clusters.c.arn == arn), with_groups=False)
-
-    def with_eks_cluster(self, scope: Scope, eks_arn: str) -> list[str]:
-        """Names of live clusters of the scope orchestrated by that EKS cluster."""
-        rows = self.conn.execute(
-            select(clusters.c.name, clusters.c.spec).where(
-                clusters.c.account_id == scope.account_id,
-                clusters.c.region == scope.region,
-            )
-        )
-        return [
-            row.name
-            for row in rows
-            if ((row.spec.get("Orchestrator") or {}).get("Eks") or {}).get("ClusterArn") == eks_arn
-        ]
 
     def page(
         self,
@@ -133,11 +135,6 @@ class ClusterRepository:
             if arn and arn not in plans.setdefault(row.cluster_id, []):
                 plans[row.cluster_id].append(arn)
         return plans
-
-    def save_counters(self, cluster: Cluster) -> None:
-        self.conn.execute(
-            update(clusters).where(clusters.c.id == cluster.id).values(next_ip=cluster.next_ip)
-        )
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
@@ -194,5 +191,6 @@ def _cluster(row: Row[Any]) -> Cluster:
         spec=row.spec,
         ip_base=row.ip_base,
         next_ip=row.next_ip,
+        seq=row.seq,
         failure_message=row.failure_message,
     )

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.exc import OperationalError
 
 from hyperpod_local.store import schema
+from hyperpod_local.store.errors import Busy
 from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A transaction that holds the write lock from its first statement to its commit."""
-        with self.engine.connect() as conn:
+        with _busy_as_error(), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
                 yield Tx(conn)
@@ -45,7 +47,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A transaction that sees one consistent snapshot and changes nothing."""
-        with self.engine.connect() as conn, conn.begin():
+        with _busy_as_error(), self.engine.connect() as conn, conn.begin():
             yield Tx(conn)
 
     def setting(self, key: str, default_factory: Any) -> str:
@@ -85,6 +87,16 @@ class Store:
         if current != HEAD_REVISION:
             log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
             upgrade(self.engine)
+
+
+@contextmanager
+def _busy_as_error() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as error:
+        if "locked" in str(error.orig) or "busy" in str(error.orig):
+            raise Busy(str(error.orig)) from None
+        raise
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, func, select, union_all
 
 from hyperpod_local.domain.model import Node
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import nodes
+from hyperpod_local.store.schema import instance_groups, nodes
 
 NODE_SORT_KEYS = {
     "CREATION_TIME": (nodes.c.sort_time, nodes.c.id),
@@ -48,11 +48,6 @@ class NodeRepository:
         ).first()
         return None if row is None else _node(row)
 
-    def count(self, cluster_id: str) -> int:
-        return int(
-            self.conn.scalar(select(func.count()).where(nodes.c.cluster_id == cluster_id)) or 0
-        )
-
     def page(
         self,
         cluster_id: str,
@@ -62,23 +57,54 @@ class NodeRepository:
         after: Sequence[Any] | None,
         limit: int,
     ) -> list[Node]:
-        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
-        if not node_filter.include_without_instance:
-            stmt = stmt.where(nodes.c.instance_id.is_not(None))
-        if node_filter.launched_after is not None:
-            stmt = stmt.where(nodes.c.launch_time > node_filter.launched_after)
-        if node_filter.launched_before is not None:
-            stmt = stmt.where(nodes.c.launch_time < node_filter.launched_before)
+        """One page in keyset order. A group-name filter becomes one indexed range per
+        matching group, so a filtered page costs the same however many nodes it skips."""
+        groups: list[str] | None = None
         if node_filter.group_name_contains:
-            stmt = stmt.where(
-                func.lower(nodes.c.group_name).contains(
-                    node_filter.group_name_contains.lower(), autoescape=True
+            groups = list(
+                self.conn.scalars(
+                    select(instance_groups.c.name).where(
+                        instance_groups.c.cluster_id == cluster_id,
+                        func.lower(instance_groups.c.name).contains(
+                            node_filter.group_name_contains.lower(), autoescape=True
+                        ),
+                    )
                 )
             )
-        rows = self.conn.execute(
-            keyset(stmt, NODE_SORT_KEYS[sort_by], after, descending=descending, limit=limit)
+            if not groups:
+                return []
+        key = NODE_SORT_KEYS[sort_by]
+        selects = [
+            keyset(
+                self._filtered(cluster_id, node_filter, group),
+                key,
+                after,
+                descending=descending,
+                limit=limit,
+            )
+            for group in (groups or [None])
+        ]
+        if len(selects) == 1:
+            return [_node(row) for row in self.conn.execute(selects[0])]
+        merged = union_all(*(stmt.subquery().select() for stmt in selects)).subquery()
+        order = [merged.c[column.name] for column in key]
+        stmt = select(merged).order_by(
+            *(column.desc() if descending else column.asc() for column in order)
         )
-        return [_node(row) for row in rows]
+        return [_node(row) for row in self.conn.execute(stmt.limit(limit + 1))]
+
+    def _filtered(self, cluster_id: str, node_filter: NodeFilter, group: str | None) -> Any:
+        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+        if group is not None:
+            stmt = stmt.where(nodes.c.group_name == group)
+        if not node_filter.include_without_instance:
+            stmt = stmt.where(nodes.c.instance_id.is_not(None))
+        # sort_time is LaunchTime for every node with an instance, and it is indexed.
+        if node_filter.launched_after is not None:
+            stmt = stmt.where(nodes.c.sort_time > node_filter.launched_after)
+        if node_filter.launched_before is not None:
+            stmt = stmt.where(nodes.c.sort_time < node_filter.launched_before)
+        return stmt
 
 
 def sort_key(node: Node, sort_by: str) -> list[Any]:

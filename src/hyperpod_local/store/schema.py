@@ -39,8 +39,14 @@ clusters = Table(
     Column("spec", JSON, nullable=False),
     Column("ip_base", Integer, nullable=False),
     Column("next_ip", Integer, nullable=False, server_default="0"),
+    # Creation order within the store: breaks ties between clusters made in one millisecond.
+    Column("seq", Integer, nullable=False),
+    # The EKS cluster orchestrating this one: one EKS cluster serves one HyperPod cluster.
+    Column("eks_cluster_arn", String(2048)),
     UniqueConstraint("account_id", "region", "name", name="uq_clusters_scope_name"),
-    Index("ix_clusters_scope_time", "account_id", "region", "creation_time", "id"),
+    UniqueConstraint("account_id", "region", "eks_cluster_arn", name="uq_clusters_scope_eks"),
+    Index("ix_clusters_scope_time", "account_id", "region", "creation_time", "seq"),
+    Index("ix_clusters_scope_name", "account_id", "region", "name", "seq"),
 )
 
 instance_groups = Table(
@@ -82,6 +88,7 @@ nodes = Table(
     Column("last_software_update_time", Float),
     Index("ix_nodes_cluster_time", "cluster_id", "sort_time", "id"),
     Index("ix_nodes_cluster_name", "cluster_id", "group_name", "name_key", "id"),
+    Index("ix_nodes_cluster_group_time", "cluster_id", "group_name", "sort_time", "id"),
     Index("ix_nodes_cluster_logical", "cluster_id", "logical_id"),
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Iterable
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
@@ -13,18 +13,23 @@ from hyperpod_local.wire.validate import Validator, compile_validator
 
 
 class ServiceSpec:
-    """What the model says of each operation, compiled once per operation and kept.
+    """What the model says of each operation, compiled once and kept.
 
-    The compiled functions only depend on the (immutable) model, so one ServiceSpec is
-    shared by every backend of the process.
+    The operations named at construction are compiled there; the other 400-odd SageMaker
+    operations, which only ever answer NotImplemented after validation, are compiled on first
+    use, so the server starts in a fraction of a second. The compiled functions depend only on
+    the immutable model, so one ServiceSpec serves every backend of the process.
     """
 
-    def __init__(self, model: ServiceModel) -> None:
+    def __init__(self, model: ServiceModel, eager: Iterable[str] = ()) -> None:
         self.model = model
         self.target_prefix: str = model.metadata["targetPrefix"]
         self.operation_names = frozenset(model.operation_names)
         self._validators: dict[str, Validator] = {}
         self._serializers: dict[str, Serializer] = {}
+        for name in eager:
+            self.validator(name)
+            self.serializer(name)
 
     def operation(self, name: str) -> OperationModel:
         return self.model.operation_model(name)
@@ -43,12 +48,9 @@ class ServiceSpec:
             self._serializers[name] = found
         return found
 
-    def warm(self, names: Any) -> None:
-        for name in names:
-            self.validator(name)
-            self.serializer(name)
-
 
 @functools.cache
-def sagemaker_spec() -> ServiceSpec:
-    return ServiceSpec(botocore.session.get_session().get_service_model("sagemaker"))
+def sagemaker_spec(eager: frozenset[str] = frozenset()) -> ServiceSpec:
+    # Cached: the model is immutable, and loading it costs 50 ms that a test suite making
+    # a mock per test should pay once.
+    return ServiceSpec(botocore.session.get_session().get_service_model("sagemaker"), eager)

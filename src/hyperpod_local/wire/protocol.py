@@ -61,8 +61,10 @@ class JsonProtocol:
         operation = "-"
         try:
             operation = self._operation(request.headers.get("x-amz-target"))
-            params = _parse_body(request.body)
-            violations = self.spec.validator(operation)(params)
+            try:
+                params, violations = self.spec.validator(operation)(_parse_body(request.body))
+            except RecursionError:
+                raise SerializationError("The request body is nested too deeply.") from None
             if violations:
                 raise ValidationError(summary(violations))
             handler = self.handlers.get(operation)

@@ -7,9 +7,10 @@ the wrong JSON type is a SerializationException, as Coral's deserializer raises 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import regex
@@ -17,9 +18,14 @@ from botocore.model import Shape
 
 from hyperpod_local.domain.errors import SerializationError
 
-# check(value, path, violations): append violation messages, raise SerializationError on type.
-Check = Callable[[Any, str, list[str]], None]
-Validator = Callable[[Any], list[str]]
+# check(value, path, violations) -> the value in canonical form (nulls and unknown members
+# dropped, integral floats as ints, timestamps as epoch floats); appends violation messages and
+# raises SerializationError on a wrong JSON type.
+Check = Callable[[Any, str, list[str]], Any]
+# validator(params) -> (canonical params, violation messages)
+Validator = Callable[[Any], tuple[dict[str, Any], list[str]]]
+_MIN_EPOCH = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_MAX_EPOCH = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 _JAVA_SUPPLEMENTARY = re.compile(r"\\uD800\\uDC00-\\uDBFF\\uDFFF", re.IGNORECASE)
 _QUANTIFIED_END = re.compile(r"\$\{\d+,\d+\}")
 
@@ -29,18 +35,18 @@ def compile_validator(shape: Shape | None) -> Validator:
         return _no_input
     check = _Compiler().compile(shape)
 
-    def validate(params: Any) -> list[str]:
+    def validate(params: Any) -> tuple[dict[str, Any], list[str]]:
         violations: list[str] = []
-        check(params, "", violations)
-        return violations
+        canonical = check(params, "", violations)
+        return canonical, violations
 
     return validate
 
 
-def _no_input(params: Any) -> list[str]:
+def _no_input(params: Any) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(params, dict):
         raise SerializationError("The request body must be a JSON object.")
-    return []
+    return {}, []
 
 
 def summary(violations: list[str]) -> str:
@@ -118,8 +124,8 @@ class _Compiler:
             # Recursive shapes refer back to themselves: hand out a forwarder first.
             cell: list[Check] = []
 
-            def forward(value: Any, path: str, out: list[str]) -> None:
-                cell[0](value, path, out)
+            def forward(value: Any, path: str, out: list[str]) -> Any:
+                return cell[0](value, path, out)
 
             self._done[key] = forward
             check = self._structure(shape)
@@ -154,16 +160,19 @@ class _Compiler:
             (name, name in required, self.compile(member)) for name, member in shape.members.items()
         ]
 
-        def check(value: Any, path: str, out: list[str]) -> None:
+        def check(value: Any, path: str, out: list[str]) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise _wrong_type(path, "an object", value)
+            # Only model members that are set go on: unknown members and nulls stay behind.
+            canonical: dict[str, Any] = {}
             for name, is_required, member_check in members:
                 item = value.get(name)
                 if item is None:
                     if is_required:
                         out.append(_null(_member_path(path, name)))
                 else:
-                    member_check(item, _member_path(path, name), out)
+                    canonical[name] = member_check(item, _member_path(path, name), out)
+            return canonical
 
         return check
 
@@ -171,16 +180,18 @@ class _Compiler:
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         member_check = self.compile(shape.member)
 
-        def check(value: Any, path: str, out: list[str]) -> None:
+        def check(value: Any, path: str, out: list[str]) -> list[Any]:
             if not isinstance(value, list):
                 raise _wrong_type(path, "an array", value)
             _check_length(value, path, out, low, high)
+            canonical = []
             for index, item in enumerate(value, start=1):
                 item_path = f"{path}.{index}.member"
                 if item is None:
                     out.append(_null(item_path))
                 else:
-                    member_check(item, item_path, out)
+                    canonical.append(member_check(item, item_path, out))
+            return canonical
 
         return check
 
@@ -189,16 +200,18 @@ class _Compiler:
         key_check = self.compile(shape.key)
         value_check = self.compile(shape.value)
 
-        def check(value: Any, path: str, out: list[str]) -> None:
+        def check(value: Any, path: str, out: list[str]) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise _wrong_type(path, "an object", value)
             _check_length(value, path, out, low, high)
+            canonical = {}
             for key, item in value.items():
                 key_check(key, f"{path}.key", out)
                 if item is None:
                     out.append(_null(f"{path}.{key}"))
                 else:
-                    value_check(item, f"{path}.{key}", out)
+                    canonical[key] = value_check(item, f"{path}.{key}", out)
+            return canonical
 
         return check
 
@@ -213,7 +226,7 @@ def _string(shape: Shape) -> Check:
     shown = pattern if pattern is None or pattern.startswith("^") else "^" + pattern
     pattern_text = f"Member must satisfy regular expression pattern: {shown}"
 
-    def check(value: Any, path: str, out: list[str]) -> None:
+    def check(value: Any, path: str, out: list[str]) -> str:
         if not isinstance(value, str):
             raise _wrong_type(path, "a string", value)
         _check_length(value, path, out, low, high)
@@ -221,6 +234,7 @@ def _string(shape: Shape) -> Check:
             out.append(_violation(value, path, enum_text))
         if matcher is not None and matcher(value) is None:
             out.append(_violation(value, path, pattern_text))
+        return value
 
     return check
 
@@ -229,11 +243,15 @@ def _number(shape: Shape, *, integral: bool) -> Check:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     expected = "an integer" if integral else "a number"
 
-    def check(value: Any, path: str, out: list[str]) -> None:
+    def check(value: Any, path: str, out: list[str]) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(path, expected, value)
-        if integral and isinstance(value, float) and not value.is_integer():
+        if not math.isfinite(value):
             raise _wrong_type(path, expected, value)
+        if integral and isinstance(value, float):
+            if not value.is_integer():
+                raise _wrong_type(path, expected, value)
+            value = int(value)
         if low is not None and value < low:
             out.append(
                 _violation(value, path, f"Member must have value greater than or equal to {low}")
@@ -242,29 +260,35 @@ def _number(shape: Shape, *, integral: bool) -> Check:
             out.append(
                 _violation(value, path, f"Member must have value less than or equal to {high}")
             )
+        return value
 
     return check
 
 
-def _boolean(value: Any, path: str, out: list[str]) -> None:
+def _boolean(value: Any, path: str, out: list[str]) -> bool:
     if not isinstance(value, bool):
         raise _wrong_type(path, "a boolean", value)
+    return value
 
 
-def _timestamp(value: Any, path: str, out: list[str]) -> None:
-    if isinstance(value, bool):
-        raise _wrong_type(path, "a timestamp", value)
-    if isinstance(value, int | float):
-        return
-    if isinstance(value, str):
+def _timestamp(value: Any, path: str, out: list[str]) -> float:
+    """Epoch seconds (as botocore sends them) or ISO 8601, as a float epoch that every
+    client can print back: between years 1 and 9999."""
+    epoch: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        epoch = float(value) if abs(value) < _MAX_EPOCH else None
+    elif isinstance(value, str):
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return
-        except ValueError:
-            pass
-    raise _wrong_type(path, "a timestamp (epoch seconds)", value)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            epoch = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError):
+            epoch = None
+    if epoch is None or not _MIN_EPOCH <= epoch <= _MAX_EPOCH:
+        raise _wrong_type(path, "a timestamp (epoch seconds between years 1 and 9999)", value)
+    return epoch
 
 
-def _blob(value: Any, path: str, out: list[str]) -> None:
+def _blob(value: Any, path: str, out: list[str]) -> str:
     if not isinstance(value, str):
         raise _wrong_type(path, "a base64 string", value)
+    return value

@@ -34,11 +34,17 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON, nullable=False),
         sa.Column("ip_base", sa.Integer, nullable=False),
         sa.Column("next_ip", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("eks_cluster_arn", sa.String(2048)),
         sa.UniqueConstraint("account_id", "region", "name", name="uq_clusters_scope_name"),
+        sa.UniqueConstraint(
+            "account_id", "region", "eks_cluster_arn", name="uq_clusters_scope_eks"
+        ),
     )
     op.create_index(
-        "ix_clusters_scope_time", "clusters", ["account_id", "region", "creation_time", "id"]
+        "ix_clusters_scope_time", "clusters", ["account_id", "region", "creation_time", "seq"]
     )
+    op.create_index("ix_clusters_scope_name", "clusters", ["account_id", "region", "name", "seq"])
     op.create_table(
         "instance_groups",
         sa.Column(
@@ -85,6 +91,9 @@ def upgrade() -> None:
         "ix_nodes_cluster_name", "nodes", ["cluster_id", "group_name", "name_key", "id"]
     )
     op.create_index("ix_nodes_cluster_logical", "nodes", ["cluster_id", "logical_id"])
+    op.create_index(
+        "ix_nodes_cluster_group_time", "nodes", ["cluster_id", "group_name", "sort_time", "id"]
+    )
     op.create_table(
         "tags",
         sa.Column("resource_arn", sa.String(256), primary_key=True),
