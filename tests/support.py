@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -51,6 +54,29 @@ class ServerProcess:
                 return self
         raise RuntimeError("server did not print its endpoint in time")
 
+    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Call the admin API; returns (status, parsed JSON or None)."""
+        url = urlsplit(self.url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        try:
+            data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+            conn.request(method, path, body=data)
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def advance(self, seconds: float) -> float:
+        status, body = self.admin("POST", "/_hyperpod/clock/advance", {"seconds": seconds})
+        assert status == 200, body
+        return float(body["Now"])
+
+    def settle(self) -> float:
+        status, body = self.admin("POST", "/_hyperpod/clock/settle")
+        assert status == 200, body
+        return float(body["Elapsed"])
+
     def client(self, region: str = "us-east-1", access_key: str = "testing", **config: Any) -> Any:
         return boto3.session.Session().client(
             "sagemaker",
@@ -88,6 +114,16 @@ def group(name: str, count: int = 2, instance_type: str = "ml.c5.xlarge", **extr
         "ExecutionRole": ROLE,
         **extra,
     }
+
+
+def cluster_summaries(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every cluster summary ListClusters gives, through boto3's paginator."""
+    pages = client.get_paginator("list_clusters").paginate(**kwargs)
+    return [summary for page in pages for summary in page["ClusterSummaries"]]
+
+
+def cluster_names(client: Any, **kwargs: Any) -> list[str]:
+    return [summary["ClusterName"] for summary in cluster_summaries(client, **kwargs)]
 
 
 def error_of(excinfo: Any) -> tuple[str, str]:

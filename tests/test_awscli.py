@@ -90,6 +90,9 @@ def test_cluster_lifecycle_through_the_cli(
     )
     arn = created["ClusterArn"]
     assert ARN.fullmatch(arn)
+    creating = aws.json("describe-cluster", "--cluster-name", name)
+    assert creating["ClusterStatus"] == "Creating"
+    server.settle()
 
     listed = aws.json("list-clusters", "--name-contains", name)["ClusterSummaries"]
     assert [(s["ClusterName"], s["ClusterArn"], s["ClusterStatus"]) for s in listed] == [
@@ -124,6 +127,7 @@ def test_cluster_lifecycle_through_the_cli(
     assert details["PrivateDnsHostname"] == worker["PrivateDnsHostname"]
 
     assert aws.json("delete-cluster", "--cluster-name", name) == {"ClusterArn": arn}
+    server.settle()
     assert aws.json("list-clusters", "--name-contains", name)["ClusterSummaries"] == []
     gone = aws.run("describe-cluster", "--cluster-name", name)
     assert gone.returncode == 255

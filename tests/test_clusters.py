@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ROLE, error_of, group
+from tests.support import ROLE, cluster_names, cluster_summaries, error_of, group
 
 FULL_GROUP: dict[str, Any] = {
     "InstanceGroupName": "workers",
@@ -71,9 +71,10 @@ def test_create_returns_an_arn_with_a_12_character_id(sm: Any, name: str) -> Non
     assert re.fullmatch(r"arn:aws:sagemaker:us-east-1:123456789012:cluster/[a-z0-9]{12}", arn)
 
 
-def test_every_create_field_comes_back_from_describe(sm: Any, name: str) -> None:
+def test_every_create_field_comes_back_from_describe(sm: Any, name: str, settle: Any) -> None:
     request = eks_request(name)
     arn = sm.create_cluster(**request)["ClusterArn"]
+    settle()
     described = sm.describe_cluster(ClusterName=name)
     assert described["ClusterArn"] == arn
     assert described["ClusterName"] == name
@@ -175,16 +176,22 @@ def test_a_taken_name_is_resource_in_use(sm: Any, name: str) -> None:
     assert name in error_of(excinfo)[1]
 
 
-def test_delete_removes_the_cluster_its_nodes_and_tags(sm: Any, name: str) -> None:
+def test_delete_removes_the_cluster_its_nodes_and_tags(sm: Any, name: str, settle: Any) -> None:
     arn = sm.create_cluster(
         ClusterName=name, InstanceGroups=[group("g", 2)], Tags=[{"Key": "k", "Value": "v"}]
     )["ClusterArn"]
+    settle()
     assert sm.delete_cluster(ClusterName=arn)["ClusterArn"] == arn
+    # Deleting, with every node shutting down; a second delete answers the same.
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "Deleting"
+    nodes = sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+    assert {n["InstanceStatus"]["Status"] for n in nodes} == {"ShuttingDown"}
+    assert sm.delete_cluster(ClusterName=name)["ClusterArn"] == arn
+    assert name in cluster_names(sm)
+    settle()
     with pytest.raises(sm.exceptions.ResourceNotFound):
         sm.describe_cluster(ClusterName=name)
-    assert name not in [
-        c["ClusterName"] for c in sm.list_clusters(MaxResults=100)["ClusterSummaries"]
-    ]
+    assert name not in cluster_names(sm)
     with pytest.raises(ClientError) as excinfo:
         sm.list_tags(ResourceArn=arn)
     assert error_of(excinfo)[0] == "ResourceNotFound"
@@ -311,22 +318,19 @@ def test_list_clusters_sorts_filters_and_pages(sm: Any, name: str) -> None:
     everything = sm.get_paginator("list_clusters").paginate(PaginationConfig={"PageSize": 2})
     by_time = mine(s for page in everything for s in page["ClusterSummaries"])
     assert by_time == names
-    by_name = sm.list_clusters(SortBy="NAME", SortOrder="Descending", MaxResults=100)
-    assert mine(by_name["ClusterSummaries"]) == sorted(names, reverse=True)
-    summary = by_name["ClusterSummaries"][0]
+    by_name = cluster_summaries(sm, SortBy="NAME", SortOrder="Descending")
+    assert mine(by_name) == sorted(names, reverse=True)
+    summary = by_name[0]
     assert set(summary) >= {"ClusterArn", "ClusterName", "CreationTime", "ClusterStatus"}
-    filtered = sm.list_clusters(NameContains=f"{name}-A".upper(), MaxResults=100)
-    assert [s["ClusterName"] for s in filtered["ClusterSummaries"]] == [f"{name}-a"]
+    assert cluster_names(sm, NameContains=f"{name}-A".upper()) == [f"{name}-a"]
 
 
 def test_list_clusters_filters_by_creation_time(sm: Any, name: str) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
     # botocore sends whole seconds, so the bounds are a second away from the creation time.
     created = sm.describe_cluster(ClusterName=name)["CreationTime"].timestamp()
-    after = sm.list_clusters(CreationTimeAfter=created + 1, MaxResults=100)["ClusterSummaries"]
-    assert name not in [s["ClusterName"] for s in after]
-    before = sm.list_clusters(CreationTimeBefore=created - 1, MaxResults=100)["ClusterSummaries"]
-    assert name not in [s["ClusterName"] for s in before]
+    assert name not in cluster_names(sm, CreationTimeAfter=created + 1)
+    assert name not in cluster_names(sm, CreationTimeBefore=created - 1)
     pages = sm.get_paginator("list_clusters").paginate(
         CreationTimeAfter=created - 1, CreationTimeBefore=created + 1
     )
@@ -343,7 +347,7 @@ def test_list_clusters_filters_by_training_plan(sm: Any, name: str) -> None:
     assert found[0]["TrainingPlanArns"] == [plan]
 
 
-def test_slurm_and_patching_fields_round_trip(sm: Any, name: str) -> None:
+def test_slurm_and_patching_fields_round_trip(sm: Any, name: str, settle: Any) -> None:
     patching = {
         "PatchingStrategy": "DrainFirst",
         "PatchSchedule": {"NextPatchDate": 1798761600},
@@ -376,6 +380,7 @@ def test_slurm_and_patching_fields_round_trip(sm: Any, name: str) -> None:
         NodeProvisioningMode="Continuous",
         RestrictedInstanceGroupsConfig={"SharedEnvironmentConfig": shared},
     )
+    settle()
     described = sm.describe_cluster(ClusterName=name)
     assert described["Orchestrator"]["Slurm"] == {
         "SlurmConfigStrategy": "Merge",

@@ -25,6 +25,7 @@ def test_one_of_many_racing_creates_of_a_name_wins(server: ServerProcess, name: 
         outcomes = list(pool.map(create, clients))
     assert outcomes.count("created") == 1
     assert outcomes.count("ResourceInUse") == 15
+    server.settle()
     nodes = clients[0].list_cluster_nodes(ClusterName=name, MaxResults=100)
     assert len(nodes["ClusterNodeSummaries"]) == 3
 

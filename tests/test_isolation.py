@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ServerProcess, error_of, group
+from tests.support import ServerProcess, cluster_names, error_of, group
 
 ALICE, BOB = "111111111111", "222222222222"
 
@@ -16,11 +16,11 @@ def test_accounts_and_regions_are_kept_apart(server: ServerProcess, name: str) -
     alice_west = server.client(access_key=ALICE, region="us-west-2")
     arn = alice.create_cluster(ClusterName=name, InstanceGroups=[group("g", 2)])["ClusterArn"]
     assert f":{ALICE}:" in arn
+    server.settle()
     node = alice.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"][0]["InstanceId"]
 
     for other in (bob, alice_west):
-        names = [c["ClusterName"] for c in other.list_clusters(MaxResults=100)["ClusterSummaries"]]
-        assert name not in names
+        assert name not in cluster_names(other)
         for given in (name, arn):
             with pytest.raises(other.exceptions.ResourceNotFound):
                 other.describe_cluster(ClusterName=given)

@@ -86,11 +86,18 @@ def test_two_mocks_share_nothing_and_the_innermost_answers() -> None:
 def test_a_mock_on_a_data_dir_keeps_its_state(tmp_path: Any) -> None:
     with HyperPodMock(tmp_path) as hp:
         hp.client().create_cluster(ClusterName="kept", InstanceGroups=[group("g", 1)])
+        hp.advance(60)
+        created_at = hp.now()
     with HyperPodMock(tmp_path) as hp:
+        # HyperPod time goes on from where it stopped, and the creation with it.
+        assert hp.now() == created_at
+        assert hp.client().describe_cluster(ClusterName="kept")["ClusterStatus"] == "Creating"
+        hp.settle()
         assert hp.client().describe_cluster(ClusterName="kept")["ClusterStatus"] == "InService"
 
 
 def test_the_pytest_fixture(hyperpod: HyperPodMock) -> None:
     sm = hyperpod.client()
     sm.create_cluster(ClusterName="fixture", InstanceGroups=[group("g", 3)])
+    hyperpod.settle()
     assert len(sm.list_cluster_nodes(ClusterName="fixture")["ClusterNodeSummaries"]) == 3

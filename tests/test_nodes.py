@@ -21,10 +21,11 @@ def all_nodes(sm: Any, cluster: str, **kwargs: Any) -> list[dict[str, Any]]:
     return [node for page in pages for node in page["ClusterNodeSummaries"]]
 
 
-def test_nodes_look_like_real_ones(sm: Any, name: str) -> None:
+def test_nodes_look_like_real_ones(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(
         ClusterName=name, InstanceGroups=[group("ctl", 1, "ml.m5.xlarge"), group("gpu", 3)]
     )
+    settle()
     nodes = all_nodes(sm, name)
     assert len(nodes) == 4
     assert {n["InstanceGroupName"] for n in nodes} == {"ctl", "gpu"}
@@ -39,13 +40,14 @@ def test_nodes_look_like_real_ones(sm: Any, name: str) -> None:
     assert {n["InstanceType"] for n in nodes if n["InstanceGroupName"] == "ctl"} == {"ml.m5.xlarge"}
 
 
-def test_continuous_nodes_have_uuid_logical_ids(sm: Any, name: str) -> None:
+def test_continuous_nodes_have_uuid_logical_ids(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(
         ClusterName=name,
         InstanceGroups=[group("g", 3)],
         NodeProvisioningMode="Continuous",
         Orchestrator={"Eks": {"ClusterArn": f"{EKS['Eks']['ClusterArn']}-{name}"}},
     )
+    settle()
     nodes = all_nodes(sm, name, IncludeNodeLogicalIds=True)
     logical = [n["NodeLogicalId"] for n in nodes]
     assert len(set(logical)) == 3
@@ -53,7 +55,7 @@ def test_continuous_nodes_have_uuid_logical_ids(sm: Any, name: str) -> None:
         assert str(uuid.UUID(value)) == value
 
 
-def test_describe_node_by_id_and_by_logical_id(sm: Any, name: str) -> None:
+def test_describe_node_by_id_and_by_logical_id(sm: Any, name: str, settle: Any) -> None:
     storage = [{"EbsVolumeConfig": {"VolumeSizeInGB": 200}}]
     lifecycle = {"SourceS3Uri": "s3://sagemaker-b/lcs/", "OnCreate": "on_create.sh"}
     sm.create_cluster(
@@ -63,6 +65,7 @@ def test_describe_node_by_id_and_by_logical_id(sm: Any, name: str) -> None:
         Orchestrator={"Eks": {"ClusterArn": f"{EKS['Eks']['ClusterArn']}-d-{name}"}},
         VpcConfig={"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]},
     )
+    settle()
     [summary] = all_nodes(sm, name)
     details = sm.describe_cluster_node(ClusterName=name, NodeId=summary["InstanceId"])[
         "NodeDetails"
@@ -89,8 +92,9 @@ def test_describe_node_by_id_and_by_logical_id(sm: Any, name: str) -> None:
     assert details["CapacityType"] == "OnDemand"
 
 
-def test_describe_node_needs_exactly_one_id(sm: Any, name: str) -> None:
+def test_describe_node_needs_exactly_one_id(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
+    settle()
     [node] = all_nodes(sm, name)
     with pytest.raises(ClientError) as excinfo:
         sm.describe_cluster_node(ClusterName=name)
@@ -108,8 +112,9 @@ def test_describe_node_needs_exactly_one_id(sm: Any, name: str) -> None:
     )
 
 
-def test_unknown_node_names_the_node_and_cluster(sm: Any, name: str) -> None:
+def test_unknown_node_names_the_node_and_cluster(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
+    settle()
     with pytest.raises(sm.exceptions.ResourceNotFound) as excinfo:
         sm.describe_cluster_node(ClusterName=name, NodeId="i-0123456789abcdef0")
     assert error_of(excinfo)[1] == (
@@ -117,19 +122,23 @@ def test_unknown_node_names_the_node_and_cluster(sm: Any, name: str) -> None:
     )
 
 
-def test_a_node_of_another_cluster_is_not_found(sm: Any, name: str) -> None:
+def test_a_node_of_another_cluster_is_not_found(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
     sm.create_cluster(ClusterName=f"{name}-2", InstanceGroups=[group("g", 1)])
+    settle()
     [other] = all_nodes(sm, f"{name}-2")
     with pytest.raises(sm.exceptions.ResourceNotFound):
         sm.describe_cluster_node(ClusterName=name, NodeId=other["InstanceId"])
 
 
-def test_paginator_walks_250_nodes_in_pages_of_7_exactly_once(sm: Any, name: str) -> None:
+def test_paginator_walks_250_nodes_in_pages_of_7_exactly_once(
+    sm: Any, name: str, settle: Any
+) -> None:
     sm.create_cluster(
         ClusterName=name,
         InstanceGroups=[group("a", 100), group("b", 100), group("c", 50)],
     )
+    settle()
     pages = list(
         sm.get_paginator("list_cluster_nodes").paginate(
             ClusterName=name, PaginationConfig={"PageSize": 7}
@@ -143,8 +152,9 @@ def test_paginator_walks_250_nodes_in_pages_of_7_exactly_once(sm: Any, name: str
     assert len(ids) == len(set(ids)) == 250
 
 
-def test_default_page_is_ten_nodes_with_a_token(sm: Any, name: str) -> None:
+def test_default_page_is_ten_nodes_with_a_token(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 12)])
+    settle()
     first = sm.list_cluster_nodes(ClusterName=name)
     assert len(first["ClusterNodeSummaries"]) == 10
     second = sm.list_cluster_nodes(ClusterName=name, NextToken=first["NextToken"])
@@ -152,8 +162,9 @@ def test_default_page_is_ten_nodes_with_a_token(sm: Any, name: str) -> None:
     assert "NextToken" not in second
 
 
-def test_sort_by_name_is_group_then_instance_id(sm: Any, name: str) -> None:
+def test_sort_by_name_is_group_then_instance_id(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("zeta", 3), group("alpha", 3)])
+    settle()
     ascending = all_nodes(sm, name, SortBy="NAME", SortOrder="Ascending")
     keys = [(n["InstanceGroupName"], n["InstanceId"]) for n in ascending]
     assert keys == sorted(keys)
@@ -163,8 +174,9 @@ def test_sort_by_name_is_group_then_instance_id(sm: Any, name: str) -> None:
     assert [n["InstanceId"] for n in paged] == [n["InstanceId"] for n in ascending]
 
 
-def test_filter_by_group_name_and_launch_time(sm: Any, name: str) -> None:
+def test_filter_by_group_name_and_launch_time(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("workers-a", 2), group("login", 1)])
+    settle()
     workers = all_nodes(sm, name, InstanceGroupNameContains="WORKERS")
     assert {n["InstanceGroupName"] for n in workers} == {"workers-a"}
     launched = all_nodes(sm, name)[0]["LaunchTime"].timestamp()
@@ -173,9 +185,10 @@ def test_filter_by_group_name_and_launch_time(sm: Any, name: str) -> None:
     assert len(all_nodes(sm, name, CreationTimeAfter=launched - 1)) == 3
 
 
-def test_a_token_for_another_request_is_refused(sm: Any, name: str) -> None:
+def test_a_token_for_another_request_is_refused(sm: Any, name: str, settle: Any) -> None:
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 3)])
     sm.create_cluster(ClusterName=f"{name}-x", InstanceGroups=[group("g", 3)])
+    settle()
     token = sm.list_cluster_nodes(ClusterName=name, MaxResults=1)["NextToken"]
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     for kwargs in (

@@ -88,7 +88,9 @@ def test_everything_a_client_was_told_survives_a_sigkill(
         )["ClusterArn"],
         extra: sm.create_cluster(ClusterName=extra, InstanceGroups=[group("g", 1)])["ClusterArn"],
     }
+    fresh_server.settle()
     sm.delete_cluster(ClusterName=doomed)
+    fresh_server.settle()
     del arns[doomed]
     before = snapshot(sm)
     assert {n: state["describe"]["ClusterArn"] for n, state in before.items()} == arns
@@ -113,7 +115,7 @@ def test_everything_a_client_was_told_survives_a_sigkill(
     )
 
     fresh_server.kill()
-    server = ServerProcess(fresh_server.data_dir).start()
+    server = ServerProcess(fresh_server.data_dir, "--clock", "manual").start()
     restarted.append(server)
     sm = server.client()
 
@@ -194,9 +196,11 @@ def test_a_sigkill_during_creates_leaves_only_whole_clusters(
     assert len(confirmed) >= 2 * WORKERS
     told = set(confirmed)
 
-    server = ServerProcess(fresh_server.data_dir).start()
+    server = ServerProcess(fresh_server.data_dir, "--clock", "manual").start()
     restarted.append(server)
     sm = server.client()
+    # Creations accepted before the kill go on after the restart.
+    server.settle()
     clusters = all_clusters(sm)
     names = {summary["ClusterName"] for summary in clusters}
     assert told <= names

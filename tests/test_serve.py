@@ -193,9 +193,10 @@ def test_demo_creates_one_demo_cluster_and_a_restart_keeps_it(
     tmp_path: Path, started: list[ServerProcess]
 ) -> None:
     data_dir = tmp_path / "data"
-    first = ServerProcess(data_dir, "--demo").start()
+    first = ServerProcess(data_dir, "--demo", "--clock", "manual").start()
     started.append(first)
     assert "created demo cluster 'demo' in us-east-1 (account 123456789012)" in first.banner
+    first.settle()
     client = first.client()  # access key "testing": the default account, 123456789012
     described = client.describe_cluster(ClusterName="demo")
     arn = described["ClusterArn"]
@@ -217,7 +218,7 @@ def test_demo_creates_one_demo_cluster_and_a_restart_keeps_it(
     assert first.client(access_key="111122223333").list_clusters()["ClusterSummaries"] == []
     first.stop()
 
-    second = ServerProcess(data_dir, "--demo").start()
+    second = ServerProcess(data_dir, "--demo", "--clock", "manual").start()
     started.append(second)
     assert not any("created demo cluster" in line for line in second.banner)
     client = second.client()

@@ -179,6 +179,7 @@ def test_responses_carry_only_model_members_and_no_empty_lists(
 ) -> None:
     client = server.client()
     client.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
+    server.settle()
     status, headers, body = raw(
         server, json.dumps({"ClusterName": name}), "SageMaker.DescribeCluster"
     )

@@ -5,10 +5,15 @@ Two backends in one process share nothing (the immutable SageMaker model aside).
 
 from __future__ import annotations
 
+import time
+
 from hyperpod_local.api.pagination import TokenCodec
 from hyperpod_local.domain.cluster_rules import Limits
 from hyperpod_local.domain.ids import IdSource
-from hyperpod_local.engine.clock import Clock, SystemClock
+from hyperpod_local.engine.clock import Clock, ManualClock, ScaledClock
+from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
+from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store, sqlite_url
 
@@ -16,9 +21,9 @@ from hyperpod_local.store.database import Store, sqlite_url
 class Backend:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
         self.ids = IdSource(settings.seed)
         self.limits = Limits(max_instances_per_cluster=settings.max_instances_per_cluster)
+        self.durations = Durations().with_overrides(settings.durations)
         url = settings.database_url
         if url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -26,6 +31,18 @@ class Backend:
         self.store = Store(url)
         # Signs NextTokens; kept in the store so tokens outlive a restart.
         self.tokens = TokenCodec(self.store.setting("token_secret", self.ids.token_secret))
+        # HyperPod time goes on from where it was when the data dir was last used.
+        start = float(self.store.setting(CLOCK_SETTING, lambda: repr(round(time.time(), 3))))
+        self.clock: Clock = clock or (
+            ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
+        )
+        self.provider = SimProvider(self.ids)
+        self.engine = Engine(self.store, self.clock, self.durations, self.provider, self.ids)
+
+    def start(self) -> None:
+        """Start moving time (a real clock runs the engine in the background)."""
+        self.engine.start()
 
     def close(self) -> None:
+        self.engine.stop()
         self.store.close()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from hyperpod_local.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
+from hyperpod_local.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_SPEED,
+    Settings,
+)
 
 
 @click.group()
@@ -63,6 +71,34 @@ def main() -> None:
     help="CreateCluster asking for more is ResourceLimitExceeded.",
 )
 @click.option(
+    "--clock",
+    type=click.Choice(["real", "manual"]),
+    default="real",
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_CLOCK",
+    show_envvar=True,
+    help="real: HyperPod time runs --speed times faster than the wall clock; manual: it moves "
+    "only through POST /_hyperpod/clock/advance.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SPEED,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_SPEED",
+    show_envvar=True,
+    help="HyperPod seconds per wall-clock second (60: a HyperPod minute each second).",
+)
+@click.option(
+    "--durations",
+    "durations_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="HYPERPOD_LOCAL_DURATIONS",
+    show_envvar=True,
+    help="JSON object overriding operation durations in HyperPod seconds, e.g. "
+    '{"reboot": 60, "provision_accelerated": 1200}.',
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -76,6 +112,9 @@ def serve(
     data_dir: Path,
     demo: bool,
     max_instances_per_cluster: int,
+    clock: str,
+    speed: float,
+    durations_file: Path | None,
     log_level: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
@@ -89,9 +128,19 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    backend = Backend(
-        Settings(data_dir=data_dir, max_instances_per_cluster=max_instances_per_cluster)
-    )
+    durations = _read_durations(durations_file)
+    try:
+        backend = Backend(
+            Settings(
+                data_dir=data_dir,
+                max_instances_per_cluster=max_instances_per_cluster,
+                clock=clock,
+                speed=speed,
+                durations=durations,
+            )
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     if demo and ensure_demo_cluster(backend):
         click.echo(
             f"created demo cluster '{DEMO_NAME}' in {DEMO_SCOPE.region} "
@@ -103,6 +152,12 @@ def serve(
     url = f"http://{shown_host}:{bound_port}"
     click.echo(f"hyperpod-local serving the SageMaker HyperPod API at {url}")
     click.echo(f"  data dir: {data_dir.resolve()}")
+    if clock == "manual":
+        click.echo(f"  clock: manual (POST {url}/_hyperpod/clock/advance to move it)")
+    else:
+        click.echo(
+            f"  clock: real, {speed:g}x (one wall-clock second is {speed:g} HyperPod seconds)"
+        )
     click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER={url}")
     click.echo(f"  aws sagemaker list-clusters --endpoint-url {url} --region {DEMO_SCOPE.region}")
     sys.stdout.flush()
@@ -113,10 +168,23 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    backend.start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         backend.close()
+
+
+def _read_durations(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        durations = json.loads(path.read_text())
+    except ValueError as error:
+        raise click.ClickException(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(durations, dict):
+        raise click.ClickException(f"{path}: must hold a JSON object of durations")
+    return durations
 
 
 def _exit_cleanly_on(*signals: int) -> None:

@@ -44,6 +44,8 @@ DEMO_REQUEST: dict[str, Any] = {
         "Subnets": ["subnet-0123456789abcdef0"],
     },
     "NodeRecovery": "Automatic",
+    # Continuous, so a newcomer also sees logical ids, events and operations.
+    "NodeProvisioningMode": "Continuous",
     "Tags": [{"Key": "created-by", "Value": "hyperpod-local demo"}],
 }
 

@@ -2,7 +2,13 @@
 
     with hyperpod_local.mock() as hp:
         sm = boto3.client("sagemaker", region_name="us-east-1")
+        sm.create_cluster(...)   # Creating
+        hp.settle()              # every operation in flight finishes: InService
         sm.list_clusters()
+
+Time is a manual clock by default: it moves only with `hp.advance(seconds=...)` and
+`hp.settle()`, so a test sees every intermediate state it asks for. `clock="real"` runs
+HyperPod time `speed` times faster than the wall clock, as the server does.
 
 While the context is open, every botocore session made in it (boto3's default session
 included) sends SageMaker requests through `before-send` to the same JsonProtocol the server
@@ -43,7 +49,7 @@ class _RawBody:
 class HyperPodMock:
     def __init__(self, data_dir: Path | str | None = None, **settings: Any) -> None:
         self._data_dir = Path(data_dir) if data_dir is not None else None
-        self._settings = settings
+        self._settings = {"clock": "manual", **settings}
         self._temp_dir: str | None = None
         self._registered: list[Any] = []
         self.backend: Backend | None = None
@@ -58,6 +64,7 @@ class HyperPodMock:
             data_dir = Path(self._temp_dir)
         self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
         self._protocol = build_protocol(self.backend)
+        self.backend.start()
         botocore.handlers.BUILTIN_HANDLERS.append((_EVENT, self._on_send))
         self._register_on_default_session()
         return self
@@ -78,6 +85,23 @@ class HyperPodMock:
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+
+    def advance(self, seconds: float) -> float:
+        """Move HyperPod time forward, running every step that falls due on the way; returns
+        the new HyperPod time."""
+        return self._backend().engine.advance(seconds)
+
+    def settle(self) -> float:
+        """Run until no operation is in flight; returns the HyperPod seconds that passed."""
+        return self._backend().engine.settle()
+
+    def now(self) -> float:
+        return self._backend().clock.now()
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            raise RuntimeError("the mock is not open")
+        return self.backend
 
     def client(self, region_name: str = "us-east-1", **kwargs: Any) -> Any:
         """A boto3 SageMaker client bound to this mock, with dummy credentials by default."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4577
 DEFAULT_DATA_DIR = Path(".hyperpod-local")
+DEFAULT_SPEED = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,3 +18,9 @@ class Settings:
     database_url: str | None = None
     max_instances_per_cluster: int = 100_000
     seed: int | None = None
+    # "real": HyperPod time runs `speed` times faster than the wall clock; "manual": it moves
+    # only when told.
+    clock: str = "real"
+    speed: float = DEFAULT_SPEED
+    # Overrides of engine.durations.Durations, in HyperPod seconds.
+    durations: dict[str, Any] = field(default_factory=dict)

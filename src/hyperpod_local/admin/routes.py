@@ -1,27 +1,168 @@
-"""Admin routes. Today: health; faults, clock and inspection come with their issues."""
+"""The admin API under /_hyperpod/: time, a node's inside view, and test hooks.
+
+Clusters are named by name (in the account and region of the `account` and `region` query
+parameters, by default 123456789012 and us-east-1) or by ARN.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
+from hyperpod_local.domain.ids import parse_cluster_arn
+from hyperpod_local.domain.model import Cluster
+from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
+from hyperpod_local.engine.runner import NotManual
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def admin_app(backend: Backend) -> Starlette:
+    engine, store = backend.engine, backend.store
+
+    def clock_view() -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "Mode": backend.clock.mode,
+            "Now": backend.clock.now(),
+            "PendingSteps": engine.pending(),
+        }
+        speed = getattr(backend.clock, "speed", None)
+        if speed is not None:
+            view["Speed"] = speed
+        return view
+
+    def find(request: Request) -> Cluster:
+        given = request.path_params["cluster"]
+        arn = parse_cluster_arn(given)
+        scope = (
+            Scope(arn.account_id, arn.region)
+            if arn
+            else Scope(
+                request.query_params.get("account", DEFAULT_ACCOUNT_ID),
+                request.query_params.get("region", DEFAULT_REGION),
+            )
+        )
+        with store.read() as tx:
+            cluster = lookup_cluster(tx, scope, given)
+        if cluster is None:
+            raise AdminError(404, "ClusterNotFound", f"Could not find cluster '{given}'.")
+        return cluster
+
     async def health(_request: Request) -> JSONResponse:
         from hyperpod_local import __version__
 
         return JSONResponse({"status": "ok", "version": __version__})
 
-    async def not_found(request: Request, _exc: Exception) -> JSONResponse:
+    async def get_clock(_request: Request) -> JSONResponse:
+        return JSONResponse(await run_in_threadpool(clock_view))
+
+    async def advance(request: Request) -> JSONResponse:
+        body = await _json(request)
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise AdminError(400, "InvalidRequest", 'Body must be {"seconds": N} with N >= 0.')
+        await run_in_threadpool(engine.advance, float(seconds))
+        return JSONResponse(await run_in_threadpool(clock_view))
+
+    async def settle(_request: Request) -> JSONResponse:
+        elapsed = await run_in_threadpool(engine.settle)
+        return JSONResponse({**(await run_in_threadpool(clock_view)), "Elapsed": elapsed})
+
+    def node_view(request: Request) -> dict[str, Any]:
+        cluster = find(request)
+        instance_id = request.path_params["instance_id"]
+        with store.read() as tx:
+            node = tx.nodes.by_instance_id(cluster.id, instance_id)
+            view = backend.provider.inside_view(tx, node) if node else None
+        if view is None:
+            raise AdminError(
+                404, "InstanceNotFound", f"No instance {instance_id} in cluster {cluster.name}."
+            )
+        return view
+
+    async def get_node(request: Request) -> JSONResponse:
+        return JSONResponse(await run_in_threadpool(node_view, request))
+
+    async def put_marker(request: Request) -> Response:
+        marker = (await request.body()).decode("utf-8", errors="replace")
+
+        def write() -> None:
+            cluster = find(request)
+            instance_id = request.path_params["instance_id"]
+            with store.write() as tx:
+                node = tx.nodes.by_instance_id(cluster.id, instance_id)
+                written = node is not None and tx.instances.set_marker(
+                    instance_id, request.path_params["volume_id"], marker
+                )
+            if not written:
+                raise AdminError(
+                    404,
+                    "VolumeNotFound",
+                    f"No volume {request.path_params['volume_id']} on instance {instance_id}.",
+                )
+
+        await run_in_threadpool(write)
+        return Response(status_code=204)
+
+    async def make_legacy(request: Request) -> JSONResponse:
+        def mark() -> Cluster:
+            cluster = find(request)
+            with store.write() as tx:
+                cluster.legacy = True
+                tx.clusters.save(cluster)
+            return cluster
+
+        cluster = await run_in_threadpool(mark)
         return JSONResponse(
-            {"error": "NotFound", "message": f"No admin route {request.url.path}"}, status_code=404
+            {"ClusterName": cluster.name, "ClusterArn": cluster.arn, "Legacy": True}
         )
 
+    async def not_found(request: Request, _exc: Exception) -> JSONResponse:
+        return _error(404, "NotFound", f"No admin route {request.method} {request.url.path}")
+
+    async def admin_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AdminError)
+        return _error(exc.status, exc.code, exc.message)
+
+    async def not_manual(_request: Request, exc: Exception) -> JSONResponse:
+        return _error(409, "ClockNotManual", str(exc))
+
+    cluster_path = "/_hyperpod/clusters/{cluster}/nodes/{instance_id}"
     return Starlette(
-        routes=[Route("/_hyperpod/health", health, methods=["GET"])],
-        exception_handlers={404: not_found},
+        routes=[
+            Route("/_hyperpod/health", health, methods=["GET"]),
+            Route("/_hyperpod/clock", get_clock, methods=["GET"]),
+            Route("/_hyperpod/clock/advance", advance, methods=["POST"]),
+            Route("/_hyperpod/clock/settle", settle, methods=["POST"]),
+            Route(cluster_path, get_node, methods=["GET"]),
+            Route(cluster_path + "/volumes/{volume_id}/marker", put_marker, methods=["PUT"]),
+            Route("/_hyperpod/clusters/{cluster}/legacy", make_legacy, methods=["POST"]),
+        ],
+        exception_handlers={404: not_found, AdminError: admin_error, NotManual: not_manual},
     )
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise AdminError(400, "InvalidRequest", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise AdminError(400, "InvalidRequest", "The body must be a JSON object.")
+    return body

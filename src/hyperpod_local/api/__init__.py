@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from hyperpod_local.api import clusters, nodes, tags
+from hyperpod_local.api import clusters, events, node_ops, nodes, software, tags
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
@@ -24,6 +24,14 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "AddTags": tags.add_tags,
     "ListTags": tags.list_tags,
     "DeleteTags": tags.delete_tags,
+    "BatchReplaceClusterNodes": node_ops.batch_replace,
+    "BatchRebootClusterNodes": node_ops.batch_reboot,
+    "BatchDeleteClusterNodes": node_ops.batch_delete,
+    "UpdateClusterSoftware": software.update_cluster_software,
+    "ListClusterEvents": events.list_cluster_events,
+    "DescribeClusterEvent": events.describe_cluster_event,
+    "ListClusterOperations": events.list_cluster_operations,
+    "DescribeClusterOperation": events.describe_cluster_operation,
 }
 CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
 

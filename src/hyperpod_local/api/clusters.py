@@ -7,13 +7,16 @@ from typing import Any
 from hyperpod_local.api.resolve import find_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.api.views import UP_TO_DATE, cluster_view
+from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import (
     check_create_request,
     eks_cluster_arn,
     plan_cluster,
 )
-from hyperpod_local.domain.errors import ResourceInUse, ValidationError
-from hyperpod_local.domain.model import Cluster
+from hyperpod_local.domain.errors import ConflictError, ResourceInUse, ValidationError
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster
+from hyperpod_local.domain.model import Cluster, ClusterStatus, NodeStatus, Task
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.clusters import cluster_sort_key
 from hyperpod_local.store.errors import Conflict
@@ -27,10 +30,23 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
     eks_arn = eks_cluster_arn(params)
     try:
         with services.store.write() as tx:
-            plan = plan_cluster(scope, params, services.ids, services.clock.now())
-            tx.clusters.add(plan.cluster, eks_cluster_arn=eks_arn)
+            now = services.clock.now()
+            plan = plan_cluster(scope, params, services.ids, now)
+            cluster = plan.cluster
+            tx.clusters.add(cluster, eks_cluster_arn=eks_arn)
             tx.nodes.add_all(plan.nodes)
-            tx.tags.put(plan.cluster.arn, plan.tags)
+            tx.tags.put(cluster.arn, plan.tags)
+            log = EventLog(services.ids, cluster.id, now)
+            log.cluster(text.cluster_creation_started(cluster.name))
+            tx.events.add_all(log.events)
+            tx.tasks.add(
+                Task(
+                    cluster_id=cluster.id,
+                    kind="cluster_create",
+                    step="setup",
+                    due_at=round(now + services.durations.cluster_setup, 3),
+                )
+            )
     except Conflict as conflict:
         if conflict.what == "eks_cluster":
             raise ValidationError(
@@ -40,6 +56,7 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             f"Resource Already Exists: Cluster with name '{name}' already exists. "
             "Choose a different name."
         ) from None
+    services.engine.notify()
     return {"ClusterArn": plan.cluster.arn}
 
 
@@ -98,8 +115,32 @@ def _summary(cluster: Cluster, training_plans: list[str]) -> dict[str, Any]:
 
 
 def delete_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    """Deleting, then gone: every instance terminates and every volume with it. Deleting a
+    cluster that is already Deleting answers its ARN again."""
     with services.store.write() as tx:
-        cluster = find_cluster(tx, scope, params["ClusterName"], with_groups=False)
-        tx.clusters.remove(cluster.id)
-        tx.tags.remove(cluster.arn)
+        cluster = find_cluster(tx, scope, params["ClusterName"])
+        if cluster.status == ClusterStatus.DELETING:
+            return {"ClusterArn": cluster.arn}
+        if not cluster_allows(cluster.status, "delete"):
+            raise ConflictError(
+                f"Cluster {cluster.name} is {cluster.status} and cannot be deleted now."
+            )
+        now = services.clock.now()
+        move_cluster(cluster, "delete")
+        tx.clusters.save(cluster)
+        tx.nodes.set_status_all(cluster.id, NodeStatus.SHUTTING_DOWN)
+        # Whatever was under way stops; the teardown is the cluster's only work now.
+        tx.tasks.remove_for_cluster(cluster.id)
+        tx.tasks.add(
+            Task(
+                cluster_id=cluster.id,
+                kind="cluster_delete",
+                step="teardown",
+                due_at=round(now + services.durations.cluster_teardown, 3),
+            )
+        )
+        log = EventLog(services.ids, cluster.id, now)
+        log.cluster(text.cluster_deletion_started(cluster.name))
+        tx.events.add_all(log.events)
+    services.engine.notify()
     return {"ClusterArn": cluster.arn}

@@ -8,6 +8,8 @@ from hyperpod_local.api.pagination import TokenCodec
 from hyperpod_local.domain.cluster_rules import Limits
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock
+from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.runner import Engine
 from hyperpod_local.store.database import Store
 
 
@@ -17,3 +19,5 @@ class Services(Protocol):
     ids: IdSource
     limits: Limits
     tokens: TokenCodec
+    durations: Durations
+    engine: Engine

@@ -193,11 +193,9 @@ class NewCluster:
 
 
 def plan_cluster(scope: Scope, params: dict[str, Any], ids: IdSource, now: float) -> NewCluster:
-    """The cluster, groups and nodes a valid CreateCluster request makes.
-
-    Nodes come out Running with their instances launched: provisioning over time is the
-    engine's work, and until it exists a new cluster is ready at once.
-    """
+    """The cluster, groups and nodes a valid CreateCluster request asks for, as they are the
+    moment it is accepted: Creating, with nodes that have no instance yet (the engine launches
+    them). A Continuous cluster's nodes have their NodeLogicalIds from the start."""
     cluster_id = ids.cluster_id()
     spec = {key: params[key] for key in CLUSTER_SPEC_MEMBERS if params.get(key) is not None}
     spec.setdefault("NodeRecovery", "Automatic")
@@ -206,7 +204,7 @@ def plan_cluster(scope: Scope, params: dict[str, Any], ids: IdSource, now: float
         scope=scope,
         name=params["ClusterName"],
         arn=cluster_arn(scope, cluster_id),
-        status=ClusterStatus.IN_SERVICE,
+        status=ClusterStatus.CREATING,
         creation_time=now,
         spec=spec,
         ip_base=ids.ip_base(),
@@ -222,33 +220,40 @@ def plan_cluster(scope: Scope, params: dict[str, Any], ids: IdSource, now: float
             spec=group_spec,
             target_count=group_spec["InstanceCount"],
             min_count=group_spec.get("MinInstanceCount"),
-            status=GroupStatus.IN_SERVICE,
+            status=GroupStatus.CREATING,
         )
         cluster.groups.append(group)
-        for _ in range(group.target_count):
-            nodes.append(launch_node(cluster, group, ids, now))
-        group.current_count = group.target_count
+        nodes.extend(new_node(cluster, group, ids, now) for _ in range(group.target_count))
     return NewCluster(cluster, nodes, list(params.get("Tags") or []))
 
 
-def launch_node(cluster: Cluster, group: InstanceGroup, ids: IdSource, now: float) -> Node:
-    """A node of the group on a fresh instance, with the next address of the cluster."""
-    ip = private_ip(cluster.ip_base, cluster.next_ip)
-    cluster.next_ip += 1
-    region = cluster.scope.region
+def new_node(cluster: Cluster, group: InstanceGroup, ids: IdSource, now: float) -> Node:
+    """A node asked for but not launched: Pending, with no instance."""
     return Node(
         cluster_id=cluster.id,
         group_name=group.name,
         instance_type=group.instance_types[0],
-        status=NodeStatus.RUNNING,
+        status=NodeStatus.PENDING,
         sort_time=now,
-        instance_id=ids.instance_id(),
         logical_id=ids.uuid() if cluster.continuous else None,
-        launch_time=now,
-        private_ip=ip,
-        hostname=private_dns_hostname(ip, region),
-        availability_zone=availability_zone(region),
-        availability_zone_id=availability_zone_id(region),
         image_id=group.spec.get("ImageId", DEFAULT_IMAGE_ID),
         image_release_version=group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
     )
+
+
+def place_instance(
+    cluster: Cluster, node: Node, instance_id: str, now: float, *, keep_address: bool
+) -> None:
+    """Put a freshly launched instance under the node. A Slurm node replaced in place keeps
+    its address and hostname (Slurm knows nodes by hostname); any other gets the next one."""
+    node.instance_id = instance_id
+    node.launch_time = now
+    node.sort_time = now
+    if not (keep_address and node.private_ip):
+        ip = private_ip(cluster.ip_base, cluster.next_ip)
+        cluster.next_ip += 1
+        node.private_ip = ip
+        node.hostname = private_dns_hostname(ip, cluster.scope.region)
+    region = cluster.scope.region
+    node.availability_zone = availability_zone(region)
+    node.availability_zone_id = availability_zone_id(region)

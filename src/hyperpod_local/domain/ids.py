@@ -40,6 +40,9 @@ class IdSource:
     def instance_id(self) -> str:
         return "i-" + "".join(self._random.choice(_HEX) for _ in range(17))
 
+    def volume_id(self) -> str:
+        return "vol-" + "".join(self._random.choice(_HEX) for _ in range(17))
+
     def uuid(self) -> str:
         return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
 

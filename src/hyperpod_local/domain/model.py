@@ -86,12 +86,20 @@ class Cluster:
     ip_base: int
     next_ip: int = 0
     seq: int = 0
+    legacy: bool = False
     failure_message: str | None = None
     groups: list[InstanceGroup] = field(default_factory=list)
 
     @property
     def continuous(self) -> bool:
         return self.spec.get("NodeProvisioningMode") == "Continuous"
+
+    @property
+    def is_eks(self) -> bool:
+        return "Eks" in (self.spec.get("Orchestrator") or {})
+
+    def group(self, name: str) -> InstanceGroup | None:
+        return next((group for group in self.groups if group.name == name), None)
 
 
 @dataclass(slots=True)
@@ -112,4 +120,56 @@ class Node:
     image_id: str = DEFAULT_IMAGE_ID
     image_release_version: str = LATEST_IMAGE_RELEASE
     last_software_update_time: float | None = None
+    busy: str | None = None
     row_id: int | None = None
+
+
+@dataclass(slots=True)
+class Task:
+    """The next step of a durable operation, due at a HyperPod time (the engine runs it)."""
+
+    cluster_id: str
+    kind: str
+    step: str
+    due_at: float
+    node_id: int | None = None
+    group_name: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    operation_id: str | None = None
+    id: int | None = None
+
+
+class EventLevel(StrEnum):
+    INFO = "Info"
+    WARN = "Warn"
+    ERROR = "Error"
+
+
+class ResourceType(StrEnum):
+    CLUSTER = "Cluster"
+    INSTANCE_GROUP = "InstanceGroup"
+    INSTANCE = "Instance"
+
+
+@dataclass(slots=True)
+class Event:
+    event_id: str
+    cluster_id: str
+    event_time: float
+    resource_type: str
+    description: str
+    level: str = EventLevel.INFO
+    group_name: str | None = None
+    instance_id: str | None = None
+    operation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Operation:
+    operation_id: str
+    cluster_id: str
+    type: str
+    status: str
+    creation_time: float
+    details: dict[str, Any] = field(default_factory=dict)

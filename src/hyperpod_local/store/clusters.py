@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy import Connection, Row, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
@@ -63,6 +63,7 @@ class ClusterRepository:
                         next_ip=cluster.next_ip,
                         seq=cluster.seq,
                         eks_cluster_arn=eks_cluster_arn,
+                        legacy=cluster.legacy,
                     )
                 )
         except IntegrityError as error:
@@ -136,6 +137,33 @@ class ClusterRepository:
                 plans[row.cluster_id].append(arn)
         return plans
 
+    def save(self, cluster: Cluster) -> None:
+        """Write back what time changes of a cluster: status, failure, counters, legacy."""
+        self.conn.execute(
+            update(clusters)
+            .where(clusters.c.id == cluster.id)
+            .values(
+                status=cluster.status,
+                failure_message=cluster.failure_message,
+                next_ip=cluster.next_ip,
+                legacy=cluster.legacy,
+            )
+        )
+
+    def save_group(self, group: InstanceGroup) -> None:
+        self.conn.execute(
+            update(instance_groups)
+            .where(
+                instance_groups.c.cluster_id == group.cluster_id,
+                instance_groups.c.name == group.name,
+            )
+            .values(status=group.status, target_count=group.target_count, spec=group.spec)
+        )
+
+    def get(self, cluster_id: str) -> Cluster | None:
+        """A cluster by id, whoever owns it: for the engine and the admin API."""
+        return self._one(select(clusters).where(clusters.c.id == cluster_id), with_groups=True)
+
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
@@ -192,5 +220,6 @@ def _cluster(row: Row[Any]) -> Cluster:
         ip_base=row.ip_base,
         next_ip=row.next_ip,
         seq=row.seq,
+        legacy=row.legacy,
         failure_message=row.failure_message,
     )

@@ -61,6 +61,17 @@ class Store:
                 tx.conn.execute(schema.settings.insert().values(key=key, value=value))
             return str(value)
 
+    def put_setting(self, key: str, value: str, *, tx: Tx | None = None) -> None:
+        if tx is None:
+            with self.write() as own:
+                self.put_setting(key, value, tx=own)
+            return
+        updated = tx.conn.execute(
+            schema.settings.update().where(schema.settings.c.key == key).values(value=value)
+        )
+        if updated.rowcount == 0:
+            tx.conn.execute(schema.settings.insert().values(key=key, value=value))
+
     def close(self) -> None:
         self.engine.dispose()
 

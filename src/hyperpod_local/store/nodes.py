@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, union_all
+from sqlalchemy import Connection, Row, delete, func, select, union_all, update
 
 from hyperpod_local.domain.model import Node
 from hyperpod_local.store.paging import keyset
@@ -33,6 +33,44 @@ class NodeRepository:
     def add_all(self, new_nodes: Sequence[Node]) -> None:
         if new_nodes:
             self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
+
+    def get(self, row_id: int) -> Node | None:
+        row = self.conn.execute(select(nodes).where(nodes.c.id == row_id)).first()
+        return None if row is None else _node(row)
+
+    def save(self, node: Node) -> None:
+        self.conn.execute(update(nodes).where(nodes.c.id == node.row_id).values(**_values(node)))
+
+    def claim(self, node: Node, operation: str) -> bool:
+        """Mark the node busy with `operation` unless another operation holds it. The
+        condition is in the UPDATE, so two requests racing for one node cannot both win."""
+        result = self.conn.execute(
+            update(nodes)
+            .where(nodes.c.id == node.row_id, nodes.c.busy.is_(None))
+            .values(busy=operation)
+        )
+        if result.rowcount == 1:
+            node.busy = operation
+            return True
+        return False
+
+    def set_status_all(self, cluster_id: str, status: str) -> None:
+        self.conn.execute(
+            update(nodes).where(nodes.c.cluster_id == cluster_id).values(status=status)
+        )
+
+    def remove(self, row_id: int) -> None:
+        self.conn.execute(delete(nodes).where(nodes.c.id == row_id))
+
+    def in_group(self, cluster_id: str, group_name: str | None = None) -> list[Node]:
+        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+        if group_name is not None:
+            stmt = stmt.where(nodes.c.group_name == group_name)
+        return [_node(row) for row in self.conn.execute(stmt.order_by(nodes.c.id))]
+
+    def save_all(self, changed: Sequence[Node]) -> None:
+        for node in changed:
+            self.save(node)
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -97,7 +135,10 @@ class NodeRepository:
         stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
         if group is not None:
             stmt = stmt.where(nodes.c.group_name == group)
-        if not node_filter.include_without_instance:
+        if node_filter.include_without_instance:
+            # Only a Continuous cluster's nodes can be named before they have an instance.
+            stmt = stmt.where(nodes.c.instance_id.is_not(None) | nodes.c.logical_id.is_not(None))
+        else:
             stmt = stmt.where(nodes.c.instance_id.is_not(None))
         # sort_time is LaunchTime for every node with an instance, and it is indexed.
         if node_filter.launched_after is not None:
@@ -133,6 +174,7 @@ def _values(node: Node) -> dict[str, Any]:
         "image_id": node.image_id,
         "image_release_version": node.image_release_version,
         "last_software_update_time": node.last_software_update_time,
+        "busy": node.busy,
     }
 
 
@@ -154,5 +196,6 @@ def _node(row: Row[Any]) -> Node:
         image_id=row.image_id,
         image_release_version=row.image_release_version,
         last_software_update_time=row.last_software_update_time,
+        busy=row.busy,
         row_id=row.id,
     )

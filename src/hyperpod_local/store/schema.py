@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -43,6 +45,8 @@ clusters = Table(
     Column("seq", Integer, nullable=False),
     # The EKS cluster orchestrating this one: one EKS cluster serves one HyperPod cluster.
     Column("eks_cluster_arn", String(2048)),
+    # On platform software older than the node operations need (set through the admin API).
+    Column("legacy", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("account_id", "region", "name", name="uq_clusters_scope_name"),
     UniqueConstraint("account_id", "region", "eks_cluster_arn", name="uq_clusters_scope_eks"),
     Index("ix_clusters_scope_time", "account_id", "region", "creation_time", "seq"),
@@ -86,10 +90,83 @@ nodes = Table(
     Column("image_id", String(21), nullable=False),
     Column("image_release_version", String(64), nullable=False),
     Column("last_software_update_time", Float),
+    # The user operation under way on the node (replace, reboot, delete, update), if any.
+    Column("busy", String(16)),
     Index("ix_nodes_cluster_time", "cluster_id", "sort_time", "id"),
     Index("ix_nodes_cluster_name", "cluster_id", "group_name", "name_key", "id"),
     Index("ix_nodes_cluster_group_time", "cluster_id", "group_name", "sort_time", "id"),
     Index("ix_nodes_cluster_logical", "cluster_id", "logical_id"),
+)
+
+# Engine work: each row is the next step of a durable operation, due at a HyperPod time.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(12), nullable=False),
+    Column("node_id", Integer),
+    Column("group_name", String(63)),
+    Column("kind", String(32), nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("operation_id", String(36)),
+    Index("ix_tasks_due", "due_at", "id"),
+    Index("ix_tasks_cluster", "cluster_id", "kind"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("cluster_id", String(12), nullable=False),
+    Column("event_time", Float, nullable=False),
+    Column("resource_type", String(16), nullable=False),
+    Column("group_name", String(63)),
+    Column("instance_id", String(19)),
+    Column("description", Text, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("operation_id", String(36)),
+    Column("event_metadata", JSON),
+    Index("ix_events_cluster_time", "cluster_id", "event_time", "seq"),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(36), nullable=False, unique=True),
+    Column("cluster_id", String(12), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_operations_cluster_time", "cluster_id", "creation_time", "seq"),
+)
+
+# The simulated provider's instances and their volumes.
+sim_instances = Table(
+    "sim_instances",
+    metadata,
+    Column("instance_id", String(19), primary_key=True),
+    Column("cluster_id", String(12), nullable=False),
+    Column("launched_at", Float, nullable=False),
+    Column("image_id", String(21), nullable=False),
+    Column("boot_count", Integer, nullable=False),
+    Index("ix_sim_instances_cluster", "cluster_id"),
+)
+
+sim_volumes = Table(
+    "sim_volumes",
+    metadata,
+    Column("volume_id", String(21), primary_key=True),
+    Column("instance_id", String(19), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size_gb", Integer, nullable=False),
+    Column("marker", Text),
+    Index("ix_sim_volumes_instance", "instance_id", "position"),
 )
 
 tags = Table(

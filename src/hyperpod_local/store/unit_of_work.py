@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from hyperpod_local.store.clusters import ClusterRepository
+from hyperpod_local.store.events import EventRepository
+from hyperpod_local.store.instances import InstanceRepository
 from hyperpod_local.store.nodes import NodeRepository
 from hyperpod_local.store.tags import TagRepository
+from hyperpod_local.store.tasks import TaskRepository
 
 
 class Tx:
@@ -15,3 +18,6 @@ class Tx:
         self.clusters = ClusterRepository(conn)
         self.nodes = NodeRepository(conn)
         self.tags = TagRepository(conn)
+        self.tasks = TaskRepository(conn)
+        self.events = EventRepository(conn)
+        self.instances = InstanceRepository(conn)

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("next_ip", sa.Integer, nullable=False, server_default="0"),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("eks_cluster_arn", sa.String(2048)),
+        sa.Column("legacy", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.UniqueConstraint("account_id", "region", "name", name="uq_clusters_scope_name"),
         sa.UniqueConstraint(
             "account_id", "region", "eks_cluster_arn", name="uq_clusters_scope_eks"
@@ -85,6 +86,7 @@ def upgrade() -> None:
         sa.Column("image_id", sa.String(21), nullable=False),
         sa.Column("image_release_version", sa.String(64), nullable=False),
         sa.Column("last_software_update_time", sa.Float),
+        sa.Column("busy", sa.String(16)),
     )
     op.create_index("ix_nodes_cluster_time", "nodes", ["cluster_id", "sort_time", "id"])
     op.create_index(
@@ -95,6 +97,67 @@ def upgrade() -> None:
         "ix_nodes_cluster_group_time", "nodes", ["cluster_id", "group_name", "sort_time", "id"]
     )
     op.create_table(
+        "tasks",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("cluster_id", sa.String(12), nullable=False),
+        sa.Column("node_id", sa.Integer),
+        sa.Column("group_name", sa.String(63)),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("step", sa.String(32), nullable=False),
+        sa.Column("due_at", sa.Float, nullable=False),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("operation_id", sa.String(36)),
+    )
+    op.create_index("ix_tasks_due", "tasks", ["due_at", "id"])
+    op.create_index("ix_tasks_cluster", "tasks", ["cluster_id", "kind"])
+    op.create_table(
+        "events",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("cluster_id", sa.String(12), nullable=False),
+        sa.Column("event_time", sa.Float, nullable=False),
+        sa.Column("resource_type", sa.String(16), nullable=False),
+        sa.Column("group_name", sa.String(63)),
+        sa.Column("instance_id", sa.String(19)),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("level", sa.String(8), nullable=False),
+        sa.Column("operation_id", sa.String(36)),
+        sa.Column("event_metadata", sa.JSON),
+    )
+    op.create_index("ix_events_cluster_time", "events", ["cluster_id", "event_time", "seq"])
+    op.create_table(
+        "operations",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("operation_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("cluster_id", sa.String(12), nullable=False),
+        sa.Column("type", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("creation_time", sa.Float, nullable=False),
+        sa.Column("details", sa.JSON, nullable=False),
+    )
+    op.create_index(
+        "ix_operations_cluster_time", "operations", ["cluster_id", "creation_time", "seq"]
+    )
+    op.create_table(
+        "sim_instances",
+        sa.Column("instance_id", sa.String(19), primary_key=True),
+        sa.Column("cluster_id", sa.String(12), nullable=False),
+        sa.Column("launched_at", sa.Float, nullable=False),
+        sa.Column("image_id", sa.String(21), nullable=False),
+        sa.Column("boot_count", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_sim_instances_cluster", "sim_instances", ["cluster_id"])
+    op.create_table(
+        "sim_volumes",
+        sa.Column("volume_id", sa.String(21), primary_key=True),
+        sa.Column("instance_id", sa.String(19), nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("size_gb", sa.Integer, nullable=False),
+        sa.Column("marker", sa.Text),
+    )
+    op.create_index("ix_sim_volumes_instance", "sim_volumes", ["instance_id", "position"])
+    op.create_table(
         "tags",
         sa.Column("resource_arn", sa.String(256), primary_key=True),
         sa.Column("key", sa.String(128), primary_key=True),
@@ -104,5 +167,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("tags", "nodes", "instance_groups", "clusters", "settings"):
+    for table in (
+        "tags",
+        "sim_volumes",
+        "sim_instances",
+        "operations",
+        "events",
+        "tasks",
+        "nodes",
+        "instance_groups",
+        "clusters",
+        "settings",
+    ):
         op.drop_table(table)

@@ -1,0 +1,233 @@
+"""BatchReplaceClusterNodes, BatchRebootClusterNodes and BatchDeleteClusterNodes.
+
+Each starts a durable operation per eligible node and answers at once with per-node results;
+the engine carries the nodes through their states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperpod_local.api.resolve import find_cluster
+from hyperpod_local.api.services import Services
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.eligibility import Refusal, refusal
+from hyperpod_local.domain.errors import ValidationError
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.lifecycle import move_node
+from hyperpod_local.domain.model import (
+    Cluster,
+    ClusterStatus,
+    InstanceGroup,
+    Node,
+    Operation,
+    Task,
+)
+from hyperpod_local.domain.scope import Scope
+from hyperpod_local.store.unit_of_work import Tx
+
+# BatchDeleteClusterNodes' documented limit, below the model's 3000.
+MAX_DELETE_NODE_IDS = 99
+_OPERATION_NAMES = {
+    "replace": "BatchReplaceClusterNodes",
+    "reboot": "BatchRebootClusterNodes",
+    "delete": "BatchDeleteClusterNodes",
+}
+
+
+@dataclass(slots=True)
+class _Outcome:
+    successful: list[str] = field(default_factory=list)
+    failed: list[tuple[str, Refusal]] = field(default_factory=list)
+
+
+def batch_replace(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    return _batch(services, scope, params, "replace")
+
+
+def batch_reboot(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    return _batch(services, scope, params, "reboot")
+
+
+def batch_delete(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    node_ids = params.get("NodeIds") or []
+    if len(node_ids) > MAX_DELETE_NODE_IDS:
+        raise ValidationError(
+            f"1 validation error detected: Value '[{', '.join(node_ids)}]' at 'nodeIds' failed "
+            "to satisfy constraint: Member must have length less than or equal to "
+            f"{MAX_DELETE_NODE_IDS}"
+        )
+    return _batch(services, scope, params, "delete")
+
+
+def _batch(services: Services, scope: Scope, params: dict[str, Any], action: str) -> dict[str, Any]:
+    node_ids: list[str] = params.get("NodeIds") or []
+    logical_ids: list[str] = params.get("NodeLogicalIds") or []
+    if not node_ids and not logical_ids:
+        raise ValidationError("Either NodeIds or NodeLogicalIds must be specified.")
+    with services.store.write() as tx:
+        cluster = find_cluster(tx, scope, params["ClusterName"])
+        _check_cluster(cluster, action, logical_ids)
+        now = services.clock.now()
+        starter = _Starter(services, tx, cluster, action, now)
+        by_id = starter.run(node_ids, lambda given: tx.nodes.by_instance_id(cluster.id, given))
+        by_logical = starter.run(
+            logical_ids, lambda given: tx.nodes.by_logical_id(cluster.id, given)
+        )
+        if action == "delete" and not by_id.successful and not by_logical.successful:
+            failures = by_id.failed + by_logical.failed
+            # Documented: HTTP 400 when every node fails validation. Nothing has changed.
+            raise ValidationError(
+                "All nodes failed validation: "
+                + "; ".join(f"{given} ({why.code}): {why.message}" for given, why in failures)
+            )
+        starter.finish()
+    services.engine.notify()
+    code_key = "Code" if action == "delete" else "ErrorCode"
+    result: dict[str, Any] = {
+        "Successful": by_id.successful,
+        "Failed": [
+            {"NodeId": given, code_key: why.code, "Message": why.message}
+            for given, why in by_id.failed
+        ],
+    }
+    if logical_ids:
+        result["SuccessfulNodeLogicalIds"] = by_logical.successful
+        result["FailedNodeLogicalIds"] = [
+            {"NodeLogicalId": given, code_key: why.code, "Message": why.message}
+            for given, why in by_logical.failed
+        ]
+    return result
+
+
+def _check_cluster(cluster: Cluster, action: str, logical_ids: list[str]) -> None:
+    operation = _OPERATION_NAMES[action]
+    if logical_ids and not cluster.continuous:
+        raise ValidationError(
+            "NodeLogicalIds are only supported for clusters with NodeProvisioningMode "
+            "Continuous; use NodeIds instead."
+        )
+    if action in ("replace", "delete") and cluster.legacy:
+        raise ValidationError(
+            f"Cluster {cluster.name} must be updated to the latest platform software using "
+            f"UpdateClusterSoftware before using {operation}."
+        )
+    if cluster.status != ClusterStatus.IN_SERVICE:
+        raise ValidationError(
+            f"Cluster {cluster.name} is in {cluster.status} status; {operation} needs an "
+            "InService cluster with no cluster-level operation in progress."
+        )
+
+
+class _Starter:
+    """Checks each named node and starts the action on the eligible ones, in one unit of work."""
+
+    def __init__(
+        self, services: Services, tx: Tx, cluster: Cluster, action: str, now: float
+    ) -> None:
+        self.services = services
+        self.tx = tx
+        self.cluster = cluster
+        self.action = action
+        self.now = now
+        self.log = EventLog(services.ids, cluster.id, now)
+        self.operation: Operation | None = None
+        self.original_counts = {
+            group.name: (group.current_count, group.target_count, group.min_count)
+            for group in cluster.groups
+        }
+        self.touched_groups: list[str] = []
+
+    def run(self, given_ids: list[str], lookup: Any) -> _Outcome:
+        outcome = _Outcome()
+        # A node named twice is acted on once and reported once.
+        for given in dict.fromkeys(given_ids):
+            node = lookup(given)
+            group = self.cluster.group(node.group_name) if node is not None else None
+            why = refusal(self.action, self.cluster, node, given, group)
+            if why is None and node is not None and not self.tx.nodes.claim(node, self.action):
+                why = Refusal(
+                    "NodeIdInUse" if self.action == "delete" else "InstanceIdInUse",
+                    f"Node {given} is busy with another operation; retry when it has finished.",
+                )
+            if why is not None:
+                outcome.failed.append((given, why))
+                continue
+            assert node is not None and group is not None
+            self._start(node, group)
+            outcome.successful.append(given)
+        return outcome
+
+    def _start(self, node: Node, group: InstanceGroup) -> None:
+        durations = self.services.durations
+        kind, step, after, event, words = {
+            "replace": ("node_replace", "terminate", durations.terminate, "replace", "replacement"),
+            "reboot": ("node_reboot", "boot", durations.reboot, "reboot", "reboot"),
+            "delete": ("node_delete", "terminate", durations.terminate, "delete", "deletion"),
+        }[self.action]
+        move_node(node, event)
+        operation_id = None
+        if self.action == "delete":
+            operation_id = self._scaling_operation().operation_id
+            group.target_count -= 1
+            self.tx.clusters.save_group(group)
+            if group.name not in self.touched_groups:
+                self.touched_groups.append(group.name)
+        self.tx.nodes.save(node)
+        self.tx.tasks.add(
+            Task(
+                cluster_id=self.cluster.id,
+                kind=kind,
+                step=step,
+                due_at=round(self.now + after, 3),
+                node_id=node.row_id,
+                operation_id=operation_id,
+            )
+        )
+        self.log.instance(
+            group.name,
+            node.instance_id,
+            text.instance_operation_started(words, self.cluster.name, group.name),
+            operation_id=operation_id,
+        )
+
+    def _scaling_operation(self) -> Operation:
+        if self.operation is None:
+            self.operation = Operation(
+                operation_id=self.services.ids.uuid(),
+                cluster_id=self.cluster.id,
+                type="Scaling",
+                status="InProgress",
+                creation_time=self.now,
+            )
+        return self.operation
+
+    def finish(self) -> None:
+        operation = self.operation
+        if operation is not None:
+            details = []
+            for name in self.touched_groups:
+                group = self.cluster.group(name)
+                assert group is not None
+                current, target, minimum = self.original_counts[name]
+                details.append(
+                    {
+                        "InstanceGroupName": name,
+                        "Status": "InProgress",
+                        "Original": {
+                            "CurrentCount": current,
+                            "TargetCount": target,
+                            "MinCount": minimum,
+                        },
+                        "Desired": {"TargetCount": group.target_count, "MinCount": minimum},
+                    }
+                )
+                self.log.group(
+                    name,
+                    text.group_scaling_started(name, self.cluster.name),
+                    operation_id=operation.operation_id,
+                )
+            operation.details = {"ScalingDetails": details}
+            self.tx.events.add_operation(operation)
+        self.tx.events.add_all(self.log.events)

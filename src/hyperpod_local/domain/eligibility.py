@@ -1,0 +1,68 @@
+"""Which nodes a Batch node operation may act on, and the per-node error codes if not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hyperpod_local.domain.lifecycle import node_allows
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+
+# action -> (event of the node lifecycle, codes for not found / in use / status, verb)
+_ACTIONS = {
+    "replace": ("replace", "InstanceIdNotFound", "InstanceIdInUse", "InvalidInstanceStatus"),
+    "reboot": ("reboot", "InstanceIdNotFound", "InstanceIdInUse", "InvalidInstanceStatus"),
+    "delete": ("delete", "NodeIdNotFound", "NodeIdInUse", "InvalidNodeStatus"),
+}
+_VERBS = {"replace": "replaced", "reboot": "rebooted", "delete": "deleted"}
+_BUSY = {
+    "replace": "being replaced",
+    "reboot": "being rebooted",
+    "delete": "being deleted",
+    "update": "being updated",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: str
+
+
+def is_controller(cluster: Cluster, group: InstanceGroup) -> bool:
+    """The Slurm controller group: SlurmConfig NodeType Controller, or, on clusters configured
+    through provisioning_parameters.json (no SlurmConfig), a group named like a controller."""
+    if cluster.is_eks:
+        return False
+    node_type = (group.spec.get("SlurmConfig") or {}).get("NodeType")
+    if node_type is not None:
+        return node_type == "Controller"
+    return "controller" in group.name.lower()
+
+
+def refusal(
+    action: str, cluster: Cluster, node: Node | None, given: str, group: InstanceGroup | None
+) -> Refusal | None:
+    """None if `action` may start on the node; else the per-node error of the response."""
+    event, not_found, in_use, bad_status = _ACTIONS[action]
+    if node is None or group is None:
+        return Refusal(not_found, f"Node {given} was not found in cluster {cluster.name}.")
+    if node.busy is not None:
+        return Refusal(
+            in_use,
+            f"Node {given} is {_BUSY.get(node.busy, 'busy')} by another operation; "
+            "retry when it has finished.",
+        )
+    if action in ("replace", "delete") and is_controller(cluster, group):
+        # AWS documents NODE_ID_IN_USE for deleting the Slurm controller; replace follows it.
+        return Refusal(
+            in_use,
+            f"Node {given} is the Slurm controller of cluster {cluster.name}; controller "
+            f"nodes cannot be {_VERBS[action]}.",
+        )
+    if not node_allows(node.status, event):
+        return Refusal(
+            bad_status,
+            f"Node {given} is in {node.status} status and cannot be {_VERBS[action]}; wait "
+            "for ongoing changes to finish.",
+        )
+    return None

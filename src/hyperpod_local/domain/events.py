@@ -1,0 +1,135 @@
+"""Cluster events, worded as HyperPod words them (spec section 13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperpod_local.domain.ids import IdSource
+from hyperpod_local.domain.model import Event, EventLevel, ResourceType
+
+
+class EventLog:
+    """Collects the events of one unit of work, all stamped with its HyperPod time."""
+
+    def __init__(self, ids: IdSource, cluster_id: str, now: float) -> None:
+        self._ids = ids
+        self._cluster_id = cluster_id
+        self._now = now
+        self.events: list[Event] = []
+
+    def _add(
+        self,
+        resource_type: str,
+        description: str,
+        *,
+        group: str | None = None,
+        instance_id: str | None = None,
+        level: str = EventLevel.INFO,
+        operation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.append(
+            Event(
+                event_id=self._ids.uuid(),
+                cluster_id=self._cluster_id,
+                event_time=self._now,
+                resource_type=resource_type,
+                description=description,
+                level=level,
+                group_name=group,
+                instance_id=instance_id,
+                operation_id=operation_id,
+                metadata=metadata,
+            )
+        )
+
+    def cluster(self, text: str, level: str = EventLevel.INFO, **kw: Any) -> None:
+        self._add(ResourceType.CLUSTER, text, level=level, **kw)
+
+    def group(self, group: str, text: str, level: str = EventLevel.INFO, **kw: Any) -> None:
+        self._add(ResourceType.INSTANCE_GROUP, text, group=group, level=level, **kw)
+
+    def instance(
+        self,
+        group: str,
+        instance_id: str | None,
+        text: str,
+        level: str = EventLevel.INFO,
+        **kw: Any,
+    ) -> None:
+        self._add(
+            ResourceType.INSTANCE, text, group=group, instance_id=instance_id, level=level, **kw
+        )
+
+
+# Templates. <c> cluster, <g> instance group, <i> instance id.
+def cluster_creation_started(c: str) -> str:
+    return f"Cluster {c} creation started successfully"
+
+
+def cluster_creation_completed(c: str) -> str:
+    return f"Cluster {c} creation completed successfully"
+
+
+def cluster_deletion_started(c: str) -> str:
+    return f"Cluster {c} deletion started successfully"
+
+
+def cluster_software_update_started(c: str) -> str:
+    return f"Cluster {c} software update started successfully"
+
+
+def cluster_software_update_completed(c: str) -> str:
+    return f"Cluster {c} software update completed successfully"
+
+
+def group_creation_started(g: str, c: str) -> str:
+    return f"InstanceGroup {g} creation started successfully in Cluster {c}"
+
+
+def group_creation_completed(g: str, c: str) -> str:
+    return f"Instance Group {g} creation in Cluster {c} completed successfully"
+
+
+def group_scaling_started(g: str, c: str) -> str:
+    return f"InstanceGroup {g} scaling started successfully in Cluster {c}"
+
+
+def group_scaling_completed(g: str, c: str) -> str:
+    return f"Instance Group {g} scaling in Cluster {c} completed successfully"
+
+
+def instance_creation_started(c: str, g: str) -> str:
+    return f"Instance creation started successfully in Cluster {c} and InstanceGroup {g}"
+
+
+def instance_provisioned(i: str, c: str, g: str) -> str:
+    return f"EC2 Instance {i} successfully provisioned in Cluster {c} and InstanceGroup {g}"
+
+
+def lifecycle_script(i: str, state: str) -> str:
+    return f"Instance lifecycle script execution for EC2 Instance {i} has {state}"
+
+
+def instance_creation_completed(i: str, c: str, g: str) -> str:
+    return f"Instance {i} creation in Cluster {c} and InstanceGroup {g} completed successfully"
+
+
+def instance_deletion_started(c: str, g: str) -> str:
+    return f"Instance deletion started successfully in Cluster {c} and InstanceGroup {g}"
+
+
+def instance_terminated(i: str, c: str, g: str) -> str:
+    return f"EC2 Instance {i} successfully terminated in Cluster {c} and InstanceGroup {g}"
+
+
+def instance_deletion_completed(i: str, c: str, g: str) -> str:
+    return f"Instance {i} deletion in Cluster {c} and InstanceGroup {g} completed successfully"
+
+
+def instance_operation_started(operation: str, c: str, g: str) -> str:
+    return f"Instance {operation} started successfully in Cluster {c} and InstanceGroup {g}"
+
+
+def instance_operation_completed(i: str, operation: str, c: str, g: str) -> str:
+    return f"Instance {i} {operation} in Cluster {c} and InstanceGroup {g} completed successfully"

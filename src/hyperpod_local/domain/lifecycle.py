@@ -1,0 +1,65 @@
+"""Node and cluster lifecycles as explicit transition tables (h11 style): an event that the
+table does not allow from the current state is an error, never a silent change."""
+
+from __future__ import annotations
+
+from hyperpod_local.domain.model import Cluster, ClusterStatus, Node, NodeStatus
+
+N = NodeStatus
+C = ClusterStatus
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+NODE_TRANSITIONS: dict[tuple[str, str], str] = {
+    (N.PENDING, "provisioned"): N.RUNNING,
+    (N.PENDING, "provisioning_failed"): N.FAILURE,
+    (N.RUNNING, "reboot"): N.PENDING,
+    (N.FAILURE, "reboot"): N.PENDING,
+    (N.PENDING, "booted"): N.RUNNING,
+    (N.RUNNING, "replace"): N.SHUTTING_DOWN,
+    (N.FAILURE, "replace"): N.SHUTTING_DOWN,
+    (N.SHUTTING_DOWN, "relaunched"): N.PENDING,
+    (N.RUNNING, "delete"): N.SHUTTING_DOWN,
+    (N.FAILURE, "delete"): N.SHUTTING_DOWN,
+    (N.RUNNING, "update"): N.SYSTEM_UPDATING,
+    (N.FAILURE, "update"): N.SYSTEM_UPDATING,
+    (N.SYSTEM_UPDATING, "updated"): N.RUNNING,
+}
+# Deleting a cluster takes every node down, whatever it was doing.
+NODE_TRANSITIONS.update({(status, "cluster_deleted"): N.SHUTTING_DOWN for status in N})
+
+CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
+    (C.CREATING, "created"): C.IN_SERVICE,
+    (C.CREATING, "failed"): C.FAILED,
+    (C.CREATING, "delete"): C.DELETING,
+    (C.IN_SERVICE, "delete"): C.DELETING,
+    (C.FAILED, "delete"): C.DELETING,
+    (C.SYSTEM_UPDATING, "delete"): C.DELETING,
+    (C.IN_SERVICE, "update_software"): C.SYSTEM_UPDATING,
+    (C.SYSTEM_UPDATING, "software_updated"): C.IN_SERVICE,
+}
+
+
+def node_allows(status: str, event: str) -> bool:
+    return (status, event) in NODE_TRANSITIONS
+
+
+def move_node(node: Node, event: str) -> None:
+    try:
+        node.status = NODE_TRANSITIONS[(node.status, event)]
+    except KeyError:
+        raise InvalidTransition(f"node in {node.status} cannot take '{event}'") from None
+
+
+def cluster_allows(status: str, event: str) -> bool:
+    return (status, event) in CLUSTER_TRANSITIONS
+
+
+def move_cluster(cluster: Cluster, event: str) -> None:
+    try:
+        cluster.status = CLUSTER_TRANSITIONS[(cluster.status, event)]
+    except KeyError:
+        raise InvalidTransition(f"cluster in {cluster.status} cannot take '{event}'") from None

@@ -1,0 +1,47 @@
+"""How long HyperPod takes, in HyperPod seconds (spec section 11). All configurable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+# Families with accelerators take longer to provision and patch (drivers, EFA, health checks).
+_ACCELERATED_FAMILIES = ("ml.p", "ml.g", "ml.trn", "ml.inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    # Cluster-level resources (VPC attachments, ENIs, orchestrator wiring) before nodes launch.
+    cluster_setup: float = 300.0
+    # Launch, boot and lifecycle scripts until Running.
+    provision_cpu: float = 240.0
+    provision_accelerated: float = 600.0
+    # ShuttingDown until the instance and its volumes are gone.
+    terminate: float = 120.0
+    reboot: float = 120.0
+    # Re-imaging the root volume and re-running the lifecycle scripts.
+    software_update_cpu: float = 600.0
+    software_update_accelerated: float = 1200.0
+    cluster_teardown: float = 360.0
+
+    def provision(self, instance_type: str) -> float:
+        return self.provision_accelerated if accelerated(instance_type) else self.provision_cpu
+
+    def software_update(self, instance_type: str) -> float:
+        if accelerated(instance_type):
+            return self.software_update_accelerated
+        return self.software_update_cpu
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Durations:
+        known = {field.name for field in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(
+                f"unknown durations: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return replace(self, **{key: float(value) for key, value in overrides.items()})
+
+
+def accelerated(instance_type: str) -> bool:
+    return instance_type.startswith(_ACCELERATED_FAMILIES)

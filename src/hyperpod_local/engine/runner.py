@@ -1,0 +1,152 @@
+"""The engine: runs due steps in HyperPod-time order, in the background for a real clock and
+on demand (advance, settle) for a manual one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hyperpod_local.domain.ids import IdSource
+from hyperpod_local.engine.clock import Clock, ManualClock
+from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.steps import STEPS, StepContext
+from hyperpod_local.providers.sim import SimProvider
+from hyperpod_local.store.database import Store
+
+log = logging.getLogger(__name__)
+
+CLOCK_SETTING = "clock_time"
+# The longest a settle() may move time: a month of HyperPod time is far past any operation.
+SETTLE_LIMIT = 30 * 86400.0
+# Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
+_MAX_SLEEP = 5.0
+
+
+class NotManual(Exception):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        durations: Durations,
+        provider: SimProvider,
+        ids: IdSource,
+        *,
+        batch: int = 500,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.durations = durations
+        self.provider = provider
+        self.ids = ids
+        self.batch = batch
+        # One runner at a time in this process: the background loop or an advance.
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Running due work -------------------------------------------------------------------
+
+    def run_due(self) -> int:
+        """Run every step due by now, earliest first; returns how many ran."""
+        ran = 0
+        with self._lock:
+            now = self.clock.now()
+            while True:
+                with self.store.write() as tx:
+                    tasks = tx.tasks.due_together(now, self.batch)
+                    for task in tasks:
+                        context = StepContext(
+                            tx, task.due_at, self.durations, self.provider, self.ids
+                        )
+                        rescheduled = STEPS[task.kind](context, task)
+                        if rescheduled is None:
+                            tx.tasks.remove(task.id or -1)
+                        else:
+                            tx.tasks.save(rescheduled)
+                    self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
+                if not tasks:
+                    return ran
+                ran += len(tasks)
+
+    def next_due_at(self) -> float | None:
+        with self.store.read() as tx:
+            return tx.tasks.next_due_at()
+
+    def pending(self) -> int:
+        with self.store.read() as tx:
+            return tx.tasks.total()
+
+    # Manual time --------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> float:
+        """Move a manual clock forward, running each step at its own due time on the way."""
+        clock = self._manual()
+        with self._lock:
+            target = clock.now() + max(0.0, seconds)
+            while (due := self.next_due_at()) is not None and due <= target:
+                clock.set(due)
+                self.run_due()
+            clock.set(target)
+            self._save_clock()
+            return clock.now()
+
+    def settle(self, limit: float = SETTLE_LIMIT) -> float:
+        """Advance until no operation is in flight; returns the HyperPod seconds that passed."""
+        clock = self._manual()
+        with self._lock:
+            start = clock.now()
+            while (due := self.next_due_at()) is not None:
+                if due - start > limit:
+                    raise RuntimeError(f"operations still in flight after {limit} s")
+                clock.set(due)
+                self.run_due()
+            self._save_clock()
+            return clock.now() - start
+
+    def _manual(self) -> ManualClock:
+        if not isinstance(self.clock, ManualClock):
+            raise NotManual("the clock is real; start the server with --clock manual to move it")
+        return self.clock
+
+    def _save_clock(self) -> None:
+        with self.store.write() as tx:
+            self.store.put_setting(CLOCK_SETTING, repr(self.clock.now()), tx=tx)
+
+    # The background loop ------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New work was committed: wake the loop to look at when it is due."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None or isinstance(self.clock, ManualClock):
+            return
+        self._thread = threading.Thread(target=self._loop, name="hyperpod-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+                due = self.next_due_at()
+            except Exception:
+                log.exception("engine step failed; retrying in a second")
+                due, sleep = None, 1.0
+            else:
+                sleep = _MAX_SLEEP
+                if due is not None:
+                    sleep = min(_MAX_SLEEP, self.clock.wall_seconds(due - self.clock.now()))
+            self._wake.wait(timeout=max(0.0, sleep))
+            self._wake.clear()

@@ -1,0 +1,101 @@
+"""The simulated provider: instances and EBS volumes that exist only in the store.
+
+Each instance has a root volume and one secondary volume per EbsVolumeConfig of its group
+(the /opt/sagemaker volume HyperPod mounts). A test can write a marker onto a volume through
+the admin API and see a replace destroy it and a reboot keep it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperpod_local.domain.ids import IdSource
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+from hyperpod_local.store.unit_of_work import Tx
+
+ROOT_VOLUME_GB = 100
+
+
+class SimProvider:
+    name = "sim"
+
+    def __init__(self, ids: IdSource) -> None:
+        self.ids = ids
+
+    def launch(self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float) -> str:
+        """A fresh instance of the group's configuration and image, with new empty volumes."""
+        instance_id = self.ids.instance_id()
+        tx.instances.add(
+            instance_id,
+            cluster.id,
+            now,
+            group.spec.get("ImageId", "default"),
+            [self._root(), *self._secondaries(group)],
+        )
+        return instance_id
+
+    def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
+        """The instances and every volume attached to them are gone for good."""
+        tx.instances.remove(instance_ids)
+
+    def reboot(self, tx: Tx, instance_id: str) -> None:
+        tx.instances.count_boot(instance_id)
+
+    def reimage(self, tx: Tx, instance_id: str, image_id: str) -> None:
+        """A software update: a new root volume from the image; secondary volumes stay."""
+        tx.instances.remove_volumes(instance_id, kind="root")
+        tx.instances.add_volumes(instance_id, [self._root()])
+        tx.instances.set_image(instance_id, image_id)
+        tx.instances.count_boot(instance_id)
+
+    def inside_view(self, tx: Tx, node: Node) -> dict[str, Any] | None:
+        """What a node looks like from inside: its instance, hostname and volumes."""
+        if node.instance_id is None:
+            return None
+        instance = tx.instances.get(node.instance_id)
+        if instance is None:
+            return None
+        return {
+            "InstanceId": node.instance_id,
+            "NodeLogicalId": node.logical_id,
+            "Status": node.status,
+            "Hostname": node.hostname,
+            "PrivateIp": node.private_ip,
+            "InstanceGroupName": node.group_name,
+            "InstanceType": node.instance_type,
+            "ImageId": instance["image_id"],
+            "BootCount": instance["boot_count"],
+            "LaunchedAt": instance["launched_at"],
+            "Volumes": [
+                {
+                    "VolumeId": volume["volume_id"],
+                    "Kind": volume["kind"],
+                    "SizeInGB": volume["size_gb"],
+                    "Marker": volume["marker"],
+                }
+                for volume in tx.instances.volumes(node.instance_id)
+            ],
+        }
+
+    def _root(self) -> dict[str, Any]:
+        return {
+            "volume_id": self.ids.volume_id(),
+            "position": 0,
+            "kind": "root",
+            "size_gb": ROOT_VOLUME_GB,
+        }
+
+    def _secondaries(self, group: InstanceGroup) -> list[dict[str, Any]]:
+        volumes = []
+        for storage in group.spec.get("InstanceStorageConfigs") or []:
+            ebs = storage.get("EbsVolumeConfig")
+            if ebs and not ebs.get("RootVolume"):
+                volumes.append(
+                    {
+                        "volume_id": self.ids.volume_id(),
+                        "position": len(volumes) + 1,
+                        "kind": "secondary",
+                        "size_gb": ebs.get("VolumeSizeInGB", 500),
+                    }
+                )
+        return volumes

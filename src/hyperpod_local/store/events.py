@@ -1,0 +1,167 @@
+"""Cluster events and operation records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
+
+from hyperpod_local.domain.model import Event, Operation
+from hyperpod_local.store.paging import keyset
+from hyperpod_local.store.schema import events, operations
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    group_name: str | None = None
+    instance_id: str | None = None
+    after: float | None = None
+    before: float | None = None
+    resource_type: str | None = None
+    operation_id: str | None = None
+
+
+class EventRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add_all(self, new_events: Sequence[Event]) -> None:
+        if not new_events:
+            return
+        self.conn.execute(
+            events.insert(),
+            [
+                {
+                    "event_id": event.event_id,
+                    "cluster_id": event.cluster_id,
+                    "event_time": event.event_time,
+                    "resource_type": event.resource_type,
+                    "group_name": event.group_name,
+                    "instance_id": event.instance_id,
+                    "description": event.description,
+                    "level": event.level,
+                    "operation_id": event.operation_id,
+                    "event_metadata": event.metadata,
+                }
+                for event in new_events
+            ],
+        )
+
+    def get(self, cluster_id: str, event_id: str) -> Event | None:
+        row = self.conn.execute(
+            select(events).where(events.c.cluster_id == cluster_id, events.c.event_id == event_id)
+        ).first()
+        return None if row is None else _event(row)
+
+    def page(
+        self,
+        cluster_id: str,
+        event_filter: EventFilter,
+        descending: bool,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[tuple[Event, list[Any]]]:
+        stmt = select(events).where(events.c.cluster_id == cluster_id)
+        conditions = {
+            events.c.group_name: event_filter.group_name,
+            events.c.instance_id: event_filter.instance_id,
+            events.c.resource_type: event_filter.resource_type,
+            events.c.operation_id: event_filter.operation_id,
+        }
+        for column, value in conditions.items():
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if event_filter.after is not None:
+            stmt = stmt.where(events.c.event_time > event_filter.after)
+        if event_filter.before is not None:
+            stmt = stmt.where(events.c.event_time < event_filter.before)
+        key = (events.c.event_time, events.c.seq)
+        rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
+        return [(_event(row), [row.event_time, row.seq]) for row in rows]
+
+    def remove_for_cluster(self, cluster_id: str) -> None:
+        self.conn.execute(delete(events).where(events.c.cluster_id == cluster_id))
+        self.conn.execute(delete(operations).where(operations.c.cluster_id == cluster_id))
+
+    # Operations -------------------------------------------------------------------------
+
+    def add_operation(self, operation: Operation) -> None:
+        self.conn.execute(
+            operations.insert().values(
+                operation_id=operation.operation_id,
+                cluster_id=operation.cluster_id,
+                type=operation.type,
+                status=operation.status,
+                creation_time=operation.creation_time,
+                details=operation.details,
+            )
+        )
+
+    def save_operation(self, operation: Operation) -> None:
+        self.conn.execute(
+            update(operations)
+            .where(operations.c.operation_id == operation.operation_id)
+            .values(status=operation.status, details=operation.details)
+        )
+
+    def get_operation(self, cluster_id: str, operation_id: str) -> Operation | None:
+        row = self.conn.execute(
+            select(operations).where(
+                operations.c.cluster_id == cluster_id,
+                operations.c.operation_id == operation_id,
+            )
+        ).first()
+        return None if row is None else _operation(row)
+
+    def operations_page(
+        self,
+        cluster_id: str,
+        *,
+        status: str | None,
+        type_: str | None,
+        after_time: float | None,
+        before_time: float | None,
+        descending: bool,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[tuple[Operation, list[Any]]]:
+        stmt = select(operations).where(operations.c.cluster_id == cluster_id)
+        if status is not None:
+            stmt = stmt.where(operations.c.status == status)
+        if type_ is not None:
+            stmt = stmt.where(operations.c.type == type_)
+        if after_time is not None:
+            stmt = stmt.where(operations.c.creation_time > after_time)
+        if before_time is not None:
+            stmt = stmt.where(operations.c.creation_time < before_time)
+        key = (operations.c.creation_time, operations.c.seq)
+        rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
+        return [(_operation(row), [row.creation_time, row.seq]) for row in rows]
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        event_id=row.event_id,
+        cluster_id=row.cluster_id,
+        event_time=row.event_time,
+        resource_type=row.resource_type,
+        description=row.description,
+        level=row.level,
+        group_name=row.group_name,
+        instance_id=row.instance_id,
+        operation_id=row.operation_id,
+        metadata=row.event_metadata,
+    )
+
+
+def _operation(row: Row[Any]) -> Operation:
+    return Operation(
+        operation_id=row.operation_id,
+        cluster_id=row.cluster_id,
+        type=row.type,
+        status=row.status,
+        creation_time=row.creation_time,
+        details=row.details,
+    )

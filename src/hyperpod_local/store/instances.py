@@ -1,0 +1,107 @@
+"""The simulated provider's instances and volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from hyperpod_local.store.schema import sim_instances, sim_volumes
+
+
+class InstanceRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(
+        self,
+        instance_id: str,
+        cluster_id: str,
+        launched_at: float,
+        image_id: str,
+        volumes: Sequence[dict[str, Any]],
+    ) -> None:
+        self.conn.execute(
+            sim_instances.insert().values(
+                instance_id=instance_id,
+                cluster_id=cluster_id,
+                launched_at=launched_at,
+                image_id=image_id,
+                boot_count=1,
+            )
+        )
+        self.add_volumes(instance_id, volumes)
+
+    def add_volumes(self, instance_id: str, volumes: Sequence[dict[str, Any]]) -> None:
+        if volumes:
+            self.conn.execute(
+                sim_volumes.insert(),
+                [{"instance_id": instance_id, "marker": None, **volume} for volume in volumes],
+            )
+
+    def get(self, instance_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            select(sim_instances).where(sim_instances.c.instance_id == instance_id)
+        ).first()
+        return None if row is None else dict(row._mapping)
+
+    def volumes(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(sim_volumes)
+            .where(sim_volumes.c.instance_id == instance_id)
+            .order_by(sim_volumes.c.position)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    def set_marker(self, instance_id: str, volume_id: str, marker: str) -> bool:
+        result = self.conn.execute(
+            update(sim_volumes)
+            .where(sim_volumes.c.instance_id == instance_id, sim_volumes.c.volume_id == volume_id)
+            .values(marker=marker)
+        )
+        return result.rowcount == 1
+
+    def count_boot(self, instance_id: str) -> None:
+        self.conn.execute(
+            update(sim_instances)
+            .where(sim_instances.c.instance_id == instance_id)
+            .values(boot_count=sim_instances.c.boot_count + 1)
+        )
+
+    def set_image(self, instance_id: str, image_id: str) -> None:
+        self.conn.execute(
+            update(sim_instances)
+            .where(sim_instances.c.instance_id == instance_id)
+            .values(image_id=image_id)
+        )
+
+    def remove_volumes(self, instance_id: str, kind: str | None = None) -> None:
+        stmt = delete(sim_volumes).where(sim_volumes.c.instance_id == instance_id)
+        if kind is not None:
+            stmt = stmt.where(sim_volumes.c.kind == kind)
+        self.conn.execute(stmt)
+
+    def remove(self, instance_ids: Sequence[str]) -> None:
+        ids = list(instance_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            self.conn.execute(delete(sim_volumes).where(sim_volumes.c.instance_id.in_(chunk)))
+            self.conn.execute(delete(sim_instances).where(sim_instances.c.instance_id.in_(chunk)))
+
+    def ids_for_cluster(self, cluster_id: str) -> list[str]:
+        return list(
+            self.conn.scalars(
+                select(sim_instances.c.instance_id).where(sim_instances.c.cluster_id == cluster_id)
+            )
+        )
+
+    def all_ids(self) -> list[str]:
+        return list(self.conn.scalars(select(sim_instances.c.instance_id)))
+
+    def orphan_volume_count(self) -> int:
+        known = select(sim_instances.c.instance_id)
+        rows = self.conn.execute(
+            select(sim_volumes.c.volume_id).where(sim_volumes.c.instance_id.not_in(known))
+        )
+        return len(rows.all())

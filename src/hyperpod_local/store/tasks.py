@@ -1,0 +1,85 @@
+"""The engine's queue: durable steps due at HyperPod times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+
+from hyperpod_local.domain.model import Task
+from hyperpod_local.store.schema import tasks
+
+
+class TaskRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, task: Task) -> None:
+        task.id = self.conn.execute(
+            tasks.insert().values(
+                cluster_id=task.cluster_id,
+                node_id=task.node_id,
+                group_name=task.group_name,
+                kind=task.kind,
+                step=task.step,
+                due_at=task.due_at,
+                data=task.data,
+                operation_id=task.operation_id,
+            )
+        ).inserted_primary_key[0]
+
+    def next_due_at(self) -> float | None:
+        return self.conn.scalar(select(func.min(tasks.c.due_at)))
+
+    def due_together(self, now: float, limit: int) -> list[Task]:
+        """The tasks of the earliest due time not after `now`: they happen at one instant."""
+        first = self.conn.scalar(select(func.min(tasks.c.due_at)).where(tasks.c.due_at <= now))
+        if first is None:
+            return []
+        rows = self.conn.execute(
+            select(tasks).where(tasks.c.due_at == first).order_by(tasks.c.id).limit(limit)
+        )
+        return [_task(row) for row in rows]
+
+    def save(self, task: Task) -> None:
+        self.conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task.id)
+            .values(step=task.step, due_at=task.due_at, data=task.data)
+        )
+
+    def remove(self, task_id: int) -> None:
+        self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
+
+    def remove_for_cluster(self, cluster_id: str, *, keep: int | None = None) -> None:
+        stmt = delete(tasks).where(tasks.c.cluster_id == cluster_id)
+        if keep is not None:
+            stmt = stmt.where(tasks.c.id != keep)
+        self.conn.execute(stmt)
+
+    def count(
+        self, cluster_id: str, kind: str | None = None, operation_id: str | None = None
+    ) -> int:
+        stmt = select(func.count()).select_from(tasks).where(tasks.c.cluster_id == cluster_id)
+        if kind is not None:
+            stmt = stmt.where(tasks.c.kind == kind)
+        if operation_id is not None:
+            stmt = stmt.where(tasks.c.operation_id == operation_id)
+        return int(self.conn.scalar(stmt) or 0)
+
+    def total(self) -> int:
+        return int(self.conn.scalar(select(func.count()).select_from(tasks)) or 0)
+
+
+def _task(row: Row[Any]) -> Task:
+    return Task(
+        id=row.id,
+        cluster_id=row.cluster_id,
+        node_id=row.node_id,
+        group_name=row.group_name,
+        kind=row.kind,
+        step=row.step,
+        due_at=row.due_at,
+        data=row.data,
+        operation_id=row.operation_id,
+    )
