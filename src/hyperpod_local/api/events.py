@@ -88,7 +88,8 @@ def describe_cluster_event(
     if event is None:
         raise ResourceNotFound(f"Could not find event '{params['EventId']}' in cluster '{given}'.")
     details = _event_view(cluster, event)
-    details["EventDetails"] = {"EventMetadata": event.metadata or {}}
+    if event.metadata:
+        details["EventDetails"] = {"EventMetadata": event.metadata}
     return {"EventDetails": details}
 
 

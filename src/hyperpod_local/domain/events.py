@@ -7,6 +7,12 @@ from typing import Any
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Event, EventLevel, ResourceType
 
+_METADATA_KEY = {
+    ResourceType.CLUSTER: "Cluster",
+    ResourceType.INSTANCE_GROUP: "InstanceGroup",
+    ResourceType.INSTANCE: "Instance",
+}
+
 
 class EventLog:
     """Collects the events of one unit of work, all stamped with its HyperPod time."""
@@ -28,6 +34,9 @@ class EventLog:
         operation_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        if metadata is None:
+            # EventMetadata is a union: exactly one subtree, the one of the resource type.
+            metadata = {_METADATA_KEY[resource_type]: {}}
         self.events.append(
             Event(
                 event_id=self._ids.uuid(),

@@ -111,9 +111,19 @@ def launch_waiting_nodes(
         log.instance(
             group.name, None, text.instance_provisioned(instance_id, cluster.name, group.name)
         )
-        log.instance(group.name, instance_id, text.lifecycle_script(instance_id, "Started"))
+        lifecycle_event(log, group, node, "Started")
     ctx.tx.nodes.save_all(waiting)
     return waiting
+
+
+def lifecycle_event(log: EventLog, group: InstanceGroup, node: Node, state: str) -> None:
+    assert node.instance_id is not None
+    log.instance(
+        group.name,
+        node.instance_id,
+        text.lifecycle_script(node.instance_id, state),
+        metadata={"Instance": {"LcsExecutionState": state, "NodeLogicalId": node.logical_id}},
+    )
 
 
 @step("group_provision")
@@ -132,9 +142,7 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
     for node in ready:
         move_node(node, "provisioned")
         assert node.instance_id is not None
-        log.instance(
-            group.name, node.instance_id, text.lifecycle_script(node.instance_id, "Succeeded")
-        )
+        lifecycle_event(log, group, node, "Succeeded")
         log.instance(
             group.name,
             node.instance_id,
@@ -210,7 +218,7 @@ def node_replace(ctx: StepContext, task: Task) -> Task | None:
         place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
         move_node(node, "relaunched")
         log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
-        log.instance(group.name, new, text.lifecycle_script(new, "Started"))
+        lifecycle_event(log, group, node, "Started")
         ctx.tx.nodes.save(node)
         ctx.tx.clusters.save(cluster)
         ctx.tx.events.add_all(log.events)
@@ -218,7 +226,7 @@ def node_replace(ctx: StepContext, task: Task) -> Task | None:
     move_node(node, "provisioned")
     node.busy = None
     assert node.instance_id is not None
-    log.instance(group.name, node.instance_id, text.lifecycle_script(node.instance_id, "Succeeded"))
+    lifecycle_event(log, group, node, "Succeeded")
     log.instance(
         group.name,
         node.instance_id,
