@@ -31,8 +31,10 @@ class Backend:
         self.store = Store(url)
         # Signs NextTokens; kept in the store so tokens outlive a restart.
         self.tokens = TokenCodec(self.store.setting("token_secret", self.ids.token_secret))
-        # HyperPod time goes on from where it was when the data dir was last used.
+        # HyperPod time goes on from where it was when the data dir was last used: the time
+        # the engine last saved, or the latest time a request stamped on anything since.
         start = float(self.store.setting(CLOCK_SETTING, lambda: repr(round(time.time(), 3))))
+        start = max(start, self.store.latest_time() or start)
         self.clock: Clock = clock or (
             ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -173,6 +174,66 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         backend.close()
+
+
+_endpoint_option = click.option(
+    "--endpoint-url",
+    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
+    show_default=True,
+    envvar="AWS_ENDPOINT_URL_SAGEMAKER",
+    show_envvar=True,
+    help="The hyperpod-local server.",
+)
+_region_option = click.option(
+    "--region",
+    default="us-east-1",
+    show_default=True,
+    envvar="AWS_DEFAULT_REGION",
+    show_envvar=True,
+)
+
+
+@main.command()
+@click.argument("cluster")
+@_endpoint_option
+@_region_option
+def nodes(cluster: str, endpoint_url: str, region: str) -> None:
+    """Print the nodes of CLUSTER (name or ARN) as a table."""
+    from rich.console import Console
+
+    from hyperpod_local.views_cli import sagemaker_client, show
+
+    _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, Console()))
+
+
+@main.command()
+@click.argument("cluster")
+@_endpoint_option
+@_region_option
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many refreshes.")
+def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: int | None) -> None:
+    """Show the nodes of CLUSTER live, refreshing as their states change (Ctrl-C to stop)."""
+    from rich.console import Console
+
+    from hyperpod_local.views_cli import sagemaker_client
+    from hyperpod_local.views_cli import watch as watch_nodes
+
+    client = sagemaker_client(endpoint_url, region)
+    with contextlib.suppress(KeyboardInterrupt):
+        _client_call(lambda: watch_nodes(client, cluster, Console(), interval, count))
+
+
+def _client_call(call: Any) -> None:
+    """Run a client call, turning AWS and connection errors into a clear one-line error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        call()
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    except BotoCoreError as error:
+        raise click.ClickException(f"{error} (is the server running?)") from None
 
 
 def _read_durations(path: Path | None) -> dict[str, Any]:

@@ -116,6 +116,21 @@ def admin_app(backend: Backend) -> Starlette:
         await run_in_threadpool(write)
         return Response(status_code=204)
 
+    def instances_view() -> dict[str, Any]:
+        with store.read() as tx:
+            instances = [
+                {
+                    "InstanceId": instance_id,
+                    "VolumeIds": [v["volume_id"] for v in tx.instances.volumes(instance_id)],
+                }
+                for instance_id in tx.instances.all_ids()
+            ]
+            orphans = tx.instances.orphan_volume_count()
+        return {"Instances": instances, "OrphanVolumes": orphans}
+
+    async def list_instances(_request: Request) -> JSONResponse:
+        return JSONResponse(await run_in_threadpool(instances_view))
+
     async def make_legacy(request: Request) -> JSONResponse:
         def mark() -> Cluster:
             cluster = find(request)
@@ -149,6 +164,7 @@ def admin_app(backend: Backend) -> Starlette:
             Route(cluster_path, get_node, methods=["GET"]),
             Route(cluster_path + "/volumes/{volume_id}/marker", put_marker, methods=["PUT"]),
             Route("/_hyperpod/clusters/{cluster}/legacy", make_legacy, methods=["POST"]),
+            Route("/_hyperpod/instances", list_instances, methods=["GET"]),
         ],
         exception_handlers={404: not_found, AdminError: admin_error, NotManual: not_manual},
     )

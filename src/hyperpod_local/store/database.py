@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from hyperpod_local.store import schema
@@ -60,6 +60,18 @@ class Store:
                 value = default_factory()
                 tx.conn.execute(schema.settings.insert().values(key=key, value=value))
             return str(value)
+
+    def latest_time(self) -> float | None:
+        """The latest HyperPod time anything in the store was stamped with."""
+        columns = (
+            schema.events.c.event_time,
+            schema.clusters.c.creation_time,
+            schema.nodes.c.sort_time,
+            schema.operations.c.creation_time,
+        )
+        with self.read() as tx:
+            found = [tx.conn.scalar(select(func.max(column))) for column in columns]
+        return max((value for value in found if value is not None), default=None)
 
     def put_setting(self, key: str, value: str, *, tx: Tx | None = None) -> None:
         if tx is None:

@@ -1,0 +1,94 @@
+"""`hyperpod-local nodes` and `hyperpod-local watch`: the human view of a cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from typing import Any
+
+from tests.support import CLI, ServerProcess, group
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "COLUMNS": "220", **env},
+    )
+
+
+def make_cluster(server: ServerProcess, name: str) -> list[dict[str, Any]]:
+    sm = server.client()
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("workers", 3)])
+    server.settle()
+    return sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+
+
+def test_nodes_prints_every_node(server: ServerProcess, name: str) -> None:
+    nodes = make_cluster(server, name)
+    result = run_cli("nodes", name, AWS_ENDPOINT_URL_SAGEMAKER=server.url)
+    assert result.returncode == 0, result.stderr
+    assert f"{name}  InService  workers 3/3" in result.stdout
+    for node in nodes:
+        assert node["InstanceId"] in result.stdout
+        assert node["PrivateDnsHostname"] in result.stdout
+    assert result.stdout.count("Running") == 3
+
+
+def test_nodes_reports_errors_in_one_line(server: ServerProcess) -> None:
+    missing = run_cli("nodes", "no-such-cluster", "--endpoint-url", server.url)
+    assert missing.returncode == 1
+    assert "ResourceNotFound" in missing.stderr
+    assert "Could not find cluster 'no-such-cluster'" in missing.stderr
+    down = run_cli("nodes", "x", "--endpoint-url", "http://127.0.0.1:9")
+    assert down.returncode == 1
+    assert "is the server running?" in down.stderr
+
+
+def test_watch_shows_a_replacement_happen(server: ServerProcess, name: str) -> None:
+    nodes = make_cluster(server, name)
+    old = nodes[0]["InstanceId"]
+    sm = server.client()
+
+    def replace_while_watched() -> None:
+        time.sleep(0.6)
+        sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[old])
+        time.sleep(0.6)
+        server.advance(120)  # old instance gone, new one Pending
+        time.sleep(0.6)
+        server.settle()
+
+    actor = threading.Thread(target=replace_while_watched)
+    actor.start()
+    # A terminal, as a person has: rich redraws the table in place on every refresh.
+    result = run_cli(
+        "watch",
+        name,
+        "--endpoint-url",
+        server.url,
+        "--interval",
+        "0.1",
+        "--count",
+        "35",
+        TTY_COMPATIBLE="1",
+        TTY_INTERACTIVE="1",
+    )
+    actor.join()
+    assert result.returncode == 0, result.stderr
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
+    new = next(
+        n["InstanceId"]
+        for n in sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+        if n["InstanceId"] not in {m["InstanceId"] for m in nodes}
+    )
+    # The watcher saw the old node shut down and the new one come up, in that order.
+    assert frames.index("ShuttingDown") < frames.index(new)
+    assert "Pending" in frames[frames.index(new) :]
+    last_frame = frames[frames.rindex(name + "  InService") :]
+    assert new in last_frame and old not in last_frame

@@ -1,0 +1,140 @@
+"""SIGKILL the server at random moments while it replaces nodes: after each restart it picks
+up every accepted operation and finishes it exactly once, and nothing is lost or left over."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tests.support import ServerProcess, group
+
+# HyperPod seconds per wall second: a replacement (terminate 120 s + provision 240 s) takes
+# about 0.12 s, so kills land in every phase of it.
+SPEED = "3000"
+NODES = 10
+TARGET_REPLACEMENTS = 100
+EKS = {"Eks": {"ClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/crash"}}
+
+
+def start(data: Path) -> ServerProcess:
+    return ServerProcess(data, "--speed", SPEED).start()
+
+
+def all_nodes(sm: Any) -> list[dict[str, Any]]:
+    pages = sm.get_paginator("list_cluster_nodes").paginate(
+        ClusterName="crash", IncludeNodeLogicalIds=True
+    )
+    return [node for page in pages for node in page["ClusterNodeSummaries"]]
+
+
+def wait_until_quiet(server: ServerProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, clock = server.admin("GET", "/_hyperpod/clock")
+        if status == 200 and clock["PendingSteps"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("operations still in flight")
+
+
+def replace_until_stopped(
+    sm: Any, rng: random.Random, accepted: list[str], stop: threading.Event
+) -> None:
+    """Replace random Running nodes one call at a time; remember what the server accepted."""
+    while not stop.is_set():
+        try:
+            running = [n for n in all_nodes(sm) if n["InstanceStatus"]["Status"] == "Running"]
+            if not running:
+                time.sleep(0.01)
+                continue
+            picked = rng.sample(running, min(len(running), rng.randint(1, 3)))
+            answer = sm.batch_replace_cluster_nodes(
+                ClusterName="crash", NodeIds=[n["InstanceId"] for n in picked]
+            )
+        except (BotoCoreError, ClientError):
+            return  # the server is gone
+        accepted.extend(answer.get("Successful", []))
+
+
+def test_every_accepted_replacement_finishes_exactly_once_across_kills(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    rng = random.Random(20261128)
+    server = start(data)
+    try:
+        sm = server.client()
+        sm.create_cluster(
+            ClusterName="crash",
+            InstanceGroups=[
+                group(
+                    "workers",
+                    NODES,
+                    InstanceStorageConfigs=[{"EbsVolumeConfig": {"VolumeSizeInGB": 100}}],
+                )
+            ],
+            NodeProvisioningMode="Continuous",
+            Orchestrator=EKS,
+        )
+        wait_until_quiet(server)
+        logical_ids = {n["NodeLogicalId"] for n in all_nodes(sm)}
+        assert len(logical_ids) == NODES
+
+        accepted: list[str] = []
+        kills = 0
+        while len(accepted) < TARGET_REPLACEMENTS:
+            stop = threading.Event()
+            worker = threading.Thread(
+                target=replace_until_stopped, args=(server.client(), rng, accepted, stop)
+            )
+            worker.start()
+            time.sleep(rng.uniform(0.01, 0.12))
+            server.kill()
+            kills += 1
+            stop.set()
+            worker.join(30)
+            server = start(data)
+
+        wait_until_quiet(server)
+        sm = server.client()
+        nodes = all_nodes(sm)
+        print(f"{len(accepted)} accepted replacements across {kills} kills")
+
+        # Nothing lost or duplicated: the same logical nodes, all Running on live instances.
+        assert len(nodes) == NODES
+        assert {n["NodeLogicalId"] for n in nodes} == logical_ids
+        assert {n["InstanceStatus"]["Status"] for n in nodes} == {"Running"}
+        current = {n["InstanceId"] for n in nodes}
+        assert not current & set(accepted)
+        assert len(accepted) == len(set(accepted))
+
+        # Each accepted replacement started once and its old instance was terminated once.
+        events = [
+            event
+            for page in sm.get_paginator("list_cluster_events").paginate(ClusterName="crash")
+            for event in page["Events"]
+        ]
+        for old in accepted:
+            mine = [e["Description"] for e in events if e.get("InstanceId") == old]
+            assert sum("replacement started" in d for d in mine) == 1, (old, mine)
+            assert (
+                sum(d.startswith(f"EC2 Instance {old} successfully terminated") for d in mine) == 1
+            )
+        started = sum("Instance replacement started" in e["Description"] for e in events)
+        completed = sum(
+            "replacement in Cluster" in e["Description"] and "completed" in e["Description"]
+            for e in events
+        )
+        assert started == completed >= len(accepted)
+
+        # No instance or volume is left behind.
+        status, inventory = server.admin("GET", "/_hyperpod/instances")
+        assert status == 200
+        assert {i["InstanceId"] for i in inventory["Instances"]} == current
+        assert inventory["OrphanVolumes"] == 0
+        assert all(len(i["VolumeIds"]) == 2 for i in inventory["Instances"])
+    finally:
+        server.stop()
