@@ -7,15 +7,20 @@ import logging
 import threading
 
 from hyperpod_local.domain.ids import IdSource
+from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import Clock, ManualClock
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.steps import STEPS, StepContext
+from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
 from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.store.database import Store
+from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
 
 CLOCK_SETTING = "clock_time"
+# A step that raises is retried this much HyperPod time later, and abandoned after so many.
+STEP_RETRY_DELAY = 60.0
+MAX_STEP_FAILURES = 5
 # The longest a settle() may move time: a month of HyperPod time is far past any operation.
 SETTLE_LIMIT = 30 * 86400.0
 # Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
@@ -60,18 +65,35 @@ class Engine:
                 with self.store.write() as tx:
                     tasks = tx.tasks.due_together(now, self.batch)
                     for task in tasks:
-                        context = StepContext(
-                            tx, task.due_at, self.durations, self.provider, self.ids
-                        )
-                        rescheduled = STEPS[task.kind](context, task)
-                        if rescheduled is None:
-                            tx.tasks.remove(task.id or -1)
-                        else:
-                            tx.tasks.save(rescheduled)
+                        self._run_one(tx, task)
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
                 if not tasks:
                     return ran
                 ran += len(tasks)
+
+    def _run_one(self, tx: Tx, task: Task) -> None:
+        """One step in its own savepoint: a step that fails leaves no half of its work behind,
+        and is tried again a little later, then given up with an error event."""
+        step, due_at = task.step, task.due_at
+        context = StepContext(tx, due_at, self.durations, self.provider, self.ids)
+        try:
+            with tx.conn.begin_nested():
+                rescheduled = STEPS[task.kind](context, task)
+                if rescheduled is None:
+                    tx.tasks.remove(task.id or -1)
+                else:
+                    tx.tasks.save(rescheduled)
+        except Exception as error:
+            log.exception("step %s/%s of task %s failed", task.kind, step, task.id)
+            task.step, task.due_at = step, due_at
+            failures = int(task.data.get("failures", 0)) + 1
+            if failures >= MAX_STEP_FAILURES:
+                tx.tasks.remove(task.id or -1)
+                record_abandoned(context, task, error)
+                return
+            task.data = {**task.data, "failures": failures}
+            task.due_at = round(due_at + STEP_RETRY_DELAY, 3)
+            tx.tasks.save(task)
 
     def next_due_at(self) -> float | None:
         with self.store.read() as tx:

@@ -20,6 +20,7 @@ from hyperpod_local.domain.model import (
     LATEST_IMAGE_RELEASE,
     Cluster,
     ClusterStatus,
+    EventLevel,
     GroupStatus,
     InstanceGroup,
     Node,
@@ -60,6 +61,19 @@ def schedule(ctx: StepContext, task: Task, step_name: str, after: float) -> Task
     task.step = step_name
     task.due_at = round(ctx.now + after, 3)
     return task
+
+
+def record_abandoned(ctx: StepContext, task: Task, error: Exception) -> None:
+    """An internal failure the engine gave up on: say so where a user looks, in the events."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    if cluster is None:
+        return
+    log = ctx.log(cluster)
+    log.cluster(
+        f"Internal error in {task.kind} ({task.step}) for cluster {cluster.name}: {error}",
+        level=EventLevel.ERROR,
+    )
+    ctx.tx.events.add_all(log.events)
 
 
 # Cluster creation ---------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""The engine itself: time that moves only when told, persisted progress, and a step that
+keeps failing does not wedge the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hyperpod_local.domain.model import Task
+from hyperpod_local.mock import HyperPodMock
+from tests.support import group
+
+EKS = {"Eks": {"ClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/engine"}}
+
+
+def test_manual_time_moves_only_when_told(hyperpod: HyperPodMock) -> None:
+    sm = hyperpod.client()
+    start = hyperpod.now()
+    sm.create_cluster(ClusterName="t", InstanceGroups=[group("g", 2)])
+    assert hyperpod.now() == start
+    assert sm.describe_cluster(ClusterName="t")["ClusterStatus"] == "Creating"
+    hyperpod.advance(299)
+    assert sm.list_cluster_nodes(ClusterName="t")["ClusterNodeSummaries"] == []
+    hyperpod.advance(1)  # cluster_setup: 300 s
+    nodes = sm.list_cluster_nodes(ClusterName="t")["ClusterNodeSummaries"]
+    assert [n["InstanceStatus"]["Status"] for n in nodes] == ["Pending", "Pending"]
+    assert {n["LaunchTime"].timestamp() for n in nodes} == {start + 300}
+    assert hyperpod.settle() == 240  # provision_cpu
+    assert sm.describe_cluster(ClusterName="t")["ClusterStatus"] == "InService"
+    assert hyperpod.settle() == 0
+
+
+def test_durations_are_configurable(tmp_path: Any) -> None:
+    with HyperPodMock(tmp_path, durations={"cluster_setup": 10, "provision_accelerated": 50}) as hp:
+        sm = hp.client()
+        sm.create_cluster(ClusterName="d", InstanceGroups=[group("g", 1, "ml.p5.48xlarge")])
+        assert hp.settle() == 60
+    with pytest.raises(ValueError, match="unknown durations: nope"):
+        HyperPodMock(tmp_path, durations={"nope": 1}).__enter__()
+
+
+def test_a_step_that_keeps_failing_is_given_up_with_an_error_event(hyperpod: HyperPodMock) -> None:
+    sm = hyperpod.client()
+    arn = sm.create_cluster(
+        ClusterName="p",
+        InstanceGroups=[group("g", 1)],
+        NodeProvisioningMode="Continuous",
+        Orchestrator=EKS,
+    )["ClusterArn"]
+    backend = hyperpod.backend
+    assert backend is not None
+    with backend.store.write() as tx:
+        # A step no version of the engine knows, as a damaged store could hold.
+        tx.tasks.add(
+            Task(cluster_id=arn.rsplit("/", 1)[1], kind="bogus", step="x", due_at=hyperpod.now())
+        )
+    hyperpod.settle()
+    # The cluster's own work went on and finished.
+    assert sm.describe_cluster(ClusterName="p")["ClusterStatus"] == "InService"
+    errors = [
+        e
+        for e in sm.list_cluster_events(ClusterName="p")["Events"]
+        if e.get("EventLevel") == "Error"
+    ]
+    assert len(errors) == 1
+    assert "Internal error in bogus" in errors[0]["Description"]
