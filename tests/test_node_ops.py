@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support import ServerProcess, error_of, group
@@ -170,6 +172,7 @@ def test_cli_replaces_a_slurm_worker_with_fresh_hardware(
     no_logical_keys(replaced)
     described = aws.json("describe-cluster-node", "--cluster-name", name, "--node-id", old_id)
     assert described["NodeDetails"]["InstanceStatus"]["Status"] == "ShuttingDown"
+    assert inside(server, name, old_id)["Status"] == "ShuttingDown"
 
     server.advance(120)
     listed = aws.json("list-cluster-nodes", "--cluster-name", name)["ClusterNodeSummaries"]
@@ -200,6 +203,17 @@ def test_cli_replaces_a_slurm_worker_with_fresh_hardware(
     assert [v["Marker"] for v in new_view["Volumes"]] == [None, None]
     status, _ = server.admin("GET", f"/_hyperpod/clusters/{name}/nodes/{old_id}")
     assert status == 404
+    marker_path = (
+        f"/_hyperpod/clusters/{name}/nodes/{old_id}/volumes/{secondary['VolumeId']}/marker"
+    )
+    assert server.admin("PUT", marker_path, "too late")[0] == 404
+    # No instance or volume of the old node is left anywhere.
+    status, inventory = server.admin("GET", "/_hyperpod/instances")
+    assert status == 200, inventory
+    volumes_of = {i["InstanceId"]: set(i["VolumeIds"]) for i in inventory["Instances"]}
+    assert old_id not in volumes_of
+    assert volumes_of[new_id] == {v["VolumeId"] for v in new_view["Volumes"]}
+    assert not old_volume_ids & set().union(*volumes_of.values())
 
 
 def test_cli_replaces_by_logical_id_only_on_continuous_clusters(
@@ -266,12 +280,23 @@ def test_each_node_fails_or_starts_on_its_own(
     code, message = error_of(excinfo)
     assert code == "ValidationException"
     assert "Member must have length less than or equal to 25" in message
+    with pytest.raises(ClientError) as excinfo:
+        sm.batch_replace_cluster_nodes(
+            ClusterName=name, NodeLogicalIds=[str(uuid.uuid4()) for _ in range(26)]
+        )
+    assert "Member must have length less than or equal to 25" in error_of(excinfo)[1]
+    with pytest.raises(ClientError) as excinfo:
+        sm.batch_replace_cluster_nodes(ClusterName=name)
+    assert error_of(excinfo)[0] == "ValidationException"
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.batch_replace_cluster_nodes(ClusterName=f"{name}-nope", NodeIds=[w0])
     assert {status_of(sm, name, i) for i in (w0, w1, w2)} == {"Running"}  # nothing started
 
     first = sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[w0])
     assert first["Successful"] == [w0]
+    arn = sm.describe_cluster(ClusterName=name)["ClusterArn"]
     second = sm.batch_replace_cluster_nodes(
-        ClusterName=name, NodeIds=[w1, controller, UNKNOWN_ID, w0, w2]
+        ClusterName=arn, NodeIds=[w1, controller, UNKNOWN_ID, w0, w2]
     )
     assert second["Successful"] == [w1, w2]
     no_logical_keys(second)
@@ -404,8 +429,16 @@ def test_delete_shrinks_the_group_and_records_a_scaling_operation(
     assert code == "ValidationException"
     assert "Member must have length less than or equal to 99" in message
 
+    with pytest.raises(ClientError) as excinfo:  # 99 is allowed: each one fails on its own
+        sm.batch_delete_cluster_nodes(
+            ClusterName=name, NodeIds=[f"i-{index:017x}" for index in range(99)]
+        )
+    code, message = error_of(excinfo)
+    assert code == "ValidationException"
+    assert "NodeIdNotFound" in message and "less than or equal" not in message
+
     deleted = sm.batch_delete_cluster_nodes(
-        ClusterName=name, NodeIds=[w0, controller, w1, UNKNOWN_ID]
+        ClusterName=name, NodeIds=[w0, controller, w1, UNKNOWN_ID, w1]
     )
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert deleted["Successful"] == [w0, w1]
@@ -418,7 +451,7 @@ def test_delete_shrinks_the_group_and_records_a_scaling_operation(
     assert failed[controller]["Code"] == "NodeIdInUse"
     assert "controller" in failed[controller]["Message"]
     assert failed[UNKNOWN_ID]["Code"] == "NodeIdNotFound"
-    assert groups_of(sm, name)["workers"]["TargetCount"] == 2  # at once
+    assert groups_of(sm, name)["workers"]["TargetCount"] == 2  # at once, w1 counted once
     assert {status_of(sm, name, i) for i in (w0, w1)} == {"ShuttingDown"}
 
     # Every node failing is an HTTP 400, and changes nothing.
@@ -545,7 +578,9 @@ def test_a_replace_writes_its_events_which_list_filter_and_page(
     def about_this_node(event: dict[str, Any]) -> bool:
         return event.get("InstanceId") in (old, new) or new in event["Description"]
 
-    mine = [e for e in ascending if about_this_node(e) and e["EventTime"].timestamp() >= started_at]
+    # The replace started `started_at`, at least 5 s after every earlier event.
+    recent = [e for e in ascending if e["EventTime"].timestamp() > started_at - 1]
+    mine = [e for e in recent if about_this_node(e)]
     where = f"Cluster {name} and InstanceGroup a"
     assert [(e["Description"], e.get("InstanceId")) for e in mine] == [
         (f"Instance replacement started successfully in {where}", old),
@@ -618,7 +653,20 @@ def test_fifty_clients_replacing_overlapping_nodes_start_each_once(
     rng = random.Random(20251120)
     picks = [rng.sample(original, 3) for _ in range(50)]
     picks[:10] = [[original[i], original[(i + 1) % 10], original[(i + 3) % 10]] for i in range(10)]
-    clients = [server.client() for _ in picks]
+    # Fifty clients, each with its own connections; one session builds them (a session per
+    # client would load the SageMaker model fifty times).
+    session = boto3.session.Session()
+    clients = [
+        session.client(
+            "sagemaker",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        for _ in picks
+    ]
     barrier = threading.Barrier(len(clients))
     responses: list[dict[str, Any] | Exception] = [Exception("not run")] * len(clients)
 
@@ -661,3 +709,54 @@ def test_fifty_clients_replacing_overlapping_nodes_start_each_once(
     assert {n["InstanceStatus"]["Status"] for n in nodes} == {"Running"}
     assert not {n["InstanceId"] for n in nodes} & set(original)
     assert len({n["InstanceId"] for n in nodes}) == 10
+
+
+# Bugs found while writing these tests ---------------------------------------------------------
+
+
+def test_update_cluster_software_waits_for_busy_nodes(server: ServerProcess, name: str) -> None:
+    sm = server.client()
+    slurm_cluster(sm, name, workers=2, login=False)
+    server.settle()
+    assert server.admin("POST", f"/_hyperpod/clusters/{name}/legacy")[0] == 200
+    w0, w1 = ids_in(sm, name, "workers")
+    root = volume(inside(server, name, w1), "root")["VolumeId"]
+    # Reboot is allowed on a legacy cluster (docs/fidelity.md); the update comes during it.
+    assert sm.batch_reboot_cluster_nodes(ClusterName=name, NodeIds=[w1])["Successful"] == [w1]
+    # A node busy with another operation makes the update a conflict, not a partial patch.
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_cluster_software(ClusterName=name)
+    assert excinfo.value.response["Error"]["Code"] == "ConflictException"
+    assert w1 in excinfo.value.response["Error"]["Message"]
+    server.settle()
+    sm.update_cluster_software(ClusterName=name)
+    server.settle()
+    # Either way, a cluster that is no longer legacy has every node patched.
+    for node_id in (w0, w1):
+        details = sm.describe_cluster_node(ClusterName=name, NodeId=node_id)["NodeDetails"]
+        assert "LastSoftwareUpdateTime" in details, node_id
+    assert volume(inside(server, name, w1), "root")["VolumeId"] != root
+
+
+def test_every_per_node_message_names_the_cluster(server: ServerProcess, name: str) -> None:
+    sm = server.client()
+    slurm_cluster(sm, name, workers=2, login=False)
+    server.settle()
+    eks_cluster(sm, f"{name}-p", [group("g", 1)])
+    server.advance(360)  # InService, its node still Pending
+    [controller] = ids_in(sm, name, "controller")
+    w0, _ = ids_in(sm, name, "workers")
+    sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[w0])
+    busy = sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[controller, UNKNOWN_ID, w0])
+    [pending] = ids_in(sm, f"{name}-p", "g")
+    early = sm.batch_replace_cluster_nodes(ClusterName=f"{name}-p", NodeIds=[pending])
+    failed = [(name, item) for item in busy["Failed"]]
+    failed += [(f"{name}-p", item) for item in early["Failed"]]
+    assert sorted(item["ErrorCode"] for _, item in failed) == [
+        "InstanceIdInUse",
+        "InstanceIdInUse",
+        "InstanceIdNotFound",
+        "InvalidInstanceStatus",
+    ]
+    unnamed = [item for cluster, item in failed if f"cluster {cluster}" not in item["Message"]]
+    assert unnamed == []

@@ -12,7 +12,7 @@ from typing import Any
 from hyperpod_local.api.resolve import find_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.eligibility import Refusal, refusal
+from hyperpod_local.domain.eligibility import Refusal, busy_message, refusal
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_node
@@ -149,7 +149,7 @@ class _Starter:
             if why is None and node is not None and not self.tx.nodes.claim(node, self.action):
                 why = Refusal(
                     "NodeIdInUse" if self.action == "delete" else "InstanceIdInUse",
-                    f"Node {given} is busy with another operation; retry when it has finished.",
+                    busy_message(given, self.cluster.name, None),
                 )
             if why is not None:
                 outcome.failed.append((given, why))

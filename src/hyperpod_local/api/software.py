@@ -35,6 +35,18 @@ def update_cluster_software(
                 f"Instance groups not found in cluster {cluster.name}: {', '.join(unknown)}."
             )
         targets = [g for g in cluster.groups if not requested or g.name in requested]
+        busy = [
+            node.instance_id
+            for group in targets
+            for node in tx.nodes.in_group(cluster.id, group.name)
+            if node.busy is not None
+        ]
+        if busy:
+            raise ConflictError(
+                f"Nodes of cluster {cluster.name} are busy with other operations "
+                f"({', '.join(str(i) for i in busy[:10])}); update the software when they "
+                "have finished."
+            )
         now = services.clock.now()
         log = EventLog(services.ids, cluster.id, now)
         move_cluster(cluster, "update_software")

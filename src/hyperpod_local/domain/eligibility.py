@@ -28,6 +28,13 @@ class Refusal:
     message: str
 
 
+def busy_message(given: str, cluster: str, busy: str | None) -> str:
+    return (
+        f"Node {given} of cluster {cluster} is {_BUSY.get(busy or '', 'busy')} by another "
+        "operation; retry when it has finished."
+    )
+
+
 def is_controller(cluster: Cluster, group: InstanceGroup) -> bool:
     """The Slurm controller group: SlurmConfig NodeType Controller, or, on clusters configured
     through provisioning_parameters.json (no SlurmConfig), a group named like a controller."""
@@ -47,11 +54,7 @@ def refusal(
     if node is None or group is None:
         return Refusal(not_found, f"Node {given} was not found in cluster {cluster.name}.")
     if node.busy is not None:
-        return Refusal(
-            in_use,
-            f"Node {given} is {_BUSY.get(node.busy, 'busy')} by another operation; "
-            "retry when it has finished.",
-        )
+        return Refusal(in_use, busy_message(given, cluster.name, node.busy))
     if action in ("replace", "delete") and is_controller(cluster, group):
         # AWS documents NODE_ID_IN_USE for deleting the Slurm controller; replace follows it.
         return Refusal(
@@ -62,7 +65,7 @@ def refusal(
     if not node_allows(node.status, event):
         return Refusal(
             bad_status,
-            f"Node {given} is in {node.status} status and cannot be {_VERBS[action]}; wait "
-            "for ongoing changes to finish.",
+            f"Node {given} of cluster {cluster.name} is in {node.status} status and cannot be "
+            f"{_VERBS[action]}; wait for ongoing changes to finish.",
         )
     return None
