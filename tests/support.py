@@ -30,18 +30,27 @@ class ServerProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.banner: list[str] = []
+        self.cwd: Path | None = None
+        self.started = 0.0
+
+    def command(self) -> list[str]:
+        return [CLI, "serve", "--port", "0", "--data-dir", str(self.data_dir), *self.args]
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **(self.env or {})}
 
     def start(self) -> ServerProcess:
-        cmd = [CLI, "serve", "--port", "0", "--data-dir", str(self.data_dir), *self.args]
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd,
+            self.command(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **(self.env or {})},
+            env=self.environment(),
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + 30
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
@@ -104,6 +113,48 @@ class ServerProcess:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+class Aws:
+    """`aws` with static test credentials, no config files, and no way out to real AWS."""
+
+    def __init__(self, tmp_path: Path, url: str, mode: str = "flag") -> None:
+        nowhere = str(tmp_path / "no-such-aws-config")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        env.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_CONFIG_FILE=nowhere,
+            AWS_SHARED_CREDENTIALS_FILE=nowhere,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_PAGER="",
+            # Should the CLI ever ignore the endpoint it is given, it must fail rather than
+            # reach the real SageMaker: everything but loopback goes to a closed proxy port.
+            HTTPS_PROXY="http://127.0.0.1:9",
+            HTTP_PROXY="http://127.0.0.1:9",
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        self.endpoint_args: list[str] = []
+        if mode == "flag":
+            self.endpoint_args = ["--endpoint-url", url]
+        else:
+            env["AWS_ENDPOINT_URL_SAGEMAKER"] = url
+        self.env = env
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "awscli", "sagemaker", *args, *self.endpoint_args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def json(self, *args: str) -> Any:
+        done = self.run(*args, "--output", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
 
 def group(name: str, count: int = 2, instance_type: str = "ml.c5.xlarge", **extra: Any) -> dict:

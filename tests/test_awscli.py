@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support import ROLE, ServerProcess
+from tests.support import ROLE, Aws, ServerProcess
 
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{17}")
 ARN = re.compile(r"arn:aws:sagemaker:us-east-1:123456789012:cluster/[a-z0-9]{12}")
@@ -30,48 +26,6 @@ GROUPS = [
         "ExecutionRole": ROLE,
     },
 ]
-
-
-class Aws:
-    """`aws` with static test credentials, no config files, and no way out to real AWS."""
-
-    def __init__(self, tmp_path: Path, url: str, mode: str = "flag") -> None:
-        nowhere = str(tmp_path / "no-such-aws-config")
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=nowhere,
-            AWS_SHARED_CREDENTIALS_FILE=nowhere,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_PAGER="",
-            # Should the CLI ever ignore the endpoint it is given, it must fail rather than
-            # reach the real SageMaker: everything but loopback goes to a closed proxy port.
-            HTTPS_PROXY="http://127.0.0.1:9",
-            HTTP_PROXY="http://127.0.0.1:9",
-            NO_PROXY="127.0.0.1,localhost",
-        )
-        self.endpoint_args: list[str] = []
-        if mode == "flag":
-            self.endpoint_args = ["--endpoint-url", url]
-        else:
-            env["AWS_ENDPOINT_URL_SAGEMAKER"] = url
-        self.env = env
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "awscli", "sagemaker", *args, *self.endpoint_args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def json(self, *args: str) -> Any:
-        done = self.run(*args, "--output", "json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
 
 
 @pytest.fixture

@@ -5,12 +5,8 @@ cluster events and operations they write: all as boto3, the AWS CLI and the admi
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -23,7 +19,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support import ServerProcess, error_of, group
+from tests.support import Aws, ServerProcess, error_of, group
 
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{17}")
 UNKNOWN_ID = "i-0123456789abcdef0"
@@ -31,43 +27,6 @@ STORAGE = [{"EbsVolumeConfig": {"VolumeSizeInGB": 500}}]
 
 
 # Helpers --------------------------------------------------------------------------------------
-
-
-class Aws:
-    """`aws sagemaker` (CLI v1) with static test credentials, no config files, and no way out
-    to real AWS (everything but loopback goes to a closed proxy port)."""
-
-    def __init__(self, tmp_path: Path, url: str) -> None:
-        nowhere = str(tmp_path / "no-such-aws-config")
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=nowhere,
-            AWS_SHARED_CREDENTIALS_FILE=nowhere,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_PAGER="",
-            HTTPS_PROXY="http://127.0.0.1:9",
-            HTTP_PROXY="http://127.0.0.1:9",
-            NO_PROXY="127.0.0.1,localhost",
-        )
-        self.env = env
-        self.url = url
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "awscli", "sagemaker", *args, "--endpoint-url", self.url],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def json(self, *args: str) -> Any:
-        done = self.run(*args, "--output", "json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
 
 
 def slurm_cluster(

@@ -30,29 +30,13 @@ class Serve(ServerProcess):
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path) -> None:
         super().__init__(cwd, *args, env=env)
         self.cwd = cwd
-        self.started = 0.0
 
-    def start(self) -> Serve:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("HYPERPOD_LOCAL_")}
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [CLI, "serve", *self.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**environ, **(self.env or {})},
-            cwd=self.cwd,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()}")
-            self.banner.append(line.rstrip("\n"))
-            if "export AWS_ENDPOINT_URL_SAGEMAKER=" in line:
-                self.url = line.strip().split("=", 1)[1]
-                self.banner.append(self.proc.stdout.readline().rstrip("\n"))
-                return self
+    def command(self) -> list[str]:
+        return [CLI, "serve", *self.args]
+
+    def environment(self) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HYPERPOD_LOCAL_")}
+        return {**inherited, **(self.env or {})}
 
 
 @pytest.fixture
