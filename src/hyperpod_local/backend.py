@@ -9,6 +9,7 @@ import time
 
 from hyperpod_local.api.pagination import TokenCodec
 from hyperpod_local.domain.cluster_rules import Limits
+from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock, ManualClock, ScaledClock
 from hyperpod_local.engine.durations import Durations
@@ -39,7 +40,13 @@ class Backend:
             ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
         )
         self.provider = SimProvider(self.ids)
-        self.engine = Engine(self.store, self.clock, self.durations, self.provider, self.ids)
+        self.policy = RecoveryPolicy(
+            max_in_flight=settings.recovery_max_in_flight,
+            unhealthy_threshold=settings.recovery_unhealthy_threshold,
+        )
+        self.engine = Engine(
+            self.store, self.clock, self.durations, self.provider, self.ids, self.policy
+        )
 
     def start(self) -> None:
         """Start moving time (a real clock runs the engine in the background)."""

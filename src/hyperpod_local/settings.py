@@ -24,3 +24,6 @@ class Settings:
     speed: float = DEFAULT_SPEED
     # Overrides of engine.durations.Durations, in HyperPod seconds.
     durations: dict[str, Any] = field(default_factory=dict)
+    # Automatic node recovery's safety limits, per instance group.
+    recovery_max_in_flight: int = 2
+    recovery_unhealthy_threshold: float = 0.2

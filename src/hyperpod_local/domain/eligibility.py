@@ -19,6 +19,8 @@ _BUSY = {
     "reboot": "being rebooted",
     "delete": "being deleted",
     "update": "being updated",
+    "recover": "being recovered automatically",
+    "provision": "being provisioned again",
 }
 
 

@@ -27,6 +27,13 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
     (N.RUNNING, "update"): N.SYSTEM_UPDATING,
     (N.FAILURE, "update"): N.SYSTEM_UPDATING,
     (N.SYSTEM_UPDATING, "updated"): N.RUNNING,
+    (N.RUNNING, "fault_detected"): N.FAILURE,
+    # A launch that finds no capacity leaves the node without an instance, in Failure.
+    (N.PENDING, "launch_failed"): N.FAILURE,
+    (N.SHUTTING_DOWN, "launch_failed"): N.FAILURE,
+    (N.FAILURE, "launch_failed"): N.FAILURE,
+    # A failed node is tried again on a new instance.
+    (N.FAILURE, "relaunched"): N.PENDING,
 }
 # Deleting a cluster takes every node down, whatever it was doing.
 NODE_TRANSITIONS.update({(status, "cluster_deleted"): N.SHUTTING_DOWN for status in N})

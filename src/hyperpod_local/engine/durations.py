@@ -23,6 +23,12 @@ class Durations:
     software_update_cpu: float = 600.0
     software_update_accelerated: float = 1200.0
     cluster_teardown: float = 360.0
+    # The health agent notices a hardware fault this long after it happens (spec: 5 to 30 s).
+    health_detection: float = 15.0
+    # A failed launch or lifecycle script is tried again, with a new instance, this much later.
+    provision_retry: float = 300.0
+    # Automatic recovery held back by its in-flight cap or circuit breaker looks again then.
+    recovery_retry: float = 60.0
 
     def provision(self, instance_type: str) -> float:
         return self.provision_accelerated if accelerated(instance_type) else self.provision_cpu

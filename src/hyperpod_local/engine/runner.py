@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import Clock, ManualClock
@@ -39,6 +40,7 @@ class Engine:
         durations: Durations,
         provider: SimProvider,
         ids: IdSource,
+        policy: RecoveryPolicy,
         *,
         batch: int = 500,
     ) -> None:
@@ -47,6 +49,7 @@ class Engine:
         self.durations = durations
         self.provider = provider
         self.ids = ids
+        self.policy = policy
         self.batch = batch
         # One runner at a time in this process: the background loop or an advance.
         self._lock = threading.RLock()
@@ -75,7 +78,7 @@ class Engine:
         """One step in its own savepoint: a step that fails leaves no half of its work behind,
         and is tried again a little later, then given up with an error event."""
         step, due_at = task.step, task.due_at
-        context = StepContext(tx, due_at, self.durations, self.provider, self.ids)
+        context = StepContext(tx, due_at, self.durations, self.provider, self.ids, self.policy)
         try:
             with tx.conn.begin_nested():
                 rescheduled = STEPS[task.kind](context, task)

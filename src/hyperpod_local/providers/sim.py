@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperpod_local.domain.faults import CAPACITY_MESSAGE
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
 from hyperpod_local.store.unit_of_work import Tx
 
 ROOT_VOLUME_GB = 100
+
+
+class LaunchError(Exception):
+    """No instance could be had; the message is the one HyperPod reports."""
 
 
 class SimProvider:
@@ -23,7 +28,10 @@ class SimProvider:
         self.ids = ids
 
     def launch(self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float) -> str:
-        """A fresh instance of the group's configuration and image, with new empty volumes."""
+        """A fresh instance of the group's configuration and image, with new empty volumes;
+        LaunchError when an injected capacity shortage covers its instance type."""
+        if tx.faults.capacity_short(group.instance_types[0], cluster.id) is not None:
+            raise LaunchError(CAPACITY_MESSAGE)
         instance_id = self.ids.instance_id()
         tx.instances.add(
             instance_id,
@@ -35,8 +43,10 @@ class SimProvider:
         return instance_id
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
-        """The instances and every volume attached to them are gone for good."""
+        """The instances and every volume attached to them are gone for good, and so are the
+        hardware faults they had."""
         tx.instances.remove(instance_ids)
+        tx.faults.forget_instances(instance_ids)
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         tx.instances.count_boot(instance_id)

@@ -169,6 +169,23 @@ sim_volumes = Table(
     Index("ix_sim_volumes_instance", "instance_id", "position"),
 )
 
+# Faults injected through the admin API.
+faults = Table(
+    "faults",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("fault_id", String(36), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("cluster_id", String(12)),
+    Column("group_name", String(63)),
+    Column("instance_id", String(19)),
+    Column("instance_type", String(32)),
+    Column("remaining", Integer),
+    Column("params", JSON, nullable=False),
+    Index("ix_faults_kind", "kind", "cluster_id"),
+)
+
 tags = Table(
     "tags",
     metadata,

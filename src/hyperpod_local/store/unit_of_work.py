@@ -6,6 +6,7 @@ from sqlalchemy import Connection
 
 from hyperpod_local.store.clusters import ClusterRepository
 from hyperpod_local.store.events import EventRepository
+from hyperpod_local.store.faults import FaultRepository
 from hyperpod_local.store.instances import InstanceRepository
 from hyperpod_local.store.nodes import NodeRepository
 from hyperpod_local.store.tags import TagRepository
@@ -21,3 +22,4 @@ class Tx:
         self.tasks = TaskRepository(conn)
         self.events = EventRepository(conn)
         self.instances = InstanceRepository(conn)
+        self.faults = FaultRepository(conn)

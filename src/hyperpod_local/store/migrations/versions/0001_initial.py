@@ -158,6 +158,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_sim_volumes_instance", "sim_volumes", ["instance_id", "position"])
     op.create_table(
+        "faults",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("fault_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("cluster_id", sa.String(12)),
+        sa.Column("group_name", sa.String(63)),
+        sa.Column("instance_id", sa.String(19)),
+        sa.Column("instance_type", sa.String(32)),
+        sa.Column("remaining", sa.Integer),
+        sa.Column("params", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_faults_kind", "faults", ["kind", "cluster_id"])
+    op.create_table(
         "tags",
         sa.Column("resource_arn", sa.String(256), primary_key=True),
         sa.Column("key", sa.String(128), primary_key=True),
@@ -169,6 +183,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "tags",
+        "faults",
         "sim_volumes",
         "sim_instances",
         "operations",

@@ -1,0 +1,241 @@
+"""Steps of a cluster's own lifecycle: creation, deletion, software updates."""
+
+from __future__ import annotations
+
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.cluster_rules import place_instance
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.faults import FaultKind
+from hyperpod_local.domain.lifecycle import move_cluster, move_node
+from hyperpod_local.domain.model import (
+    LATEST_IMAGE_RELEASE,
+    Cluster,
+    ClusterStatus,
+    EventLevel,
+    GroupStatus,
+    InstanceGroup,
+    Node,
+    NodeStatus,
+    Task,
+)
+from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed
+from hyperpod_local.providers.sim import LaunchError
+
+# Creation -----------------------------------------------------------------------------------
+
+
+@step("cluster_create")
+def cluster_create(ctx: StepContext, task: Task) -> Task | None:
+    """Cluster-level resources are ready: launch every node's instance; each group's lifecycle
+    scripts then run until the group's provision task."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    if cluster is None:
+        return None
+    log = ctx.log(cluster)
+    for group in cluster.groups:
+        log.group(group.name, text.group_creation_started(group.name, cluster.name))
+        try:
+            launched = launch_waiting_nodes(ctx, cluster, group, log)
+        except LaunchError as error:
+            fail_creation(ctx, cluster, str(error), log, keep=task.id)
+            break
+        if launched:
+            ctx.later(
+                Task(
+                    cluster_id=cluster.id,
+                    group_name=group.name,
+                    kind="group_provision",
+                    step="ready",
+                    due_at=0,
+                ),
+                ctx.durations.provision(group.instance_types[0]),
+            )
+        else:
+            finish_group_creation(ctx, cluster, group, log)
+    if cluster.continuous and cluster.status == ClusterStatus.CREATING:
+        # Continuous clusters are InService once cluster-level resources are; nodes go on.
+        move_cluster(cluster, "created")
+        log.cluster(text.cluster_creation_completed(cluster.name))
+    maybe_cluster_created(ctx, cluster, log)
+    ctx.tx.clusters.save(cluster)
+    ctx.tx.events.add_all(log.events)
+    return None
+
+
+def launch_waiting_nodes(
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
+) -> list[Node]:
+    """Launch an instance for every node of the group that has none. A classic cluster's
+    creation fails on the first launch that cannot be had (LaunchError); a Continuous
+    cluster's node waits in Failure and is tried again."""
+    waiting = [
+        node for node in ctx.tx.nodes.in_group(cluster.id, group.name) if node.instance_id is None
+    ]
+    launched = []
+    for node in waiting:
+        log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
+        try:
+            instance_id = ctx.provider.launch(ctx.tx, cluster, group, ctx.now)
+        except LaunchError as error:
+            if not cluster.continuous:
+                raise
+            move_node(node, "launch_failed")
+            provisioning_failed(ctx, cluster, group, node, str(error), log)
+            continue
+        place_instance(cluster, node, instance_id, ctx.now, keep_address=False)
+        log.instance(
+            group.name, None, text.instance_provisioned(instance_id, cluster.name, group.name)
+        )
+        lifecycle_event(log, group, node, "Started")
+        launched.append(node)
+    ctx.tx.nodes.save_all(waiting)
+    return launched
+
+
+@step("group_provision")
+def group_provision(ctx: StepContext, task: Task) -> Task | None:
+    """Lifecycle scripts finished: the group's launched nodes are Running, or, where an
+    injected lifecycle-script fault strikes, failed."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is None or group is None:
+        return None
+    log = ctx.log(cluster)
+    ready = [
+        node
+        for node in ctx.tx.nodes.in_group(cluster.id, group.name)
+        if node.status == NodeStatus.PENDING and node.instance_id and node.busy is None
+    ]
+    for node in ready:
+        assert node.instance_id is not None
+        failure = lifecycle_failure(ctx, cluster, group, node)
+        if failure is not None:
+            if not cluster.continuous:
+                fail_creation(ctx, cluster, failure, log, keep=task.id)
+                ctx.tx.events.add_all(log.events)
+                return None
+            lifecycle_event(log, group, node, "Failed")
+            move_node(node, "provisioning_failed")
+            provisioning_failed(ctx, cluster, group, node, failure, log)
+            continue
+        move_node(node, "provisioned")
+        lifecycle_event(log, group, node, "Succeeded")
+        log.instance(
+            group.name,
+            node.instance_id,
+            text.instance_creation_completed(node.instance_id, cluster.name, group.name),
+        )
+    ctx.tx.nodes.save_all(ready)
+    if group.status == GroupStatus.CREATING:
+        finish_group_creation(ctx, cluster, group, log)
+    maybe_cluster_created(ctx, cluster, log)
+    ctx.tx.clusters.save(cluster)
+    ctx.tx.events.add_all(log.events)
+    return None
+
+
+def lifecycle_failure(
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, node: Node
+) -> str | None:
+    """The failure message if an injected lifecycle-script fault takes this provisioning."""
+    if ctx.tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name) is None:
+        return None
+    script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
+    return (
+        f"Lifecycle script {script} failed on instance {node.instance_id} "
+        f"in InstanceGroup {group.name}: exit code 1."
+    )
+
+
+def fail_creation(
+    ctx: StepContext, cluster: Cluster, message: str, log: EventLog, *, keep: int | None
+) -> None:
+    """Classic creation is all or nothing: one failure fails the cluster, and what was
+    launched for it is terminated. The cluster stays, Failed, until it is deleted."""
+    move_cluster(cluster, "failed")
+    cluster.failure_message = message
+    ctx.provider.terminate(ctx.tx, ctx.tx.instances.ids_for_cluster(cluster.id))
+    for node in ctx.tx.nodes.in_group(cluster.id):
+        ctx.tx.nodes.remove(node.row_id or -1)
+    for group in cluster.groups:
+        group.status = GroupStatus.FAILED
+        ctx.tx.clusters.save_group(group)
+    ctx.tx.tasks.remove_for_cluster(cluster.id, keep=keep)
+    log.cluster(f"Cluster {cluster.name} creation failed", level=EventLevel.ERROR)
+    ctx.tx.clusters.save(cluster)
+
+
+def finish_group_creation(
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
+) -> None:
+    group.status = GroupStatus.IN_SERVICE
+    ctx.tx.clusters.save_group(group)
+    log.group(group.name, text.group_creation_completed(group.name, cluster.name))
+
+
+def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> None:
+    """A classic cluster is InService when every group is: all or nothing."""
+    if cluster.status == ClusterStatus.CREATING and all(
+        group.status == GroupStatus.IN_SERVICE for group in cluster.groups
+    ):
+        move_cluster(cluster, "created")
+        log.cluster(text.cluster_creation_completed(cluster.name))
+
+
+# Deletion -----------------------------------------------------------------------------------
+
+
+@step("cluster_delete")
+def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    if cluster is None:
+        return None
+    ctx.provider.terminate(ctx.tx, ctx.tx.instances.ids_for_cluster(cluster.id))
+    ctx.tx.tasks.remove_for_cluster(cluster.id, keep=task.id)
+    ctx.tx.events.remove_for_cluster(cluster.id)
+    ctx.tx.faults.forget_cluster(cluster.id)
+    ctx.tx.tags.remove(cluster.arn)
+    ctx.tx.clusters.remove(cluster.id)
+    return None
+
+
+# Software updates ---------------------------------------------------------------------------
+
+
+@step("software_update")
+def software_update(ctx: StepContext, task: Task) -> Task | None:
+    """One group re-imaged: new root volumes, lifecycle scripts re-run, nodes Running."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is None or group is None:
+        return None
+    log = ctx.log(cluster)
+    updated = [
+        node for node in ctx.tx.nodes.in_group(cluster.id, group.name) if node.busy == "update"
+    ]
+    for node in updated:
+        assert node.instance_id is not None
+        ctx.provider.reimage(ctx.tx, node.instance_id, node.image_id)
+        move_node(node, "updated")
+        node.busy = None
+        node.last_software_update_time = ctx.now
+        node.image_release_version = group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE)
+        log.instance(
+            group.name,
+            node.instance_id,
+            text.instance_operation_completed(
+                node.instance_id, "software update", cluster.name, group.name
+            ),
+        )
+    ctx.tx.nodes.save_all(updated)
+    if ctx.tx.tasks.count(cluster.id, kind="software_update") <= 1:
+        move_cluster(cluster, "software_updated")
+        cluster.legacy = False
+        for each in cluster.groups:
+            each.status = GroupStatus.IN_SERVICE
+            ctx.tx.clusters.save_group(each)
+        log.cluster(text.cluster_software_update_completed(cluster.name))
+        ctx.tx.clusters.save(cluster)
+    ctx.tx.events.add_all(log.events)
+    return None

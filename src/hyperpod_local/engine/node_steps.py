@@ -1,0 +1,222 @@
+"""Steps of operations on single nodes: replace (also a failed node's retry), reboot, delete."""
+
+from __future__ import annotations
+
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.cluster_rules import place_instance
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.faults import FaultKind
+from hyperpod_local.domain.lifecycle import move_node
+from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
+from hyperpod_local.engine.context import StepContext, reschedule, step
+from hyperpod_local.providers.sim import LaunchError
+
+# What a replace is for, by the operation holding the node: its completion event's words.
+_COMPLETION_WORDS = {"provision": "creation", "recover": "replacement", "replace": "replacement"}
+
+
+def lifecycle_event(log: EventLog, group: InstanceGroup, node: Node, state: str) -> None:
+    assert node.instance_id is not None
+    log.instance(
+        group.name,
+        node.instance_id,
+        text.lifecycle_script(node.instance_id, state),
+        level=EventLevel.ERROR if state == "Failed" else EventLevel.INFO,
+        metadata={"Instance": {"LcsExecutionState": state, "NodeLogicalId": node.logical_id}},
+    )
+
+
+def provisioning_failed(
+    ctx: StepContext,
+    cluster: Cluster,
+    group: InstanceGroup,
+    node: Node,
+    message: str,
+    log: EventLog,
+) -> None:
+    """A node whose launch or lifecycle scripts failed: Failure, with the reason, and tried
+    again on a new instance (same NodeLogicalId) after `provision_retry`."""
+    node.status_message = message
+    log.instance(
+        group.name,
+        None,
+        f"Failed to provision EC2 Instance in Cluster {cluster.name} and InstanceGroup "
+        f"{group.name}",
+        level=EventLevel.ERROR,
+        metadata={"Instance": {"FailureMessage": message, "NodeLogicalId": node.logical_id}},
+    )
+    if node.busy is None:
+        node.busy = "provision"
+        ctx.later(
+            Task(
+                cluster_id=cluster.id,
+                node_id=node.row_id,
+                kind="node_replace",
+                step="terminate",
+                due_at=0,
+            ),
+            ctx.durations.provision_retry,
+        )
+
+
+@step("node_replace")
+def node_replace(ctx: StepContext, task: Task) -> Task | None:
+    """`terminate`: the old instance and its volumes go, a new one launches (Pending);
+    `ready`: its lifecycle scripts have run (Running). A launch or script that fails leaves
+    the node in Failure and is tried again later."""
+    found = ctx.node_context(task)
+    if found is None:
+        return None
+    cluster, group, node = found
+    log = ctx.log(cluster)
+    try:
+        if task.step == "terminate":
+            return _relaunch(ctx, task, cluster, group, node, log)
+        return _finish_replace(ctx, task, cluster, group, node, log)
+    finally:
+        ctx.tx.nodes.save(node)
+        ctx.tx.clusters.save(cluster)
+        ctx.tx.events.add_all(log.events)
+
+
+def _relaunch(
+    ctx: StepContext,
+    task: Task,
+    cluster: Cluster,
+    group: InstanceGroup,
+    node: Node,
+    log: EventLog,
+) -> Task:
+    old = node.instance_id
+    if old is not None:
+        ctx.provider.terminate(ctx.tx, [old])
+        log.instance(group.name, old, text.instance_terminated(old, cluster.name, group.name))
+        node.instance_id = None
+    try:
+        new = ctx.provider.launch(ctx.tx, cluster, group, ctx.now)
+    except LaunchError as error:
+        move_node(node, "launch_failed")
+        node.status_message = str(error)
+        log.instance(
+            group.name,
+            None,
+            f"Failed to provision EC2 Instance in Cluster {cluster.name} and InstanceGroup "
+            f"{group.name}",
+            level=EventLevel.ERROR,
+            metadata={"Instance": {"FailureMessage": str(error), "NodeLogicalId": node.logical_id}},
+        )
+        return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
+    place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
+    move_node(node, "relaunched")
+    node.status_message = None
+    log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
+    lifecycle_event(log, group, node, "Started")
+    return reschedule(ctx, task, "ready", ctx.durations.provision(node.instance_type))
+
+
+def _finish_replace(
+    ctx: StepContext,
+    task: Task,
+    cluster: Cluster,
+    group: InstanceGroup,
+    node: Node,
+    log: EventLog,
+) -> Task | None:
+    assert node.instance_id is not None
+    script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
+    if ctx.tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name):
+        lifecycle_event(log, group, node, "Failed")
+        move_node(node, "provisioning_failed")
+        node.status_message = (
+            f"Lifecycle script {script} failed on instance {node.instance_id} "
+            f"in InstanceGroup {group.name}: exit code 1."
+        )
+        return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
+    move_node(node, "provisioned")
+    words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
+    node.busy = None
+    lifecycle_event(log, group, node, "Succeeded")
+    log.instance(
+        group.name,
+        node.instance_id,
+        text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
+    )
+    return None
+
+
+@step("node_reboot")
+def node_reboot(ctx: StepContext, task: Task) -> Task | None:
+    """The reboot is over: same instance, same volumes, Running. A reboot clears the faults a
+    reboot cures; a hardware fault that needs a new instance is still there and the health
+    agent finds it again."""
+    found = ctx.node_context(task)
+    if found is None:
+        return None
+    cluster, group, node = found
+    assert node.instance_id is not None
+    ctx.provider.reboot(ctx.tx, node.instance_id)
+    move_node(node, "booted")
+    node.busy = None
+    node.status_message = None
+    remaining = []
+    for fault in ctx.tx.faults.on_instance(node.instance_id):
+        if fault.hardware.action == "reboot":
+            ctx.tx.faults.remove(fault.fault_id)
+        else:
+            remaining.append(fault)
+    for fault in remaining[:1]:
+        ctx.later(
+            Task(
+                cluster_id=cluster.id,
+                node_id=node.row_id,
+                kind="health_check",
+                step="detect",
+                due_at=0,
+                data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
+            ),
+            float(fault.params.get("DetectionDelaySeconds", ctx.durations.health_detection)),
+        )
+    ctx.tx.nodes.save(node)
+    log = ctx.log(cluster)
+    log.instance(
+        group.name,
+        node.instance_id,
+        text.instance_operation_completed(node.instance_id, "reboot", cluster.name, group.name),
+    )
+    ctx.tx.events.add_all(log.events)
+    return None
+
+
+@step("node_delete")
+def node_delete(ctx: StepContext, task: Task) -> Task | None:
+    found = ctx.node_context(task)
+    if found is None:
+        return None
+    cluster, group, node = found
+    log = ctx.log(cluster)
+    instance_id = node.instance_id
+    if instance_id is not None:
+        ctx.provider.terminate(ctx.tx, [instance_id])
+        for description in (
+            text.instance_terminated(instance_id, cluster.name, group.name),
+            text.instance_deletion_completed(instance_id, cluster.name, group.name),
+        ):
+            log.instance(group.name, instance_id, description, operation_id=task.operation_id)
+    ctx.tx.nodes.remove(node.row_id or -1)
+    if task.operation_id and ctx.tx.tasks.count(cluster.id, operation_id=task.operation_id) <= 1:
+        finish_scaling(ctx, cluster, task.operation_id, log)
+    ctx.tx.events.add_all(log.events)
+    return None
+
+
+def finish_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: EventLog) -> None:
+    """The last node of a scaling operation is done: so is the operation, group by group."""
+    operation = ctx.tx.events.get_operation(cluster.id, operation_id)
+    if operation is None:
+        return
+    operation.status = "Done"
+    for detail in operation.details.get("ScalingDetails", []):
+        detail["Status"] = "Done"
+        name = detail["InstanceGroupName"]
+        log.group(name, text.group_scaling_completed(name, cluster.name), operation_id=operation_id)
+    ctx.tx.events.save_operation(operation)

@@ -1,0 +1,106 @@
+"""Injected faults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
+
+from hyperpod_local.domain.faults import Fault, FaultKind
+from hyperpod_local.store.schema import faults
+
+
+class FaultRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, fault: Fault) -> None:
+        self.conn.execute(
+            faults.insert().values(
+                fault_id=fault.fault_id,
+                kind=fault.kind,
+                created_at=fault.created_at,
+                cluster_id=fault.cluster_id,
+                group_name=fault.group_name,
+                instance_id=fault.instance_id,
+                instance_type=fault.instance_type,
+                remaining=fault.remaining,
+                params=fault.params,
+            )
+        )
+
+    def all(self, kind: str | None = None) -> list[Fault]:
+        stmt = select(faults).order_by(faults.c.seq)
+        if kind is not None:
+            stmt = stmt.where(faults.c.kind == kind)
+        return [_fault(row) for row in self.conn.execute(stmt)]
+
+    def get(self, fault_id: str) -> Fault | None:
+        row = self.conn.execute(select(faults).where(faults.c.fault_id == fault_id)).first()
+        return None if row is None else _fault(row)
+
+    def remove(self, fault_id: str) -> bool:
+        return self.conn.execute(delete(faults).where(faults.c.fault_id == fault_id)).rowcount == 1
+
+    def on_instance(self, instance_id: str) -> list[Fault]:
+        """The hardware faults sitting on an instance."""
+        rows = self.conn.execute(
+            select(faults)
+            .where(faults.c.kind == FaultKind.HARDWARE, faults.c.instance_id == instance_id)
+            .order_by(faults.c.seq)
+        )
+        return [_fault(row) for row in rows]
+
+    def forget_instances(self, instance_ids: list[str]) -> None:
+        """Faults of instances that no longer exist go with them."""
+        for start in range(0, len(instance_ids), 500):
+            chunk = instance_ids[start : start + 500]
+            self.conn.execute(delete(faults).where(faults.c.instance_id.in_(chunk)))
+
+    def capacity_short(self, instance_type: str, cluster_id: str) -> Fault | None:
+        row = self.conn.execute(
+            select(faults)
+            .where(
+                faults.c.kind == FaultKind.CAPACITY,
+                faults.c.instance_type == instance_type,
+                (faults.c.cluster_id.is_(None)) | (faults.c.cluster_id == cluster_id),
+            )
+            .limit(1)
+        ).first()
+        return None if row is None else _fault(row)
+
+    def take(self, kind: str, cluster_id: str, **target: Any) -> Fault | None:
+        """Use up one occurrence of a counted fault aimed at the target, if there is one."""
+        stmt = select(faults).where(faults.c.kind == kind, faults.c.cluster_id == cluster_id)
+        for column, value in target.items():
+            stmt = stmt.where(faults.c[column] == value)
+        row = self.conn.execute(stmt.order_by(faults.c.seq).limit(1)).first()
+        if row is None:
+            return None
+        fault = _fault(row)
+        if fault.remaining is not None and fault.remaining <= 1:
+            self.remove(fault.fault_id)
+        elif fault.remaining is not None:
+            self.conn.execute(
+                update(faults)
+                .where(faults.c.fault_id == fault.fault_id)
+                .values(remaining=fault.remaining - 1)
+            )
+        return fault
+
+    def forget_cluster(self, cluster_id: str) -> None:
+        self.conn.execute(delete(faults).where(faults.c.cluster_id == cluster_id))
+
+
+def _fault(row: Row[Any]) -> Fault:
+    return Fault(
+        fault_id=row.fault_id,
+        kind=row.kind,
+        created_at=row.created_at,
+        cluster_id=row.cluster_id,
+        group_name=row.group_name,
+        instance_id=row.instance_id,
+        instance_type=row.instance_type,
+        remaining=row.remaining,
+        params=row.params,
+    )
