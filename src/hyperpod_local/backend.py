@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from hyperpod_local.api.pagination import TokenCodec
+from hyperpod_local.api.request_faults import RequestFaults
 from hyperpod_local.domain.cluster_rules import Limits
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
@@ -40,6 +41,7 @@ class Backend:
             ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
         )
         self.provider = SimProvider(self.ids)
+        self.request_faults = RequestFaults(self.store, self.ids.chance)
         self.policy = RecoveryPolicy(
             max_in_flight=settings.recovery_max_in_flight,
             unhealthy_threshold=settings.recovery_unhealthy_threshold,

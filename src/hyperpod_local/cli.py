@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.settings import (
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
@@ -222,6 +223,84 @@ def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: 
     client = sagemaker_client(endpoint_url, region)
     with contextlib.suppress(KeyboardInterrupt):
         _client_call(lambda: watch_nodes(client, cluster, Console(), interval, count))
+
+
+@main.group()
+def fault() -> None:
+    """Inject, list and remove faults on a running server (its admin API)."""
+
+
+@fault.command("add")
+@click.argument("kind", type=click.Choice([k.value for k in FaultKind]))
+@click.option("--cluster", help="Cluster name or ARN.")
+@click.option("--node", "instance_id", help="Instance id of the node.")
+@click.option("--group", "group_name", help="Instance group name.")
+@click.option("--type", "fault_type", help="Hardware fault type, e.g. GpuXid79.")
+@click.option("--delay", type=float, help="Detection delay in HyperPod seconds (hardware).")
+@click.option("--count", type=click.IntRange(min=1), help="Times it strikes (counted kinds).")
+@click.option("--instance-type", help="Instance type short of capacity.")
+@click.option("--operation", "operations", multiple=True, help="Operation it applies to.")
+@click.option("--rate", type=float, help="Share of requests throttled, in (0, 1].")
+@click.option("--seconds", type=float, help="Added latency per request.")
+@click.option("--account", default=None, help="Account of a cluster given by name.")
+@click.option("--region", default=None, help="Region of a cluster given by name.")
+@_endpoint_option
+def fault_add(kind: str, endpoint_url: str, **options: Any) -> None:
+    """Inject a fault of KIND; prints the faults created as JSON."""
+    keys = {
+        "cluster": "Cluster",
+        "instance_id": "InstanceId",
+        "group_name": "InstanceGroupName",
+        "fault_type": "Type",
+        "delay": "DetectionDelaySeconds",
+        "count": "Count",
+        "instance_type": "InstanceType",
+        "rate": "Rate",
+        "seconds": "Seconds",
+        "account": "Account",
+        "region": "Region",
+    }
+    spec: dict[str, Any] = {"Kind": kind}
+    spec.update({keys[k]: v for k, v in options.items() if k in keys and v is not None})
+    if options["operations"]:
+        spec["Operations"] = list(options["operations"])
+    click.echo(json.dumps(_admin(endpoint_url, "POST", "/_hyperpod/faults", spec), indent=2))
+
+
+@fault.command("list")
+@_endpoint_option
+def fault_list(endpoint_url: str) -> None:
+    """List the faults in force as JSON."""
+    click.echo(json.dumps(_admin(endpoint_url, "GET", "/_hyperpod/faults"), indent=2))
+
+
+@fault.command("rm")
+@click.argument("fault_id")
+@_endpoint_option
+def fault_rm(fault_id: str, endpoint_url: str) -> None:
+    """Remove the fault FAULT_ID."""
+    _admin(endpoint_url, "DELETE", f"/_hyperpod/faults/{fault_id}")
+    click.echo(f"removed {fault_id}")
+
+
+def _admin(endpoint_url: str, method: str, path: str, body: Any = None) -> Any:
+    """Call the server's admin API; its errors become one clear line."""
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(endpoint_url.rstrip("/") + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}")
+        raise click.ClickException(
+            f"{detail.get('error', error.code)}: {detail.get('message', error.reason)}"
+        ) from None
+    except urllib.error.URLError as error:
+        raise click.ClickException(f"{error.reason} (is the server running?)") from None
+    return json.loads(raw) if raw else None
 
 
 def _client_call(call: Any) -> None:

@@ -95,6 +95,25 @@ class HyperPodMock:
         """Run until no operation is in flight; returns the HyperPod seconds that passed."""
         return self._backend().engine.settle()
 
+    def inject(self, kind: str, **target: Any) -> list[dict[str, Any]]:
+        """Inject a fault, as POST /_hyperpod/faults does; keyword names are the admin API's
+        keys in snake case: hp.inject("hardware", cluster="c1", instance_id="i-...",
+        type="GpuXid79", detection_delay_seconds=30)."""
+        from hyperpod_local.admin import faults
+
+        spec = {"Kind": kind, **{_pascal(key): value for key, value in target.items()}}
+        return faults.inject(self._backend(), spec)
+
+    def faults(self) -> list[dict[str, Any]]:
+        from hyperpod_local.admin import faults
+
+        return faults.listing(self._backend())
+
+    def remove_fault(self, fault_id: str) -> bool:
+        from hyperpod_local.admin import faults
+
+        return faults.remove(self._backend(), fault_id)
+
     def now(self) -> float:
         return self._backend().clock.now()
 
@@ -140,6 +159,11 @@ class HyperPodMock:
         return AWSResponse(
             request.url, response.status, dict(response.headers), _RawBody(response.body)
         )
+
+
+def _pascal(name: str) -> str:
+    special = {"instance_group": "InstanceGroupName", "instance_group_name": "InstanceGroupName"}
+    return special.get(name) or "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 def _default_session_events() -> list[Any]:

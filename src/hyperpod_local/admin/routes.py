@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hyperpod_local.admin import faults
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
+from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
@@ -144,6 +146,23 @@ def admin_app(backend: Backend) -> Starlette:
             {"ClusterName": cluster.name, "ClusterArn": cluster.arn, "Legacy": True}
         )
 
+    async def add_fault(request: Request) -> JSONResponse:
+        spec = await _json(request)
+        try:
+            created = await run_in_threadpool(faults.inject, backend, spec)
+        except ValidationError as error:
+            raise AdminError(400, "InvalidFault", error.message) from None
+        return JSONResponse({"Faults": created}, status_code=201)
+
+    async def list_faults(_request: Request) -> JSONResponse:
+        return JSONResponse({"Faults": await run_in_threadpool(faults.listing, backend)})
+
+    async def delete_fault(request: Request) -> Response:
+        fault_id = request.path_params["fault_id"]
+        if not await run_in_threadpool(faults.remove, backend, fault_id):
+            raise AdminError(404, "FaultNotFound", f"No fault {fault_id}.")
+        return Response(status_code=204)
+
     async def not_found(request: Request, _exc: Exception) -> JSONResponse:
         return _error(404, "NotFound", f"No admin route {request.method} {request.url.path}")
 
@@ -165,6 +184,9 @@ def admin_app(backend: Backend) -> Starlette:
             Route(cluster_path + "/volumes/{volume_id}/marker", put_marker, methods=["PUT"]),
             Route("/_hyperpod/clusters/{cluster}/legacy", make_legacy, methods=["POST"]),
             Route("/_hyperpod/instances", list_instances, methods=["GET"]),
+            Route("/_hyperpod/faults", add_fault, methods=["POST"]),
+            Route("/_hyperpod/faults", list_faults, methods=["GET"]),
+            Route("/_hyperpod/faults/{fault_id}", delete_fault, methods=["DELETE"]),
         ],
         exception_handlers={404: not_found, AdminError: admin_error, NotManual: not_manual},
     )

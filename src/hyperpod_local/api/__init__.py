@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from hyperpod_local.api import clusters, events, node_ops, nodes, software, tags
@@ -37,15 +36,21 @@ CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
 
 
 def build_handlers(services: Services) -> dict[str, Handler]:
-    return {
-        name: _answering_busy(partial(function, services)) for name, function in _OPERATIONS.items()
-    }
+    return {name: _handler(services, name, function) for name, function in _OPERATIONS.items()}
 
 
-def _answering_busy(handler: Handler) -> Handler:
+def _handler(
+    services: Services,
+    name: str,
+    function: Callable[[Services, Scope, dict[str, Any]], dict[str, Any]],
+) -> Handler:
+    """The operation's handler, behind the injected request faults, with a store that stays
+    busy too long answered as throttling (which botocore retries)."""
+
     def handle(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+        services.request_faults.before(name)
         try:
-            return handler(scope, params)
+            return function(services, scope, params)
         except Busy:
             raise ThrottlingError(
                 "The store is busy with other requests; retry the request."

@@ -15,6 +15,7 @@ from hyperpod_local.domain import events as text
 from hyperpod_local.domain.eligibility import Refusal, busy_message, refusal
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import (
     Cluster,
@@ -145,7 +146,9 @@ class _Starter:
         for given in dict.fromkeys(given_ids):
             node = lookup(given)
             group = self.cluster.group(node.group_name) if node is not None else None
-            why = refusal(self.action, self.cluster, node, given, group)
+            why = self._injected_error(node, given) or refusal(
+                self.action, self.cluster, node, given, group
+            )
             if why is None and node is not None and not self.tx.nodes.claim(node, self.action):
                 why = Refusal(
                     "NodeIdInUse" if self.action == "delete" else "InstanceIdInUse",
@@ -158,6 +161,21 @@ class _Starter:
             self._start(node, group)
             outcome.successful.append(given)
         return outcome
+
+    def _injected_error(self, node: Node | None, given: str) -> Refusal | None:
+        """An injected internal error for this node (the delete codes have none)."""
+        if node is None or self.action == "delete" or node.instance_id is None:
+            return None
+        fault = self.tx.faults.take(
+            FaultKind.INTERNAL_ERROR, self.cluster.id, instance_id=node.instance_id
+        )
+        if fault is None:
+            return None
+        return Refusal(
+            "InternalServerError",
+            f"An internal error occurred for node {given} of cluster {self.cluster.name}; "
+            "retry the request.",
+        )
 
     def _start(self, node: Node, group: InstanceGroup) -> None:
         durations = self.services.durations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from hyperpod_local.api.pagination import TokenCodec
+from hyperpod_local.api.request_faults import RequestFaults
 from hyperpod_local.domain.cluster_rules import Limits
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock
@@ -21,3 +22,4 @@ class Services(Protocol):
     tokens: TokenCodec
     durations: Durations
     engine: Engine
+    request_faults: RequestFaults

@@ -63,7 +63,7 @@ class Fault:
 
     @property
     def hardware(self) -> HardwareFault:
-        return HARDWARE_FAULTS[self.params["type"]]
+        return HARDWARE_FAULTS[self.params["Type"]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,6 @@ class Durations:
     health_detection: float = 15.0
     # A failed launch or lifecycle script is tried again, with a new instance, this much later.
     provision_retry: float = 300.0
-    # Automatic recovery held back by its in-flight cap or circuit breaker looks again then.
-    recovery_retry: float = 60.0
 
     def provision(self, instance_type: str) -> float:
         return self.provision_accelerated if accelerated(instance_type) else self.provision_cpu

@@ -5,7 +5,8 @@ the fault's message. With NodeRecovery Automatic the platform then reboots or re
 node, as the fault needs, within the safety limits of the recovery policy (spec 7, anchors 4):
 at most `max_in_flight` automatic recoveries per group at once, and none at all while more
 than the threshold share of the group is unhealthy (a node being recovered counts as
-unhealthy). Held-back recoveries are tried again later; manual Batch calls are not limited.
+unhealthy). Held-back recoveries go when a node of the group is healthy again; manual Batch
+calls are not limited.
 """
 
 from __future__ import annotations
@@ -60,20 +61,22 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     return None
 
 
-@step("recover")
-def recover(ctx: StepContext, task: Task) -> Task | None:
-    """Another try at an automatic recovery that was held back."""
-    found = ctx.node_context(task)
-    if found is None:
-        return None
-    cluster, group, node = found
-    automatic = cluster.spec.get("NodeRecovery", "Automatic") == "Automatic"
-    if node.status != NodeStatus.FAILURE or node.busy is not None or not automatic:
-        return None  # recovered meanwhile, by a client or otherwise, or recovery turned off
-    log = ctx.log(cluster)
-    attempt_recovery(ctx, cluster, group, node, task.data["action"], log, first=False)
-    ctx.tx.events.add_all(log.events)
-    return None
+def resume_recoveries(
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
+) -> None:
+    """A node of the group became healthy or left it: automatic recoveries held back by the
+    in-flight cap or the circuit breaker may go now. Event-driven, so nothing polls while
+    recovery is paused (and settle() ends)."""
+    if cluster.spec.get("NodeRecovery", "Automatic") != "Automatic":
+        return
+    for node in ctx.tx.nodes.in_group(cluster.id, group.name):
+        if node.status != NodeStatus.FAILURE or node.busy is not None or not node.instance_id:
+            continue
+        faults = ctx.tx.faults.on_instance(node.instance_id)
+        if faults and not attempt_recovery(
+            ctx, cluster, group, node, faults[0].hardware.action, log, first=False
+        ):
+            return
 
 
 def attempt_recovery(
@@ -85,7 +88,8 @@ def attempt_recovery(
     log: EventLog,
     *,
     first: bool,
-) -> None:
+) -> bool:
+    """Start the node's automatic recovery if the policy lets it; False if held back."""
     members = ctx.tx.nodes.in_group(cluster.id, group.name)
     size = max(group.target_count, len(members))
     in_flight = sum(member.busy == "recover" for member in members)
@@ -102,18 +106,7 @@ def attempt_recovery(
                 f"{allowed} allowed ({ctx.policy.unhealthy_threshold:.0%})",
                 level=EventLevel.WARN,
             )
-        ctx.later(
-            Task(
-                cluster_id=cluster.id,
-                node_id=node.row_id,
-                kind="recover",
-                step="retry",
-                due_at=0,
-                data={"action": action},
-            ),
-            ctx.durations.recovery_retry,
-        )
-        return
+        return False
     node.busy = "recover"
     if action == "reboot":
         move_node(node, "reboot")
@@ -133,3 +126,4 @@ def attempt_recovery(
         f"{cluster.name} and InstanceGroup {group.name}",
     )
     ctx.tx.nodes.save(node)
+    return True

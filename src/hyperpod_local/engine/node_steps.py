@@ -9,6 +9,7 @@ from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
 from hyperpod_local.engine.context import StepContext, reschedule, step
+from hyperpod_local.engine.health_steps import resume_recoveries
 from hyperpod_local.providers.sim import LaunchError
 
 # What a replace is for, by the operation holding the node: its completion event's words.
@@ -141,6 +142,8 @@ def _finish_replace(
         node.instance_id,
         text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
     )
+    ctx.tx.nodes.save(node)
+    resume_recoveries(ctx, cluster, group, log)
     return None
 
 
@@ -183,6 +186,7 @@ def node_reboot(ctx: StepContext, task: Task) -> Task | None:
         node.instance_id,
         text.instance_operation_completed(node.instance_id, "reboot", cluster.name, group.name),
     )
+    resume_recoveries(ctx, cluster, group, log)
     ctx.tx.events.add_all(log.events)
     return None
 
@@ -203,6 +207,7 @@ def node_delete(ctx: StepContext, task: Task) -> Task | None:
         ):
             log.instance(group.name, instance_id, description, operation_id=task.operation_id)
     ctx.tx.nodes.remove(node.row_id or -1)
+    resume_recoveries(ctx, cluster, group, log)
     if task.operation_id and ctx.tx.tasks.count(cluster.id, operation_id=task.operation_id) <= 1:
         finish_scaling(ctx, cluster, task.operation_id, log)
     ctx.tx.events.add_all(log.events)

@@ -22,8 +22,9 @@ CLOCK_SETTING = "clock_time"
 # A step that raises is retried this much HyperPod time later, and abandoned after so many.
 STEP_RETRY_DELAY = 60.0
 MAX_STEP_FAILURES = 5
-# The longest a settle() may move time: a month of HyperPod time is far past any operation.
-SETTLE_LIMIT = 30 * 86400.0
+# The longest a settle() may move time: two HyperPod days are past any operation; only work
+# that never ends (a Continuous cluster retrying against a standing capacity shortage) hits it.
+SETTLE_LIMIT = 2 * 86400.0
 # Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
 _MAX_SLEEP = 5.0
 

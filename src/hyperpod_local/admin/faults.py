@@ -1,0 +1,211 @@
+"""Injecting faults: the one implementation behind POST /_hyperpod/faults, `hp.inject()` and
+`hyperpod-local fault add`. A fault spec is a JSON object with PascalCase keys:
+
+    {"Kind": "hardware", "Cluster": "c1", "InstanceId": "i-...", "Type": "GpuXid79"}
+    {"Kind": "hardware", "Cluster": "c1", "InstanceGroupName": "workers", "Type": "EfaDown",
+     "DetectionDelaySeconds": 30}
+    {"Kind": "lifecycle_script", "Cluster": "c1", "InstanceGroupName": "workers", "Count": 2}
+    {"Kind": "capacity", "InstanceType": "ml.p5.48xlarge"}          (optionally "Cluster")
+    {"Kind": "internal_error", "Cluster": "c1", "InstanceId": "i-...", "Count": 3}
+    {"Kind": "throttling", "Operations": ["ListClusterNodes"], "Rate": 0.5}
+    {"Kind": "latency", "Operations": ["DescribeCluster"], "Seconds": 0.2}
+
+Clusters are named by ARN, or by name with "Account" and "Region" (default 123456789012 and
+us-east-1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperpod_local.api.resolve import lookup_cluster
+from hyperpod_local.backend import Backend
+from hyperpod_local.domain.errors import ValidationError
+from hyperpod_local.domain.faults import (
+    HARDWARE_FAULTS,
+    Fault,
+    FaultKind,
+    check_hardware_type,
+)
+from hyperpod_local.domain.ids import parse_cluster_arn
+from hyperpod_local.domain.model import Cluster, Task
+from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
+from hyperpod_local.store.unit_of_work import Tx
+
+MAX_LATENCY_SECONDS = 30.0
+
+
+def inject(backend: Backend, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Store the fault (one per node for a group-wide hardware fault) and schedule what it
+    sets off; returns the faults as the admin API shows them."""
+    kind = spec.get("Kind")
+    if kind not in set(FaultKind):
+        raise ValidationError(f"Kind must be one of {', '.join(FaultKind)}; got {kind!r}.")
+    now = backend.clock.now()
+    with backend.store.write() as tx:
+        cluster = _cluster(tx, spec) if spec.get("Cluster") else None
+        faults = _build(backend, tx, FaultKind(kind), spec, cluster, now)
+        for fault in faults:
+            tx.faults.add(fault)
+            if fault.kind == FaultKind.HARDWARE:
+                _schedule_detection(tx, fault, now, backend.durations.health_detection)
+        views = [view(fault, cluster) for fault in faults]
+    backend.request_faults.reload()
+    backend.engine.notify()
+    return views
+
+
+def listing(backend: Backend) -> list[dict[str, Any]]:
+    with backend.store.read() as tx:
+        return [view(fault, tx.clusters.get(fault.cluster_id or "")) for fault in tx.faults.all()]
+
+
+def remove(backend: Backend, fault_id: str) -> bool:
+    with backend.store.write() as tx:
+        removed = tx.faults.remove(fault_id)
+    backend.request_faults.reload()
+    return removed
+
+
+def view(fault: Fault, cluster: Cluster | None) -> dict[str, Any]:
+    shown: dict[str, Any] = {"FaultId": fault.fault_id, "Kind": fault.kind, **fault.params}
+    if cluster is not None:
+        shown["Cluster"] = cluster.name
+        shown["ClusterArn"] = cluster.arn
+    for key, value in (
+        ("InstanceGroupName", fault.group_name),
+        ("InstanceId", fault.instance_id),
+        ("InstanceType", fault.instance_type),
+        ("Remaining", fault.remaining),
+    ):
+        if value is not None:
+            shown[key] = value
+    shown["CreatedAt"] = fault.created_at
+    return shown
+
+
+def _cluster(tx: Tx, spec: dict[str, Any]) -> Cluster:
+    given = str(spec["Cluster"])
+    arn = parse_cluster_arn(given)
+    scope = (
+        Scope(arn.account_id, arn.region)
+        if arn
+        else Scope(
+            str(spec.get("Account", DEFAULT_ACCOUNT_ID)), str(spec.get("Region", DEFAULT_REGION))
+        )
+    )
+    cluster = lookup_cluster(tx, scope, given)
+    if cluster is None:
+        raise ValidationError(f"Could not find cluster '{given}'.")
+    return cluster
+
+
+def _need(spec: dict[str, Any], key: str, kind: str) -> Any:
+    if spec.get(key) in (None, "", []):
+        raise ValidationError(f"A {kind} fault needs {key}.")
+    return spec[key]
+
+
+def _count(spec: dict[str, Any]) -> int:
+    count = spec.get("Count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValidationError("Count must be a positive integer.")
+    return count
+
+
+def _build(
+    backend: Backend,
+    tx: Tx,
+    kind: FaultKind,
+    spec: dict[str, Any],
+    cluster: Cluster | None,
+    now: float,
+) -> list[Fault]:
+    def fault(**fields: Any) -> Fault:
+        return Fault(
+            fault_id=backend.ids.uuid(),
+            kind=kind,
+            created_at=now,
+            cluster_id=cluster.id if cluster else None,
+            **fields,
+        )
+
+    if kind in (FaultKind.HARDWARE, FaultKind.LIFECYCLE_SCRIPT, FaultKind.INTERNAL_ERROR):
+        _need(spec, "Cluster", kind)
+        assert cluster is not None
+    if kind == FaultKind.HARDWARE:
+        fault_type = str(_need(spec, "Type", kind))
+        check_hardware_type(fault_type)
+        delay = spec.get("DetectionDelaySeconds", backend.durations.health_detection)
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise ValidationError("DetectionDelaySeconds must be a number >= 0.")
+        params = {"Type": fault_type, "DetectionDelaySeconds": float(delay)}
+        return [
+            fault(group_name=node.group_name, instance_id=node.instance_id, params=params)
+            for node in _target_nodes(tx, cluster, spec)  # type: ignore[arg-type]
+        ]
+    if kind == FaultKind.LIFECYCLE_SCRIPT:
+        group = str(_need(spec, "InstanceGroupName", kind))
+        if cluster is None or cluster.group(group) is None:
+            raise ValidationError(f"No instance group '{group}' in the cluster.")
+        return [fault(group_name=group, remaining=_count(spec))]
+    if kind == FaultKind.CAPACITY:
+        return [fault(instance_type=str(_need(spec, "InstanceType", kind)))]
+    if kind == FaultKind.INTERNAL_ERROR:
+        node_id = str(_need(spec, "InstanceId", kind))
+        assert cluster is not None
+        if tx.nodes.by_instance_id(cluster.id, node_id) is None:
+            raise ValidationError(f"No node {node_id} in cluster {cluster.name}.")
+        return [fault(instance_id=node_id, remaining=_count(spec))]
+    operations = spec.get("Operations") or []
+    if not isinstance(operations, list) or not all(isinstance(op, str) for op in operations):
+        raise ValidationError("Operations must be a list of operation names.")
+    if kind == FaultKind.THROTTLING:
+        rate = spec.get("Rate", 1.0)
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1:
+            raise ValidationError("Rate must be a number in (0, 1].")
+        return [fault(params={"Operations": operations, "Rate": float(rate)})]
+    seconds = spec.get("Seconds")
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not 0 < seconds <= MAX_LATENCY_SECONDS
+    ):
+        raise ValidationError(f"Seconds must be a number in (0, {MAX_LATENCY_SECONDS:g}].")
+    return [fault(params={"Operations": operations, "Seconds": float(seconds)})]
+
+
+def _target_nodes(tx: Tx, cluster: Cluster, spec: dict[str, Any]) -> list[Any]:
+    if spec.get("InstanceId"):
+        node = tx.nodes.by_instance_id(cluster.id, str(spec["InstanceId"]))
+        if node is None:
+            raise ValidationError(f"No node {spec['InstanceId']} in cluster {cluster.name}.")
+        return [node]
+    group = spec.get("InstanceGroupName")
+    if not group:
+        raise ValidationError("A hardware fault needs InstanceId or InstanceGroupName.")
+    if cluster.group(str(group)) is None:
+        raise ValidationError(f"No instance group '{group}' in cluster {cluster.name}.")
+    nodes = [node for node in tx.nodes.in_group(cluster.id, str(group)) if node.instance_id]
+    if not nodes:
+        raise ValidationError(f"Instance group '{group}' has no instances yet.")
+    return nodes
+
+
+def _schedule_detection(tx: Tx, fault: Fault, now: float, default_delay: float) -> None:
+    node = tx.nodes.by_instance_id(fault.cluster_id or "", fault.instance_id or "")
+    assert node is not None
+    delay = float(fault.params.get("DetectionDelaySeconds", default_delay))
+    tx.tasks.add(
+        Task(
+            cluster_id=node.cluster_id,
+            node_id=node.row_id,
+            kind="health_check",
+            step="detect",
+            due_at=round(now + delay, 3),
+            data={"instance_id": fault.instance_id, "fault_id": fault.fault_id},
+        )
+    )
+
+
+KNOWN_HARDWARE_TYPES = tuple(HARDWARE_FAULTS)
