@@ -101,6 +101,24 @@ def main() -> None:
     '{"reboot": 60, "provision_accelerated": 1200}.',
 )
 @click.option(
+    "--recovery-max-in-flight",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_RECOVERY_MAX_IN_FLIGHT",
+    show_envvar=True,
+    help="Automatic recoveries at once per instance group.",
+)
+@click.option(
+    "--recovery-breaker-threshold",
+    type=click.FloatRange(min=0, max=1),
+    default=0.2,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_RECOVERY_BREAKER_THRESHOLD",
+    show_envvar=True,
+    help="Automatic recovery pauses while more than this share of a group is unhealthy.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -117,6 +135,8 @@ def serve(
     clock: str,
     speed: float,
     durations_file: Path | None,
+    recovery_max_in_flight: int,
+    recovery_breaker_threshold: float,
     log_level: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
@@ -139,6 +159,8 @@ def serve(
                 clock=clock,
                 speed=speed,
                 durations=durations,
+                recovery_max_in_flight=recovery_max_in_flight,
+                recovery_unhealthy_threshold=recovery_breaker_threshold,
             )
         )
     except ValueError as error:
