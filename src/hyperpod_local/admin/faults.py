@@ -33,13 +33,15 @@ from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scop
 from hyperpod_local.store.unit_of_work import Tx
 
 MAX_LATENCY_SECONDS = 30.0
+# A day of HyperPod time: longer than any real health agent takes, and finite.
+MAX_DETECTION_DELAY = 86400.0
 
 
 def inject(backend: Backend, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Store the fault (one per node for a group-wide hardware fault) and schedule what it
     sets off; returns the faults as the admin API shows them."""
     kind = spec.get("Kind")
-    if kind not in set(FaultKind):
+    if not isinstance(kind, str) or kind not in set(FaultKind):
         raise ValidationError(f"Kind must be one of {', '.join(FaultKind)}; got {kind!r}.")
     now = backend.clock.now()
     with backend.store.write() as tx:
@@ -137,8 +139,14 @@ def _build(
         fault_type = str(_need(spec, "Type", kind))
         check_hardware_type(fault_type)
         delay = spec.get("DetectionDelaySeconds", backend.durations.health_detection)
-        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
-            raise ValidationError("DetectionDelaySeconds must be a number >= 0.")
+        if (
+            not isinstance(delay, int | float)
+            or isinstance(delay, bool)
+            or not 0 <= delay <= MAX_DETECTION_DELAY
+        ):
+            raise ValidationError(
+                f"DetectionDelaySeconds must be a number from 0 to {MAX_DETECTION_DELAY:g}."
+            )
         params = {"Type": fault_type, "DetectionDelaySeconds": float(delay)}
         return [
             fault(group_name=node.group_name, instance_id=node.instance_id, params=params)

@@ -16,16 +16,15 @@ from hyperpod_local.domain.eligibility import Refusal, busy_message, refusal
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import FaultKind
-from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import (
     Cluster,
     ClusterStatus,
     InstanceGroup,
     Node,
     Operation,
-    Task,
 )
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
 from hyperpod_local.store.unit_of_work import Tx
 
 # BatchDeleteClusterNodes' documented limit, below the model's 3000.
@@ -139,12 +138,17 @@ class _Starter:
             for group in cluster.groups
         }
         self.touched_groups: list[str] = []
+        # Nodes this request started: naming one again (by its other id) is not a conflict.
+        self.claimed: set[int] = set()
 
     def run(self, given_ids: list[str], lookup: Any) -> _Outcome:
         outcome = _Outcome()
         # A node named twice is acted on once and reported once.
         for given in dict.fromkeys(given_ids):
             node = lookup(given)
+            if node is not None and node.row_id in self.claimed:
+                outcome.successful.append(given)
+                continue
             group = self.cluster.group(node.group_name) if node is not None else None
             why = self._injected_error(node, given) or refusal(
                 self.action, self.cluster, node, given, group
@@ -157,8 +161,9 @@ class _Starter:
             if why is not None:
                 outcome.failed.append((given, why))
                 continue
-            assert node is not None and group is not None
+            assert node is not None and group is not None and node.row_id is not None
             self._start(node, group)
+            self.claimed.add(node.row_id)
             outcome.successful.append(given)
         return outcome
 
@@ -178,13 +183,6 @@ class _Starter:
         )
 
     def _start(self, node: Node, group: InstanceGroup) -> None:
-        durations = self.services.durations
-        kind, step, after, event, words = {
-            "replace": ("node_replace", "terminate", durations.terminate, "replace", "replacement"),
-            "reboot": ("node_reboot", "boot", durations.reboot, "reboot", "reboot"),
-            "delete": ("node_delete", "terminate", durations.terminate, "delete", "deletion"),
-        }[self.action]
-        move_node(node, event)
         operation_id = None
         if self.action == "delete":
             operation_id = self._scaling_operation().operation_id
@@ -192,21 +190,22 @@ class _Starter:
             self.tx.clusters.save_group(group)
             if group.name not in self.touched_groups:
                 self.touched_groups.append(group.name)
-        self.tx.nodes.save(node)
-        self.tx.tasks.add(
-            Task(
-                cluster_id=self.cluster.id,
-                kind=kind,
-                step=step,
-                due_at=round(self.now + after, 3),
-                node_id=node.row_id,
-                operation_id=operation_id,
-            )
+        start_node_action(
+            self.tx,
+            self.cluster,
+            node,
+            self.action,
+            self.now,
+            self.services.durations,
+            busy=self.action,
+            operation_id=operation_id,
         )
         self.log.instance(
             group.name,
             node.instance_id,
-            text.instance_operation_started(words, self.cluster.name, group.name),
+            text.instance_operation_started(
+                ACTION_WORDS[self.action], self.cluster.name, group.name
+            ),
             operation_id=operation_id,
         )
 

@@ -35,6 +35,14 @@ def update_cluster_software(
                 f"Instance groups not found in cluster {cluster.name}: {', '.join(unknown)}."
             )
         targets = [g for g in cluster.groups if not requested or g.name in requested]
+        changing = [
+            g.name for g in targets if g.status in (GroupStatus.CREATING, GroupStatus.UPDATING)
+        ]
+        if changing:
+            raise ConflictError(
+                f"Instance groups of cluster {cluster.name} are still being created or updated "
+                f"({', '.join(changing)}); update the software when they are InService."
+            )
         busy = [
             node.instance_id
             for group in targets

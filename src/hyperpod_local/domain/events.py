@@ -124,16 +124,34 @@ def instance_creation_completed(i: str, c: str, g: str) -> str:
     return f"Instance {i} creation in Cluster {c} and InstanceGroup {g} completed successfully"
 
 
-def instance_deletion_started(c: str, g: str) -> str:
-    return f"Instance deletion started successfully in Cluster {c} and InstanceGroup {g}"
-
-
 def instance_terminated(i: str, c: str, g: str) -> str:
     return f"EC2 Instance {i} successfully terminated in Cluster {c} and InstanceGroup {g}"
 
 
 def instance_deletion_completed(i: str, c: str, g: str) -> str:
     return f"Instance {i} deletion in Cluster {c} and InstanceGroup {g} completed successfully"
+
+
+def provisioning_failed(c: str, g: str) -> str:
+    return f"Failed to provision EC2 Instance in Cluster {c} and InstanceGroup {g}"
+
+
+def health_check_failed(i: str, c: str, g: str, reason: str) -> str:
+    return f"Instance {i} in Cluster {c} and InstanceGroup {g} failed a health check: {reason}"
+
+
+def recovery_started(words: str, i: str, c: str, g: str) -> str:
+    return (
+        f"Automatic node recovery started: {words} of instance {i} in Cluster {c} and "
+        f"InstanceGroup {g}"
+    )
+
+
+def recovery_paused(g: str, c: str, unhealthy: int, size: int, allowed: int, share: float) -> str:
+    return (
+        f"Automatic node recovery paused in InstanceGroup {g} of Cluster {c}: {unhealthy} of "
+        f"{size} nodes are unhealthy, more than the {allowed} allowed ({share:.0%})"
+    )
 
 
 def instance_operation_started(operation: str, c: str, g: str) -> str:

@@ -35,8 +35,10 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
     # A failed node is tried again on a new instance.
     (N.FAILURE, "relaunched"): N.PENDING,
 }
-# Deleting a cluster takes every node down, whatever it was doing.
+# Deleting a cluster takes every node down, whatever it was doing; an operation the engine
+# had to give up on leaves its node in Failure, whatever state it had reached.
 NODE_TRANSITIONS.update({(status, "cluster_deleted"): N.SHUTTING_DOWN for status in N})
+NODE_TRANSITIONS.update({(status, "abandoned"): N.FAILURE for status in N})
 
 CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.CREATING, "created"): C.IN_SERVICE,
@@ -47,6 +49,8 @@ CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.SYSTEM_UPDATING, "delete"): C.DELETING,
     (C.IN_SERVICE, "update_software"): C.SYSTEM_UPDATING,
     (C.SYSTEM_UPDATING, "software_updated"): C.IN_SERVICE,
+    # A delete can fail; the cluster is then Failed and DeleteCluster can be called again.
+    (C.DELETING, "delete_failed"): C.FAILED,
 }
 
 

@@ -36,11 +36,13 @@ class ScaledClock:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
-        self._wall_start = time.time()
-        self._start = self._wall_start if start is None else start
+        # Elapsed time from the monotonic clock: a step of the system clock (NTP) must not
+        # move HyperPod time backwards.
+        self._monotonic_start = time.monotonic()
+        self._start = time.time() if start is None else start
 
     def now(self) -> float:
-        return round(self._start + (time.time() - self._wall_start) * self.speed, 3)
+        return round(self._start + (time.monotonic() - self._monotonic_start) * self.speed, 3)
 
     def wall_seconds(self, hyperpod_seconds: float) -> float:
         return max(0.0, hyperpod_seconds / self.speed)

@@ -19,6 +19,7 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.health_steps import recheck_faults
 from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed
 from hyperpod_local.providers.sim import LaunchError
 
@@ -219,6 +220,7 @@ def software_update(ctx: StepContext, task: Task) -> Task | None:
         ctx.provider.reimage(ctx.tx, node.instance_id, node.image_id)
         move_node(node, "updated")
         node.busy = None
+        recheck_faults(ctx, cluster, node)
         node.last_software_update_time = ctx.now
         node.image_release_version = group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE)
         log.instance(
@@ -233,8 +235,9 @@ def software_update(ctx: StepContext, task: Task) -> Task | None:
         move_cluster(cluster, "software_updated")
         cluster.legacy = False
         for each in cluster.groups:
-            each.status = GroupStatus.IN_SERVICE
-            ctx.tx.clusters.save_group(each)
+            if each.status == GroupStatus.SYSTEM_UPDATING:
+                each.status = GroupStatus.IN_SERVICE
+                ctx.tx.clusters.save_group(each)
         log.cluster(text.cluster_software_update_completed(cluster.name))
         ctx.tx.clusters.save(cluster)
     ctx.tx.events.add_all(log.events)

@@ -11,6 +11,7 @@ calls are not limited.
 
 from __future__ import annotations
 
+from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import (
@@ -22,6 +23,11 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
+
+
+def automatic(cluster: Cluster) -> bool:
+    return cluster.spec.get("NodeRecovery", "Automatic") == "Automatic"
 
 
 @step("health_check")
@@ -33,12 +39,11 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     fault = ctx.tx.faults.get(task.data.get("fault_id", ""))
     if fault is None or node.instance_id != task.data.get("instance_id"):
         return None  # the fault was lifted, or the instance is gone with it
-    if node.busy is not None:
-        # An operation is under way; the one that ends it looks at the faults again.
+    if node.busy is not None or node.status == NodeStatus.FAILURE:
+        # An operation is under way and looks at the faults again when it ends; or the node
+        # has already failed.
         return None
     if node.status != NodeStatus.RUNNING:
-        if node.status == NodeStatus.FAILURE:
-            return None
         task.due_at = round(ctx.now + ctx.durations.health_detection, 3)
         return task
     log = ctx.log(cluster)
@@ -47,18 +52,42 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     log.instance(
         group.name,
         node.instance_id,
-        f"Instance {node.instance_id} in Cluster {cluster.name} and InstanceGroup {group.name} "
-        f"failed a health check: {fault.hardware.message}",
+        text.health_check_failed(node.instance_id, cluster.name, group.name, node.status_message),
         level=EventLevel.ERROR,
         metadata={
             "Instance": {"FailureMessage": fault.hardware.message, "NodeLogicalId": node.logical_id}
         },
     )
     ctx.tx.nodes.save(node)
-    if cluster.spec.get("NodeRecovery", "Automatic") == "Automatic":
+    if automatic(cluster):
         attempt_recovery(ctx, cluster, group, node, fault.hardware.action, log, first=True)
     ctx.tx.events.add_all(log.events)
     return None
+
+
+def recheck_faults(ctx: StepContext, cluster: Cluster, node: Node) -> None:
+    """After a reboot or re-image: the faults a reboot cures are gone; a fault that needs a
+    new instance is still there, and the health agent will find it again."""
+    assert node.instance_id is not None
+    remaining = []
+    for fault in ctx.tx.faults.on_instance(node.instance_id):
+        if fault.hardware.action == "reboot":
+            ctx.tx.faults.remove(fault.fault_id)
+        else:
+            remaining.append(fault)
+    if remaining:
+        fault = remaining[0]
+        ctx.later(
+            Task(
+                cluster_id=cluster.id,
+                node_id=node.row_id,
+                kind="health_check",
+                step="detect",
+                due_at=0,
+                data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
+            ),
+            float(fault.params.get("DetectionDelaySeconds", ctx.durations.health_detection)),
+        )
 
 
 def resume_recoveries(
@@ -67,15 +96,15 @@ def resume_recoveries(
     """A node of the group became healthy or left it: automatic recoveries held back by the
     in-flight cap or the circuit breaker may go now. Event-driven, so nothing polls while
     recovery is paused (and settle() ends)."""
-    if cluster.spec.get("NodeRecovery", "Automatic") != "Automatic":
+    if not automatic(cluster):
         return
-    for node in ctx.tx.nodes.in_group(cluster.id, group.name):
-        if node.status != NodeStatus.FAILURE or node.busy is not None or not node.instance_id:
-            continue
+    for node in ctx.tx.nodes.failed_idle(cluster.id, group.name):
+        if not node.instance_id:
+            continue  # a provisioning failure: its own retry brings it back
         faults = ctx.tx.faults.on_instance(node.instance_id)
-        if faults and not attempt_recovery(
-            ctx, cluster, group, node, faults[0].hardware.action, log, first=False
-        ):
+        # A node whose fault has been lifted is still down: a reboot brings it back.
+        action = faults[0].hardware.action if faults else "reboot"
+        if not attempt_recovery(ctx, cluster, group, node, action, log, first=False):
             return
 
 
@@ -90,40 +119,29 @@ def attempt_recovery(
     first: bool,
 ) -> bool:
     """Start the node's automatic recovery if the policy lets it; False if held back."""
-    members = ctx.tx.nodes.in_group(cluster.id, group.name)
-    size = max(group.target_count, len(members))
-    in_flight = sum(member.busy == "recover" for member in members)
-    unhealthy = sum(
-        member.status == NodeStatus.FAILURE or member.busy == "recover" for member in members
-    )
+    health = ctx.tx.nodes.group_health(cluster.id, group.name)
+    size = max(group.target_count, health.members)
     allowed = ctx.policy.allowed_unhealthy(size)
-    if unhealthy > allowed or in_flight >= ctx.policy.max_in_flight:
-        if first and unhealthy > allowed:
+    if health.unhealthy > allowed or health.recovering >= ctx.policy.max_in_flight:
+        if first and health.unhealthy > allowed:
             log.group(
                 group.name,
-                f"Automatic node recovery paused in InstanceGroup {group.name} of Cluster "
-                f"{cluster.name}: {unhealthy} of {size} nodes are unhealthy, more than the "
-                f"{allowed} allowed ({ctx.policy.unhealthy_threshold:.0%})",
+                text.recovery_paused(
+                    group.name,
+                    cluster.name,
+                    health.unhealthy,
+                    size,
+                    allowed,
+                    ctx.policy.unhealthy_threshold,
+                ),
                 level=EventLevel.WARN,
             )
         return False
-    node.busy = "recover"
-    if action == "reboot":
-        move_node(node, "reboot")
-        kind, step_name, after, words = "node_reboot", "boot", ctx.durations.reboot, "reboot"
-    else:
-        move_node(node, "replace")
-        kind, step_name = "node_replace", "terminate"
-        after, words = ctx.durations.terminate, "replacement"
-    ctx.later(
-        Task(cluster_id=cluster.id, node_id=node.row_id, kind=kind, step=step_name, due_at=0),
-        after,
-    )
+    start_node_action(ctx.tx, cluster, node, action, ctx.now, ctx.durations, busy="recover")
+    assert node.instance_id is not None
     log.instance(
         group.name,
         node.instance_id,
-        f"Automatic node recovery started: {words} of instance {node.instance_id} in Cluster "
-        f"{cluster.name} and InstanceGroup {group.name}",
+        text.recovery_started(ACTION_WORDS[action], node.instance_id, cluster.name, group.name),
     )
-    ctx.tx.nodes.save(node)
     return True

@@ -9,7 +9,8 @@ from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
 from hyperpod_local.engine.context import StepContext, reschedule, step
-from hyperpod_local.engine.health_steps import resume_recoveries
+from hyperpod_local.engine.health_steps import recheck_faults, resume_recoveries
+from hyperpod_local.engine.operations import schedule_relaunch
 from hyperpod_local.providers.sim import LaunchError
 
 # What a replace is for, by the operation holding the node: its completion event's words.
@@ -38,26 +39,21 @@ def provisioning_failed(
     """A node whose launch or lifecycle scripts failed: Failure, with the reason, and tried
     again on a new instance (same NodeLogicalId) after `provision_retry`."""
     node.status_message = message
+    failure_event(log, cluster, group, node, message)
+    if node.busy is None:
+        schedule_relaunch(ctx.tx, cluster, node, ctx.now + ctx.durations.provision_retry)
+
+
+def failure_event(
+    log: EventLog, cluster: Cluster, group: InstanceGroup, node: Node, message: str
+) -> None:
     log.instance(
         group.name,
         None,
-        f"Failed to provision EC2 Instance in Cluster {cluster.name} and InstanceGroup "
-        f"{group.name}",
+        text.provisioning_failed(cluster.name, group.name),
         level=EventLevel.ERROR,
         metadata={"Instance": {"FailureMessage": message, "NodeLogicalId": node.logical_id}},
     )
-    if node.busy is None:
-        node.busy = "provision"
-        ctx.later(
-            Task(
-                cluster_id=cluster.id,
-                node_id=node.row_id,
-                kind="node_replace",
-                step="terminate",
-                due_at=0,
-            ),
-            ctx.durations.provision_retry,
-        )
 
 
 @step("node_replace")
@@ -98,14 +94,7 @@ def _relaunch(
     except LaunchError as error:
         move_node(node, "launch_failed")
         node.status_message = str(error)
-        log.instance(
-            group.name,
-            None,
-            f"Failed to provision EC2 Instance in Cluster {cluster.name} and InstanceGroup "
-            f"{group.name}",
-            level=EventLevel.ERROR,
-            metadata={"Instance": {"FailureMessage": str(error), "NodeLogicalId": node.logical_id}},
-        )
+        failure_event(log, cluster, group, node, str(error))
         return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
     place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
     move_node(node, "relaunched")
@@ -161,24 +150,7 @@ def node_reboot(ctx: StepContext, task: Task) -> Task | None:
     move_node(node, "booted")
     node.busy = None
     node.status_message = None
-    remaining = []
-    for fault in ctx.tx.faults.on_instance(node.instance_id):
-        if fault.hardware.action == "reboot":
-            ctx.tx.faults.remove(fault.fault_id)
-        else:
-            remaining.append(fault)
-    for fault in remaining[:1]:
-        ctx.later(
-            Task(
-                cluster_id=cluster.id,
-                node_id=node.row_id,
-                kind="health_check",
-                step="detect",
-                due_at=0,
-                data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
-            ),
-            float(fault.params.get("DetectionDelaySeconds", ctx.durations.health_detection)),
-        )
+    recheck_faults(ctx, cluster, node)
     ctx.tx.nodes.save(node)
     log = ctx.log(cluster)
     log.instance(

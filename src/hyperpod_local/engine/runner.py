@@ -26,7 +26,7 @@ MAX_STEP_FAILURES = 5
 # that never ends (a Continuous cluster retrying against a standing capacity shortage) hits it.
 SETTLE_LIMIT = 2 * 86400.0
 # Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
-_MAX_SLEEP = 5.0
+_MAX_SLEEP = 1.0
 
 
 class NotManual(Exception):
@@ -79,7 +79,11 @@ class Engine:
         """One step in its own savepoint: a step that fails leaves no half of its work behind,
         and is tried again a little later, then given up with an error event."""
         step, due_at = task.step, task.due_at
-        context = StepContext(tx, due_at, self.durations, self.provider, self.ids, self.policy)
+        # A step happens at its due time, or now if the engine runs it late, so no event is
+        # stamped earlier than one a request has already written.
+        context = StepContext(
+            tx, max(due_at, self.clock.now()), self.durations, self.provider, self.ids, self.policy
+        )
         try:
             with tx.conn.begin_nested():
                 rescheduled = STEPS[task.kind](context, task)
@@ -118,7 +122,7 @@ class Engine:
                 clock.set(due)
                 self.run_due()
             clock.set(target)
-            self._save_clock()
+            self.save_clock()
             return clock.now()
 
     def settle(self, limit: float = SETTLE_LIMIT) -> float:
@@ -131,7 +135,7 @@ class Engine:
                     raise RuntimeError(f"operations still in flight after {limit} s")
                 clock.set(due)
                 self.run_due()
-            self._save_clock()
+            self.save_clock()
             return clock.now() - start
 
     def _manual(self) -> ManualClock:
@@ -139,7 +143,7 @@ class Engine:
             raise NotManual("the clock is real; start the server with --clock manual to move it")
         return self.clock
 
-    def _save_clock(self) -> None:
+    def save_clock(self) -> None:
         with self.store.write() as tx:
             self.store.put_setting(CLOCK_SETTING, repr(self.clock.now()), tx=tx)
 

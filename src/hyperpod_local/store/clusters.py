@@ -150,6 +150,10 @@ class ClusterRepository:
             )
         )
 
+    def set_legacy(self, cluster_id: str, legacy: bool) -> None:
+        """Only the flag: nothing else of the row is written back from a stale copy."""
+        self.conn.execute(update(clusters).where(clusters.c.id == cluster_id).values(legacy=legacy))
+
     def save_group(self, group: InstanceGroup) -> None:
         self.conn.execute(
             update(instance_groups)

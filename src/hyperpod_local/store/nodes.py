@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, union_all, update
+from sqlalchemy import Connection, Row, case, delete, func, select, union_all, update
 
 from hyperpod_local.domain.model import Node
 from hyperpod_local.store.paging import keyset
@@ -16,6 +16,13 @@ NODE_SORT_KEYS = {
     "CREATION_TIME": (nodes.c.sort_time, nodes.c.id),
     "NAME": (nodes.c.group_name, nodes.c.name_key, nodes.c.id),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupHealth:
+    members: int
+    unhealthy: int
+    recovering: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,33 @@ class NodeRepository:
             node.busy = operation
             return True
         return False
+
+    def failed_idle(self, cluster_id: str, group_name: str) -> list[Node]:
+        """The group's nodes in Failure that no operation holds."""
+        rows = self.conn.execute(
+            select(nodes)
+            .where(
+                nodes.c.cluster_id == cluster_id,
+                nodes.c.group_name == group_name,
+                nodes.c.status == "Failure",
+                nodes.c.busy.is_(None),
+            )
+            .order_by(nodes.c.id)
+        )
+        return [_node(row) for row in rows]
+
+    def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
+        """Counted in the database, so a check costs the same in a group of any size."""
+        # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
+        failing = (nodes.c.status == "Failure") | nodes.c.busy.in_(["recover", "replace", "reboot"])
+        row = self.conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((failing, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((nodes.c.busy == "recover", 1), else_=0)), 0),
+            ).where(nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name)
+        ).one()
+        return GroupHealth(members=row[0], unhealthy=row[1], recovering=row[2])
 
     def set_status_all(self, cluster_id: str, status: str) -> None:
         self.conn.execute(

@@ -1,0 +1,62 @@
+"""Starting node operations: the one place that knows which engine task carries each action,
+for the Batch APIs, automatic recovery and provisioning retries alike."""
+
+from __future__ import annotations
+
+from hyperpod_local.domain.lifecycle import move_node
+from hyperpod_local.domain.model import Cluster, Node, Task
+from hyperpod_local.engine.durations import Durations
+from hyperpod_local.store.unit_of_work import Tx
+
+# action -> (task kind, first step, lifecycle event, duration of the first step)
+_ACTIONS = {
+    "replace": ("node_replace", "terminate", "replace", "terminate"),
+    "reboot": ("node_reboot", "boot", "reboot", "reboot"),
+    "delete": ("node_delete", "terminate", "delete", "terminate"),
+}
+# What the started-event calls each action.
+ACTION_WORDS = {"replace": "replacement", "reboot": "reboot", "delete": "deletion"}
+
+
+def start_node_action(
+    tx: Tx,
+    cluster: Cluster,
+    node: Node,
+    action: str,
+    now: float,
+    durations: Durations,
+    *,
+    busy: str,
+    operation_id: str | None = None,
+) -> None:
+    """Move the node into the action's first state, mark who holds it, and schedule the
+    action's first step."""
+    kind, step, event, duration = _ACTIONS[action]
+    move_node(node, event)
+    node.busy = busy
+    tx.nodes.save(node)
+    tx.tasks.add(
+        Task(
+            cluster_id=cluster.id,
+            kind=kind,
+            step=step,
+            due_at=round(now + getattr(durations, duration), 3),
+            node_id=node.row_id,
+            operation_id=operation_id,
+        )
+    )
+
+
+def schedule_relaunch(tx: Tx, cluster: Cluster, node: Node, due_at: float) -> None:
+    """Try a failed node again on a new instance (same NodeLogicalId) at `due_at`."""
+    node.busy = "provision"
+    tx.nodes.save(node)
+    tx.tasks.add(
+        Task(
+            cluster_id=cluster.id,
+            kind="node_replace",
+            step="terminate",
+            due_at=round(due_at, 3),
+            node_id=node.row_id,
+        )
+    )
