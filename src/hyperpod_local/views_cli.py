@@ -40,7 +40,10 @@ def fetch(client: Any, cluster: str) -> tuple[dict[str, Any], list[dict[str, Any
     nodes = [
         node
         for page in paginator.paginate(
-            ClusterName=cluster, SortBy="NAME", IncludeNodeLogicalIds=True
+            ClusterName=cluster,
+            SortBy="NAME",
+            IncludeNodeLogicalIds=True,
+            PaginationConfig={"PageSize": 100},
         )
         for node in page["ClusterNodeSummaries"]
     ]

@@ -13,7 +13,7 @@ from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.errors import ConflictError, ValidationError
 from hyperpod_local.domain.events import EventLog
-from hyperpod_local.domain.lifecycle import move_cluster, move_node, node_allows
+from hyperpod_local.domain.lifecycle import move_cluster, node_sources
 from hyperpod_local.domain.model import ClusterStatus, GroupStatus, Task
 from hyperpod_local.domain.scope import Scope
 
@@ -66,23 +66,16 @@ def update_cluster_software(
                 group.spec["ImageReleaseVersion"] = release
             if params.get("ImageId"):
                 group.spec["ImageId"] = params["ImageId"]
-            nodes = [
-                node
-                for node in tx.nodes.in_group(cluster.id, group.name)
-                if node.instance_id
-                and node_allows(node.status, "update")
-                and tx.nodes.claim(node, "update")
-            ]
+            sources, target = node_sources("update")
+            nodes = tx.nodes.claim_group(cluster.id, group.name, "update", sources, target)
+            if params.get("ImageId"):
+                tx.nodes.set_image(cluster.id, group.name, params["ImageId"])
             for node in nodes:
-                move_node(node, "update")
-                if params.get("ImageId"):
-                    node.image_id = params["ImageId"]
                 log.instance(
                     group.name,
                     node.instance_id,
                     text.instance_operation_started("software update", cluster.name, group.name),
                 )
-            tx.nodes.save_all(nodes)
             group.status = GroupStatus.SYSTEM_UPDATING if nodes else group.status
             tx.clusters.save_group(group)
             if nodes:

@@ -54,6 +54,16 @@ CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 
+def node_sources(event: str) -> tuple[list[str], str]:
+    """The node states an event may start from, and the state it leads to (for bulk moves;
+    every source must lead to the same state)."""
+    moves = {source: target for (source, name), target in NODE_TRANSITIONS.items() if name == event}
+    targets = set(moves.values())
+    if len(targets) != 1:
+        raise InvalidTransition(f"'{event}' has no single target state")
+    return list(moves), targets.pop()
+
+
 def node_allows(status: str, event: str) -> bool:
     return (status, event) in NODE_TRANSITIONS
 

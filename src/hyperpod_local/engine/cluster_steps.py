@@ -26,54 +26,72 @@ from hyperpod_local.providers.sim import LaunchError
 # Creation -----------------------------------------------------------------------------------
 
 
+# Nodes one step handles at most: a big cluster's work is split over several transactions at
+# the same HyperPod instant, so no transaction holds the store for long.
+CHUNK = 500
+
+
 @step("cluster_create")
 def cluster_create(ctx: StepContext, task: Task) -> Task | None:
-    """Cluster-level resources are ready: launch every node's instance; each group's lifecycle
-    scripts then run until the group's provision task."""
+    """Cluster-level resources are ready: launch every node's instance (CHUNK at a time);
+    each group's lifecycle scripts then run until the group's provision task."""
     cluster = ctx.tx.clusters.get(task.cluster_id)
     if cluster is None:
         return None
     log = ctx.log(cluster)
-    for group in cluster.groups:
-        log.group(group.name, text.group_creation_started(group.name, cluster.name))
-        try:
-            launched = launch_waiting_nodes(ctx, cluster, group, log)
-        except LaunchError as error:
-            fail_creation(ctx, cluster, str(error), log, keep=task.id)
-            break
-        if launched:
-            ctx.later(
-                Task(
-                    cluster_id=cluster.id,
-                    group_name=group.name,
-                    kind="group_provision",
-                    step="ready",
-                    due_at=0,
-                ),
-                ctx.durations.provision(group.instance_types[0]),
-            )
-        else:
-            finish_group_creation(ctx, cluster, group, log)
-    if cluster.continuous and cluster.status == ClusterStatus.CREATING:
-        # Continuous clusters are InService once cluster-level resources are; nodes go on.
-        move_cluster(cluster, "created")
-        log.cluster(text.cluster_creation_completed(cluster.name))
-    maybe_cluster_created(ctx, cluster, log)
-    ctx.tx.clusters.save(cluster)
-    ctx.tx.events.add_all(log.events)
-    return None
+    done: list[str] = task.data.get("done", [])
+    budget = CHUNK
+    try:
+        for group in cluster.groups:
+            if group.name in done:
+                continue
+            if group.name not in task.data.get("started", []):
+                log.group(group.name, text.group_creation_started(group.name, cluster.name))
+                task.data = {**task.data, "started": [*task.data.get("started", []), group.name]}
+            try:
+                budget -= launch_waiting_nodes(ctx, cluster, group, log, budget)
+            except LaunchError as error:
+                fail_creation(ctx, cluster, str(error), log, keep=task.id)
+                return None
+            if budget <= 0 and ctx.tx.nodes.some_in_group(
+                cluster.id, group.name, 1, launched=False, busy=None
+            ):
+                return task  # more of this group to launch, at the same instant
+            done.append(group.name)
+            task.data = {**task.data, "done": done}
+            if ctx.tx.nodes.some_in_group(cluster.id, group.name, 1, launched=True):
+                ctx.later(
+                    Task(
+                        cluster_id=cluster.id,
+                        group_name=group.name,
+                        kind="group_provision",
+                        step="ready",
+                        due_at=0,
+                    ),
+                    ctx.durations.provision(group.instance_types[0]),
+                )
+            else:
+                finish_group_creation(ctx, cluster, group, log)
+            if budget <= 0:
+                return task
+        if cluster.continuous and cluster.status == ClusterStatus.CREATING:
+            # Continuous clusters are InService once cluster-level resources are; nodes go on.
+            move_cluster(cluster, "created")
+            log.cluster(text.cluster_creation_completed(cluster.name))
+        maybe_cluster_created(ctx, cluster, log)
+        return None
+    finally:
+        ctx.tx.clusters.save(cluster)
+        ctx.tx.events.add_all(log.events)
 
 
 def launch_waiting_nodes(
-    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
-) -> list[Node]:
-    """Launch an instance for every node of the group that has none. A classic cluster's
-    creation fails on the first launch that cannot be had (LaunchError); a Continuous
-    cluster's node waits in Failure and is tried again."""
-    waiting = [
-        node for node in ctx.tx.nodes.in_group(cluster.id, group.name) if node.instance_id is None
-    ]
-    launched = []
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog, limit: int
+) -> int:
+    """Launch instances for up to `limit` nodes of the group that have none; returns how many
+    nodes it took up. A classic cluster's creation fails on the first launch that cannot be
+    had (LaunchError); a Continuous cluster's node waits in Failure and is tried again."""
+    waiting = ctx.tx.nodes.some_in_group(cluster.id, group.name, limit, launched=False, busy=None)
     for node in waiting:
         log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
         try:
@@ -89,51 +107,51 @@ def launch_waiting_nodes(
             group.name, None, text.instance_provisioned(instance_id, cluster.name, group.name)
         )
         lifecycle_event(log, group, node, "Started")
-        launched.append(node)
     ctx.tx.nodes.save_all(waiting)
-    return launched
+    return len(waiting)
 
 
 @step("group_provision")
 def group_provision(ctx: StepContext, task: Task) -> Task | None:
-    """Lifecycle scripts finished: the group's launched nodes are Running, or, where an
-    injected lifecycle-script fault strikes, failed."""
+    """Lifecycle scripts finished: the group's launched nodes are Running (CHUNK at a time),
+    or, where an injected lifecycle-script fault strikes, failed."""
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None
     if cluster is None or group is None:
         return None
     log = ctx.log(cluster)
-    ready = [
-        node
-        for node in ctx.tx.nodes.in_group(cluster.id, group.name)
-        if node.status == NodeStatus.PENDING and node.instance_id and node.busy is None
-    ]
-    for node in ready:
-        assert node.instance_id is not None
-        failure = lifecycle_failure(ctx, cluster, group, node)
-        if failure is not None:
-            if not cluster.continuous:
-                fail_creation(ctx, cluster, failure, log, keep=task.id)
-                ctx.tx.events.add_all(log.events)
-                return None
-            lifecycle_event(log, group, node, "Failed")
-            move_node(node, "provisioning_failed")
-            provisioning_failed(ctx, cluster, group, node, failure, log)
-            continue
-        move_node(node, "provisioned")
-        lifecycle_event(log, group, node, "Succeeded")
-        log.instance(
-            group.name,
-            node.instance_id,
-            text.instance_creation_completed(node.instance_id, cluster.name, group.name),
-        )
-    ctx.tx.nodes.save_all(ready)
-    if group.status == GroupStatus.CREATING:
-        finish_group_creation(ctx, cluster, group, log)
-    maybe_cluster_created(ctx, cluster, log)
-    ctx.tx.clusters.save(cluster)
-    ctx.tx.events.add_all(log.events)
-    return None
+    ready = ctx.tx.nodes.some_in_group(
+        cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
+    )
+    try:
+        for node in ready:
+            assert node.instance_id is not None
+            failure = lifecycle_failure(ctx, cluster, group, node)
+            if failure is not None:
+                if not cluster.continuous:
+                    fail_creation(ctx, cluster, failure, log, keep=task.id)
+                    return None
+                lifecycle_event(log, group, node, "Failed")
+                move_node(node, "provisioning_failed")
+                provisioning_failed(ctx, cluster, group, node, failure, log)
+                continue
+            move_node(node, "provisioned")
+            lifecycle_event(log, group, node, "Succeeded")
+            log.instance(
+                group.name,
+                node.instance_id,
+                text.instance_creation_completed(node.instance_id, cluster.name, group.name),
+            )
+        ctx.tx.nodes.save_all(ready)
+        if len(ready) == CHUNK:
+            return task  # more of the group, at the same instant
+        if group.status == GroupStatus.CREATING:
+            finish_group_creation(ctx, cluster, group, log)
+        maybe_cluster_created(ctx, cluster, log)
+        ctx.tx.clusters.save(cluster)
+        return None
+    finally:
+        ctx.tx.events.add_all(log.events)
 
 
 def lifecycle_failure(
@@ -212,9 +230,7 @@ def software_update(ctx: StepContext, task: Task) -> Task | None:
     if cluster is None or group is None:
         return None
     log = ctx.log(cluster)
-    updated = [
-        node for node in ctx.tx.nodes.in_group(cluster.id, group.name) if node.busy == "update"
-    ]
+    updated = ctx.tx.nodes.some_in_group(cluster.id, group.name, CHUNK, busy="update")
     for node in updated:
         assert node.instance_id is not None
         ctx.provider.reimage(ctx.tx, node.instance_id, node.image_id)
@@ -231,6 +247,9 @@ def software_update(ctx: StepContext, task: Task) -> Task | None:
             ),
         )
     ctx.tx.nodes.save_all(updated)
+    if len(updated) == CHUNK:
+        ctx.tx.events.add_all(log.events)
+        return task  # more of the group, at the same instant
     if ctx.tx.tasks.count(cluster.id, kind="software_update") <= 1:
         move_cluster(cluster, "software_updated")
         cluster.legacy = False

@@ -43,7 +43,7 @@ class Engine:
         ids: IdSource,
         policy: RecoveryPolicy,
         *,
-        batch: int = 500,
+        batch: int = 50,
     ) -> None:
         self.store = store
         self.clock = clock

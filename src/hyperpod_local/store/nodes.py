@@ -61,6 +61,50 @@ class NodeRepository:
             return True
         return False
 
+    def some_in_group(
+        self, cluster_id: str, group_name: str, limit: int, **conditions: Any
+    ) -> list[Node]:
+        """Up to `limit` nodes of the group, in creation order, matching the conditions:
+        `launched` (has an instance or not), `status`, `busy` (None for free)."""
+        stmt = select(nodes).where(
+            nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name
+        )
+        if "launched" in conditions:
+            launched = nodes.c.instance_id.is_not(None)
+            stmt = stmt.where(launched if conditions["launched"] else ~launched)
+        if "status" in conditions:
+            stmt = stmt.where(nodes.c.status == conditions["status"])
+        if "busy" in conditions:
+            busy = conditions["busy"]
+            stmt = stmt.where(nodes.c.busy.is_(None) if busy is None else nodes.c.busy == busy)
+        rows = self.conn.execute(stmt.order_by(nodes.c.id).limit(limit))
+        return [_node(row) for row in rows]
+
+    def claim_group(
+        self, cluster_id: str, group_name: str, operation: str, statuses: Sequence[str], status: str
+    ) -> list[Node]:
+        """Mark every free node of the group with an instance in one of `statuses` as held by
+        `operation`, in `status`; in bulk, so a group of thousands costs one statement."""
+        condition = (
+            (nodes.c.cluster_id == cluster_id)
+            & (nodes.c.group_name == group_name)
+            & nodes.c.busy.is_(None)
+            & nodes.c.instance_id.is_not(None)
+            & nodes.c.status.in_(list(statuses))
+        )
+        claimed = [_node(row) for row in self.conn.execute(select(nodes).where(condition))]
+        self.conn.execute(update(nodes).where(condition).values(busy=operation, status=status))
+        for node in claimed:
+            node.busy, node.status = operation, status
+        return claimed
+
+    def set_image(self, cluster_id: str, group_name: str, image_id: str) -> None:
+        self.conn.execute(
+            update(nodes)
+            .where(nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name)
+            .values(image_id=image_id)
+        )
+
     def failed_idle(self, cluster_id: str, group_name: str) -> list[Node]:
         """The group's nodes in Failure that no operation holds."""
         rows = self.conn.execute(
