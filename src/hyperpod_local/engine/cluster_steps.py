@@ -92,10 +92,17 @@ def launch_waiting_nodes(
     nodes it took up. A classic cluster's creation fails on the first launch that cannot be
     had (LaunchError); a Continuous cluster's node waits in Failure and is tried again."""
     waiting = ctx.tx.nodes.some_in_group(cluster.id, group.name, limit, launched=False, busy=None)
+    shortage: LaunchError | None = None
+    try:
+        ctx.provider.check_capacity(ctx.tx, cluster, group)
+    except LaunchError as error:
+        shortage = error
     for node in waiting:
         log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
         try:
-            instance_id = ctx.provider.launch(ctx.tx, cluster, group, ctx.now)
+            if shortage is not None:
+                raise shortage
+            instance_id = ctx.provider.launch(ctx.tx, cluster, group, ctx.now, checked=True)
         except LaunchError as error:
             if not cluster.continuous:
                 raise
@@ -123,10 +130,11 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
     ready = ctx.tx.nodes.some_in_group(
         cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
     )
+    scripts_may_fail = ctx.tx.faults.aimed_at(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group.name)
     try:
         for node in ready:
             assert node.instance_id is not None
-            failure = lifecycle_failure(ctx, cluster, group, node)
+            failure = lifecycle_failure(ctx, cluster, group, node) if scripts_may_fail else None
             if failure is not None:
                 if not cluster.continuous:
                     fail_creation(ctx, cluster, failure, log, keep=task.id)
@@ -231,12 +239,15 @@ def software_update(ctx: StepContext, task: Task) -> Task | None:
         return None
     log = ctx.log(cluster)
     updated = ctx.tx.nodes.some_in_group(cluster.id, group.name, CHUNK, busy="update")
+    instance_ids = [node.instance_id for node in updated if node.instance_id]
+    image = group.spec.get("ImageId", "default")
+    ctx.provider.reimage(ctx.tx, instance_ids, image)
+    faults = ctx.tx.faults.on_instances(instance_ids)
     for node in updated:
         assert node.instance_id is not None
-        ctx.provider.reimage(ctx.tx, node.instance_id, node.image_id)
         move_node(node, "updated")
         node.busy = None
-        recheck_faults(ctx, cluster, node)
+        recheck_faults(ctx, cluster, node, faults.get(node.instance_id, []))
         node.last_software_update_time = ctx.now
         node.image_release_version = group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE)
         log.instance(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import (
     Cluster,
@@ -65,12 +66,17 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     return None
 
 
-def recheck_faults(ctx: StepContext, cluster: Cluster, node: Node) -> None:
+def recheck_faults(
+    ctx: StepContext, cluster: Cluster, node: Node, faults: list[Fault] | None = None
+) -> None:
     """After a reboot or re-image: the faults a reboot cures are gone; a fault that needs a
-    new instance is still there, and the health agent will find it again."""
+    new instance is still there, and the health agent will find it again. `faults`: the
+    node's hardware faults, when the caller has them already."""
     assert node.instance_id is not None
+    if faults is None:
+        faults = ctx.tx.faults.on_instance(node.instance_id)
     remaining = []
-    for fault in ctx.tx.faults.on_instance(node.instance_id):
+    for fault in faults:
         if fault.hardware.action == "reboot":
             ctx.tx.faults.remove(fault.fault_id)
         else:

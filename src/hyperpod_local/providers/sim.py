@@ -27,11 +27,19 @@ class SimProvider:
     def __init__(self, ids: IdSource) -> None:
         self.ids = ids
 
-    def launch(self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float) -> str:
-        """A fresh instance of the group's configuration and image, with new empty volumes;
-        LaunchError when an injected capacity shortage covers its instance type."""
+    def check_capacity(self, tx: Tx, cluster: Cluster, group: InstanceGroup) -> None:
+        """LaunchError when an injected capacity shortage covers the group's instance type."""
         if tx.faults.capacity_short(group.instance_types[0], cluster.id) is not None:
             raise LaunchError(CAPACITY_MESSAGE)
+
+    def launch(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, *, checked: bool = False
+    ) -> str:
+        """A fresh instance of the group's configuration and image, with new empty volumes;
+        LaunchError when there is no capacity for it (`checked`: the caller has just asked
+        check_capacity, for a whole batch of launches)."""
+        if not checked:
+            self.check_capacity(tx, cluster, group)
         instance_id = self.ids.instance_id()
         tx.instances.add(
             instance_id,
@@ -51,12 +59,11 @@ class SimProvider:
     def reboot(self, tx: Tx, instance_id: str) -> None:
         tx.instances.count_boot(instance_id)
 
-    def reimage(self, tx: Tx, instance_id: str, image_id: str) -> None:
-        """A software update: a new root volume from the image; secondary volumes stay."""
-        tx.instances.remove_volumes(instance_id, kind="root")
-        tx.instances.add_volumes(instance_id, [self._root()])
-        tx.instances.set_image(instance_id, image_id)
-        tx.instances.count_boot(instance_id)
+    def reimage(self, tx: Tx, instance_ids: list[str], image_id: str) -> None:
+        """A software update: new root volumes from the image; secondary volumes stay."""
+        tx.instances.replace_roots(
+            {instance_id: self._root() for instance_id in instance_ids}, image_id
+        )
 
     def inside_view(self, tx: Tx, node: Node) -> dict[str, Any] | None:
         """What a node looks like from inside: its instance, hostname and volumes."""

@@ -51,6 +51,22 @@ class FaultRepository:
         )
         return [_fault(row) for row in rows]
 
+    def on_instances(self, instance_ids: list[str]) -> dict[str, list[Fault]]:
+        """The hardware faults of many instances, in one query per 500."""
+        found: dict[str, list[Fault]] = {}
+        for start in range(0, len(instance_ids), 500):
+            rows = self.conn.execute(
+                select(faults)
+                .where(
+                    faults.c.kind == FaultKind.HARDWARE,
+                    faults.c.instance_id.in_(instance_ids[start : start + 500]),
+                )
+                .order_by(faults.c.seq)
+            )
+            for row in rows:
+                found.setdefault(row.instance_id, []).append(_fault(row))
+        return found
+
     def forget_instances(self, instance_ids: list[str]) -> None:
         """Faults of instances that no longer exist go with them."""
         for start in range(0, len(instance_ids), 500):
@@ -68,6 +84,19 @@ class FaultRepository:
             .limit(1)
         ).first()
         return None if row is None else _fault(row)
+
+    def aimed_at(self, kind: str, cluster_id: str, group_name: str) -> bool:
+        """Whether any fault of the kind targets the group (one query for a whole batch)."""
+        found = self.conn.scalar(
+            select(faults.c.seq)
+            .where(
+                faults.c.kind == kind,
+                faults.c.cluster_id == cluster_id,
+                faults.c.group_name == group_name,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def take(self, kind: str, cluster_id: str, **target: Any) -> Fault | None:
         """Use up one occurrence of a counted fault aimed at the target, if there is one."""

@@ -23,13 +23,16 @@ class InstanceRepository:
         volumes: Sequence[dict[str, Any]],
     ) -> None:
         self.conn.execute(
-            sim_instances.insert().values(
-                instance_id=instance_id,
-                cluster_id=cluster_id,
-                launched_at=launched_at,
-                image_id=image_id,
-                boot_count=1,
-            )
+            sim_instances.insert(),
+            [
+                {
+                    "instance_id": instance_id,
+                    "cluster_id": cluster_id,
+                    "launched_at": launched_at,
+                    "image_id": image_id,
+                    "boot_count": 1,
+                }
+            ],
         )
         self.add_volumes(instance_id, volumes)
 
@@ -69,18 +72,26 @@ class InstanceRepository:
             .values(boot_count=sim_instances.c.boot_count + 1)
         )
 
-    def set_image(self, instance_id: str, image_id: str) -> None:
-        self.conn.execute(
-            update(sim_instances)
-            .where(sim_instances.c.instance_id == instance_id)
-            .values(image_id=image_id)
-        )
-
-    def remove_volumes(self, instance_id: str, kind: str | None = None) -> None:
-        stmt = delete(sim_volumes).where(sim_volumes.c.instance_id == instance_id)
-        if kind is not None:
-            stmt = stmt.where(sim_volumes.c.kind == kind)
-        self.conn.execute(stmt)
+    def replace_roots(self, roots: dict[str, dict[str, Any]], image_id: str) -> None:
+        """Give each instance a new root volume and the image, and count the boot; in bulk."""
+        ids = list(roots)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            self.conn.execute(
+                delete(sim_volumes).where(
+                    sim_volumes.c.instance_id.in_(chunk), sim_volumes.c.kind == "root"
+                )
+            )
+            self.conn.execute(
+                update(sim_instances)
+                .where(sim_instances.c.instance_id.in_(chunk))
+                .values(image_id=image_id, boot_count=sim_instances.c.boot_count + 1)
+            )
+        if ids:
+            self.conn.execute(
+                sim_volumes.insert(),
+                [{"instance_id": i, "marker": None, **volume} for i, volume in roots.items()],
+            )
 
     def remove(self, instance_ids: Sequence[str]) -> None:
         ids = list(instance_ids)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, delete, func, select, union_all, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
 
 from hyperpod_local.domain.model import Node
 from hyperpod_local.store.paging import keyset
@@ -46,7 +46,7 @@ class NodeRepository:
         return None if row is None else _node(row)
 
     def save(self, node: Node) -> None:
-        self.conn.execute(update(nodes).where(nodes.c.id == node.row_id).values(**_values(node)))
+        self.save_all([node])
 
     def claim(self, node: Node, operation: str) -> bool:
         """Mark the node busy with `operation` unless another operation holds it. The
@@ -147,8 +147,12 @@ class NodeRepository:
         return [_node(row) for row in self.conn.execute(stmt.order_by(nodes.c.id))]
 
     def save_all(self, changed: Sequence[Node]) -> None:
-        for node in changed:
-            self.save(node)
+        """Write back many nodes in one executemany of a statement compiled once."""
+        if changed:
+            self.conn.execute(
+                _UPDATE_NODE,
+                [{"_row_id": node.row_id, **_values(node)} for node in changed],
+            )
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -224,6 +228,13 @@ class NodeRepository:
         if node_filter.launched_before is not None:
             stmt = stmt.where(nodes.c.sort_time < node_filter.launched_before)
         return stmt
+
+
+_UPDATE_NODE = (
+    update(nodes)
+    .where(nodes.c.id == bindparam("_row_id"))
+    .values({column.name: bindparam(column.name) for column in nodes.c if column.name != "id"})
+)
 
 
 def sort_key(node: Node, sort_by: str) -> list[Any]:
