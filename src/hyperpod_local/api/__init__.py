@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hyperpod_local.api import clusters, events, node_ops, nodes, software, tags
+from hyperpod_local.api import clusters, events, node_ops, nodes, scaling, software, tags
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
@@ -27,6 +27,8 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "BatchRebootClusterNodes": node_ops.batch_reboot,
     "BatchDeleteClusterNodes": node_ops.batch_delete,
     "UpdateClusterSoftware": software.update_cluster_software,
+    "UpdateCluster": scaling.update_cluster,
+    "BatchAddClusterNodes": scaling.batch_add_cluster_nodes,
     "ListClusterEvents": events.list_cluster_events,
     "DescribeClusterEvent": events.describe_cluster_event,
     "ListClusterOperations": events.list_cluster_operations,

@@ -78,6 +78,8 @@ def group_view(group: InstanceGroup) -> dict[str, Any]:
         DesiredImageReleaseVersion=release,
         ImageVersionStatus=UP_TO_DATE,
     )
+    if group.active_scaling:
+        view["ActiveOperations"] = {"Scaling": group.active_scaling}
     requirements = spec.get("InstanceRequirements")
     if requirements:
         types = requirements["InstanceTypes"]

@@ -81,7 +81,7 @@ def check_create_request(params: dict[str, Any], limits: Limits) -> None:
         if not is_eks:
             raise ValidationError("AutoScaling is only supported for EKS orchestrated clusters.")
     for group in groups:
-        _check_group(group, continuous=continuous, is_eks=is_eks)
+        check_group(group, continuous=continuous, is_eks=is_eks)
     if continuous and not is_eks and orchestrator is not None:
         missing = [g["InstanceGroupName"] for g in groups if not g.get("SlurmConfig")]
         if missing:
@@ -123,7 +123,8 @@ def _check_unique_names(names: Iterable[str]) -> None:
         seen.add(name)
 
 
-def _check_group(group: dict[str, Any], *, continuous: bool, is_eks: bool) -> None:
+def check_group(group: dict[str, Any], *, continuous: bool, is_eks: bool) -> None:
+    """The rules of one instance group, in CreateCluster or UpdateCluster."""
     name = group["InstanceGroupName"]
     has_type = group.get("InstanceType") is not None
     has_requirements = group.get("InstanceRequirements") is not None

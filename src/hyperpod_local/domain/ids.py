@@ -50,6 +50,11 @@ class IdSource:
         """A /16 inside 10.0.0.0/8 (as an offset from 10.0.0.0) for a new cluster's nodes."""
         return self._random.randrange(0, 240) << 16
 
+    @property
+    def random(self) -> random.Random:
+        """For choices the service makes at random (which nodes a scale-down removes)."""
+        return self._random
+
     def chance(self, probability: float) -> bool:
         """True with the given probability (for faults that strike at a rate)."""
         return self._random.random() < probability

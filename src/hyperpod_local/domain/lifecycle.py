@@ -48,6 +48,9 @@ CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.FAILED, "delete"): C.DELETING,
     (C.SYSTEM_UPDATING, "delete"): C.DELETING,
     (C.IN_SERVICE, "update_software"): C.SYSTEM_UPDATING,
+    (C.IN_SERVICE, "update"): C.UPDATING,
+    (C.UPDATING, "updated"): C.IN_SERVICE,
+    (C.UPDATING, "delete"): C.DELETING,
     (C.SYSTEM_UPDATING, "software_updated"): C.IN_SERVICE,
     # A delete can fail; the cluster is then Failed and DeleteCluster can be called again.
     (C.DELETING, "delete_failed"): C.FAILED,

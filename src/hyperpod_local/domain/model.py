@@ -65,6 +65,8 @@ class InstanceGroup:
     status: str = GroupStatus.IN_SERVICE
     min_count: int | None = None
     current_count: int = 0
+    # Scaling operations in progress on the group (DescribeCluster's ActiveOperations).
+    active_scaling: int = 0
 
     @property
     def instance_types(self) -> list[str]:

@@ -20,7 +20,7 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.health_steps import recheck_faults
-from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed
+from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed, settle_scaling
 from hyperpod_local.providers.sim import LaunchError
 
 # Creation -----------------------------------------------------------------------------------
@@ -86,7 +86,13 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
 
 
 def launch_waiting_nodes(
-    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog, limit: int
+    ctx: StepContext,
+    cluster: Cluster,
+    group: InstanceGroup,
+    log: EventLog,
+    limit: int,
+    *,
+    retry_failures: bool = False,
 ) -> int:
     """Launch instances for up to `limit` nodes of the group that have none; returns how many
     nodes it took up. A classic cluster's creation fails on the first launch that cannot be
@@ -104,7 +110,7 @@ def launch_waiting_nodes(
                 raise shortage
             instance_id = ctx.provider.launch(ctx.tx, cluster, group, ctx.now, checked=True)
         except LaunchError as error:
-            if not cluster.continuous:
+            if not (cluster.continuous or retry_failures):
                 raise
             move_node(node, "launch_failed")
             provisioning_failed(ctx, cluster, group, node, str(error), log)
@@ -156,6 +162,8 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
         if group.status == GroupStatus.CREATING:
             finish_group_creation(ctx, cluster, group, log)
         maybe_cluster_created(ctx, cluster, log)
+        if task.operation_id:
+            settle_scaling(ctx, cluster, task.operation_id, log)
         ctx.tx.clusters.save(cluster)
         return None
     finally:
@@ -210,6 +218,37 @@ def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> 
         log.cluster(text.cluster_creation_completed(cluster.name))
 
 
+# Scaling -------------------------------------------------------------------------------------
+
+
+@step("group_scale")
+def group_scale(ctx: StepContext, task: Task) -> Task | None:
+    """Nodes added to a group (UpdateCluster, BatchAddClusterNodes) launch; their lifecycle
+    scripts then run until the group's provision task. A launch that fails is retried."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is None or group is None:
+        return None
+    log = ctx.log(cluster)
+    try:
+        taken = launch_waiting_nodes(ctx, cluster, group, log, CHUNK, retry_failures=True)
+        if taken == CHUNK:
+            return task  # more to launch, at the same instant
+        provision = Task(
+            cluster_id=cluster.id,
+            group_name=group.name,
+            kind="group_provision",
+            step="ready",
+            due_at=0,
+            operation_id=task.operation_id,
+        )
+        ctx.later(provision, ctx.durations.provision(group.instance_types[0]))
+        return None
+    finally:
+        ctx.tx.clusters.save(cluster)
+        ctx.tx.events.add_all(log.events)
+
+
 # Deletion -----------------------------------------------------------------------------------
 
 
@@ -222,6 +261,7 @@ def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
     ctx.tx.tasks.remove_for_cluster(cluster.id, keep=task.id)
     ctx.tx.events.remove_for_cluster(cluster.id)
     ctx.tx.faults.forget_cluster(cluster.id)
+    ctx.tx.tokens.forget_cluster(cluster.id)
     ctx.tx.tags.remove(cluster.arn)
     ctx.tx.clusters.remove(cluster.id)
     return None

@@ -23,6 +23,8 @@ class Durations:
     software_update_cpu: float = 600.0
     software_update_accelerated: float = 1200.0
     cluster_teardown: float = 360.0
+    # From a scale-up request (UpdateCluster, BatchAddClusterNodes) to its instances' launch.
+    scale_setup: float = 60.0
     # The health agent notices a hardware fault this long after it happens (spec: 5 to 30 s).
     health_detection: float = 15.0
     # A failed launch or lifecycle script is tried again, with a new instance, this much later.

@@ -6,8 +6,16 @@ from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import place_instance
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import FaultKind
-from hyperpod_local.domain.lifecycle import move_node
-from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
+from hyperpod_local.domain.lifecycle import move_cluster, move_node
+from hyperpod_local.domain.model import (
+    Cluster,
+    ClusterStatus,
+    EventLevel,
+    GroupStatus,
+    InstanceGroup,
+    Node,
+    Task,
+)
 from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.health_steps import recheck_faults, resume_recoveries
 from hyperpod_local.engine.operations import schedule_relaunch
@@ -179,11 +187,34 @@ def node_delete(ctx: StepContext, task: Task) -> Task | None:
         ):
             log.instance(group.name, instance_id, description, operation_id=task.operation_id)
     ctx.tx.nodes.remove(node.row_id or -1)
-    resume_recoveries(ctx, cluster, group, log)
-    if task.operation_id and ctx.tx.tasks.count(cluster.id, operation_id=task.operation_id) <= 1:
-        finish_scaling(ctx, cluster, task.operation_id, log)
+    if group.status == GroupStatus.DELETING and not ctx.tx.nodes.some_in_group(
+        cluster.id, group.name, 1
+    ):
+        ctx.tx.clusters.remove_group(cluster.id, group.name)
+    else:
+        resume_recoveries(ctx, cluster, group, log)
+    if task.operation_id:
+        settle_scaling(ctx, cluster, task.operation_id, log)
     ctx.tx.events.add_all(log.events)
     return None
+
+
+def settle_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: EventLog) -> None:
+    """Called by the last steps of scaling work: when the operation has no step left it is
+    Done, and a classic cluster whose update this was is InService again."""
+    if ctx.tx.tasks.count(cluster.id, operation_id=operation_id) > 1:
+        return
+    finish_scaling(ctx, cluster, operation_id, log)
+    if (
+        cluster.status == ClusterStatus.UPDATING
+        and ctx.tx.tasks.count(cluster.id, any_operation=True) <= 1
+    ):
+        move_cluster(cluster, "updated")
+        for group in cluster.groups:
+            if group.status == GroupStatus.UPDATING:
+                group.status = GroupStatus.IN_SERVICE
+                ctx.tx.clusters.save_group(group)
+        ctx.tx.clusters.save(cluster)
 
 
 def finish_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: EventLog) -> None:

@@ -12,7 +12,7 @@ from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import clusters, instance_groups, nodes
+from hyperpod_local.store.schema import clusters, instance_groups, nodes, operations
 
 CLUSTER_SORT_KEYS = {
     "CREATION_TIME": (clusters.c.creation_time, clusters.c.seq),
@@ -161,7 +161,37 @@ class ClusterRepository:
                 instance_groups.c.cluster_id == group.cluster_id,
                 instance_groups.c.name == group.name,
             )
-            .values(status=group.status, target_count=group.target_count, spec=group.spec)
+            .values(
+                status=group.status,
+                target_count=group.target_count,
+                min_count=group.min_count,
+                spec=group.spec,
+            )
+        )
+
+    def add_group(self, group: InstanceGroup) -> None:
+        self.conn.execute(
+            instance_groups.insert().values(
+                cluster_id=group.cluster_id,
+                name=group.name,
+                position=group.position,
+                spec=group.spec,
+                target_count=group.target_count,
+                min_count=group.min_count,
+                status=group.status,
+            )
+        )
+
+    def remove_group(self, cluster_id: str, name: str) -> None:
+        self.conn.execute(
+            delete(instance_groups).where(
+                instance_groups.c.cluster_id == cluster_id, instance_groups.c.name == name
+            )
+        )
+
+    def save_spec(self, cluster: Cluster) -> None:
+        self.conn.execute(
+            update(clusters).where(clusters.c.id == cluster.id).values(spec=cluster.spec)
         )
 
     def get(self, cluster_id: str) -> Cluster | None:
@@ -192,6 +222,15 @@ class ClusterRepository:
             .group_by(nodes.c.group_name)
         )
         counts = {row[0]: row[1] for row in counted}
+        scaling: dict[str, int] = {}
+        for details in self.conn.scalars(
+            select(operations.c.details).where(
+                operations.c.cluster_id == cluster_id, operations.c.status == "InProgress"
+            )
+        ):
+            for detail in details.get("ScalingDetails", []):
+                name = detail["InstanceGroupName"]
+                scaling[name] = scaling.get(name, 0) + 1
         rows = self.conn.execute(
             select(instance_groups)
             .where(instance_groups.c.cluster_id == cluster_id)
@@ -207,6 +246,7 @@ class ClusterRepository:
                 min_count=row.min_count,
                 status=row.status,
                 current_count=counts.get(row.name, 0),
+                active_scaling=scaling.get(row.name, 0),
             )
             for row in rows
         ]

@@ -186,6 +186,18 @@ faults = Table(
     Index("ix_faults_kind", "kind", "cluster_id"),
 )
 
+# BatchAddClusterNodes' ClientTokens: the same token and request within 8 hours answers with
+# the same nodes.
+client_tokens = Table(
+    "client_tokens",
+    metadata,
+    Column("cluster_id", String(12), primary_key=True),
+    Column("token", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("response", JSON, nullable=False),
+)
+
 tags = Table(
     "tags",
     metadata,

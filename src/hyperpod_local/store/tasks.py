@@ -58,9 +58,16 @@ class TaskRepository:
         self.conn.execute(stmt)
 
     def count(
-        self, cluster_id: str, kind: str | None = None, operation_id: str | None = None
+        self,
+        cluster_id: str,
+        kind: str | None = None,
+        operation_id: str | None = None,
+        *,
+        any_operation: bool = False,
     ) -> int:
         stmt = select(func.count()).select_from(tasks).where(tasks.c.cluster_id == cluster_id)
+        if any_operation:
+            stmt = stmt.where(tasks.c.operation_id.is_not(None))
         if kind is not None:
             stmt = stmt.where(tasks.c.kind == kind)
         if operation_id is not None:

@@ -11,6 +11,7 @@ from hyperpod_local.store.instances import InstanceRepository
 from hyperpod_local.store.nodes import NodeRepository
 from hyperpod_local.store.tags import TagRepository
 from hyperpod_local.store.tasks import TaskRepository
+from hyperpod_local.store.tokens import TokenRepository
 
 
 class Tx:
@@ -23,3 +24,4 @@ class Tx:
         self.events = EventRepository(conn)
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
+        self.tokens = TokenRepository(conn)

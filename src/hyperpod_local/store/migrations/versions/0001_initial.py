@@ -172,6 +172,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_faults_kind", "faults", ["kind", "cluster_id"])
     op.create_table(
+        "client_tokens",
+        sa.Column("cluster_id", sa.String(12), primary_key=True),
+        sa.Column("token", sa.String(64), primary_key=True),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("response", sa.JSON, nullable=False),
+    )
+    op.create_table(
         "tags",
         sa.Column("resource_arn", sa.String(256), primary_key=True),
         sa.Column("key", sa.String(128), primary_key=True),
@@ -183,6 +191,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "tags",
+        "client_tokens",
         "faults",
         "sim_volumes",
         "sim_instances",

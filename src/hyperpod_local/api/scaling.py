@@ -1,0 +1,340 @@
+"""UpdateCluster and BatchAddClusterNodes: scaling groups up and down, adding and deleting
+groups, and changing what may change of a cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from hyperpod_local.api.resolve import find_cluster
+from hyperpod_local.api.services import Services
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.cluster_rules import new_node
+from hyperpod_local.domain.errors import ConflictError, ResourceLimitExceeded, ValidationError
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.ids import availability_zone
+from hyperpod_local.domain.lifecycle import move_cluster
+from hyperpod_local.domain.model import (
+    Cluster,
+    GroupStatus,
+    InstanceGroup,
+    Node,
+    Operation,
+    Task,
+)
+from hyperpod_local.domain.scope import Scope
+from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
+from hyperpod_local.engine.operations import start_node_action
+from hyperpod_local.store.unit_of_work import Tx
+
+# Cluster-level members UpdateCluster may set.
+_CLUSTER_MEMBERS = (
+    "NodeRecovery",
+    "TieredStorageConfig",
+    "ClusterRole",
+    "AutoScaling",
+    "Orchestrator",
+    "NodeProvisioningMode",
+)
+MAX_NODES_PER_ADD = 50
+TOKEN_LIFETIME = 8 * 3600.0
+
+
+class _Scaling:
+    """The Scaling operation one request records, with a line per group it touches."""
+
+    def __init__(self, services: Services, tx: Tx, cluster: Cluster, now: float) -> None:
+        self.services, self.tx, self.cluster, self.now = services, tx, cluster, now
+        self.log = EventLog(services.ids, cluster.id, now)
+        self.operation: Operation | None = None
+        self.details: list[dict[str, Any]] = []
+
+    @property
+    def operation_id(self) -> str:
+        if self.operation is None:
+            self.operation = Operation(
+                operation_id=self.services.ids.uuid(),
+                cluster_id=self.cluster.id,
+                type="Scaling",
+                status="InProgress",
+                creation_time=self.now,
+            )
+        return self.operation.operation_id
+
+    def touched(self, group: InstanceGroup, current: int, target: int, minimum: int | None) -> None:
+        self.details.append(
+            {
+                "InstanceGroupName": group.name,
+                "Status": "InProgress",
+                "Original": {"CurrentCount": current, "TargetCount": target, "MinCount": minimum},
+                "Desired": {"TargetCount": group.target_count, "MinCount": group.min_count},
+            }
+        )
+        self.log.group(
+            group.name,
+            text.group_scaling_started(group.name, self.cluster.name),
+            operation_id=self.operation_id,
+        )
+
+    def grow(
+        self, group: InstanceGroup, count: int, instance_types: list[str] | None = None
+    ) -> list[Node]:
+        """Add `count` nodes to the group: Pending, no instance yet; they launch after
+        `scale_setup`."""
+        nodes = [new_node(self.cluster, group, self.services.ids, self.now) for _ in range(count)]
+        if instance_types:
+            for node in nodes:
+                node.instance_type = instance_types[0]
+        self.tx.nodes.add_all(nodes)
+        self.tx.tasks.add(
+            Task(
+                cluster_id=self.cluster.id,
+                group_name=group.name,
+                kind="group_scale",
+                step="launch",
+                due_at=round(self.now + self.services.durations.scale_setup, 3),
+                operation_id=self.operation_id,
+            )
+        )
+        return nodes
+
+    def shrink(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            if node.instance_id is None:
+                self.tx.nodes.remove(node.row_id or -1)
+                continue
+            start_node_action(
+                self.tx,
+                self.cluster,
+                node,
+                "delete",
+                self.now,
+                self.services.durations,
+                busy="delete",
+                operation_id=self.operation_id,
+            )
+
+    def finish(self) -> None:
+        if self.operation is not None:
+            self.operation.details = {"ScalingDetails": self.details}
+            self.tx.events.add_operation(self.operation)
+        self.tx.events.add_all(self.log.events)
+
+
+def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    with services.store.write() as tx:
+        cluster = find_cluster(tx, scope, params["ClusterName"])
+        check_update_request(cluster, params)
+        to_delete = params.get("InstanceGroupsToDelete") or []
+        busy = [
+            node.instance_id
+            for name in to_delete
+            for node in tx.nodes.in_group(cluster.id, name)
+            if node.busy is not None
+        ]
+        if busy:
+            raise ConflictError(
+                f"Nodes of the groups to delete are busy with other operations "
+                f"({', '.join(str(i) for i in busy[:10])}); try again when they have finished."
+            )
+        total = sum(g.target_count for g in cluster.groups if g.name not in to_delete)
+        total += sum(
+            spec["InstanceCount"]
+            - (cluster.group(spec["InstanceGroupName"]) or _EMPTY).target_count
+            for spec in params.get("InstanceGroups") or []
+        )
+        if total > services.limits.max_instances_per_cluster:
+            raise ResourceLimitExceeded(
+                f"The cluster would have {total} instances; the limit is "
+                f"{services.limits.max_instances_per_cluster}."
+            )
+        for key in _CLUSTER_MEMBERS:
+            if key in params:
+                cluster.spec[key] = params[key]
+        tx.clusters.save_spec(cluster)
+        scaling = _Scaling(services, tx, cluster, services.clock.now())
+        for spec in params.get("InstanceGroups") or []:
+            _update_group(scaling, cluster, dict(spec))
+        for name in to_delete:
+            group = cluster.group(name)
+            assert group is not None
+            original = (group.current_count, group.target_count, group.min_count)
+            group.status, group.target_count = GroupStatus.DELETING, 0
+            tx.clusters.save_group(group)
+            members = tx.nodes.in_group(cluster.id, name)
+            if members:
+                scaling.touched(group, *original)
+                scaling.shrink(members)
+            else:
+                tx.clusters.remove_group(cluster.id, name)
+        if scaling.operation is not None and not cluster.continuous:
+            move_cluster(cluster, "update")
+            tx.clusters.save(cluster)
+        scaling.finish()
+    services.engine.notify()
+    return {"ClusterArn": cluster.arn}
+
+
+_EMPTY = InstanceGroup(cluster_id="", name="", position=0, spec={}, target_count=0)
+
+
+def _update_group(scaling: _Scaling, cluster: Cluster, spec: dict[str, Any]) -> None:
+    spec.setdefault("ThreadsPerCore", 1)
+    tx = scaling.tx
+    group = cluster.group(spec["InstanceGroupName"])
+    count = spec["InstanceCount"]
+    if group is None:
+        group = InstanceGroup(
+            cluster_id=cluster.id,
+            name=spec["InstanceGroupName"],
+            position=max((g.position for g in cluster.groups), default=-1) + 1,
+            spec=spec,
+            target_count=count,
+            min_count=spec.get("MinInstanceCount"),
+            status=GroupStatus.CREATING if count else GroupStatus.IN_SERVICE,
+        )
+        tx.clusters.add_group(group)
+        cluster.groups.append(group)
+        scaling.log.group(group.name, text.group_creation_started(group.name, cluster.name))
+        if count:
+            scaling.touched(group, 0, 0, None)
+            scaling.grow(group, count)
+        else:
+            scaling.log.group(group.name, text.group_creation_completed(group.name, cluster.name))
+        return
+    original = (group.current_count, group.target_count, group.min_count)
+    change = count - group.target_count
+    group.spec, group.target_count = spec, count
+    group.min_count = spec.get("MinInstanceCount")
+    if change:
+        if not cluster.continuous:
+            group.status = GroupStatus.UPDATING
+        scaling.touched(group, *original)
+        if change > 0:
+            scaling.grow(group, change)
+        else:
+            members = tx.nodes.in_group(cluster.id, group.name)
+            scaling.shrink(pick_for_scale_down(members, -change, scaling.services.ids.random))
+    tx.clusters.save_group(group)
+
+
+def batch_add_cluster_nodes(
+    services: Services, scope: Scope, params: dict[str, Any]
+) -> dict[str, Any]:
+    token = params.get("ClientToken")
+    digest = hashlib.sha256(
+        json.dumps(params.get("NodesToAdd"), sort_keys=True).encode()
+    ).hexdigest()
+    with services.store.write() as tx:
+        cluster = find_cluster(tx, scope, params["ClusterName"])
+        if not cluster.continuous:
+            raise ValidationError(
+                "BatchAddClusterNodes is only supported for clusters with NodeProvisioningMode "
+                f"set to Continuous; cluster {cluster.name} is not."
+            )
+        requests: list[dict[str, Any]] = params["NodesToAdd"]
+        total = sum(spec["IncrementTargetCountBy"] for spec in requests)
+        if total > MAX_NODES_PER_ADD:
+            raise ValidationError(
+                f"A BatchAddClusterNodes request can add at most {MAX_NODES_PER_ADD} nodes in "
+                f"total; this one asks for {total}."
+            )
+        now = services.clock.now()
+        if token:
+            prior = tx.tokens.get(cluster.id, token, now - TOKEN_LIFETIME)
+            if prior is not None:
+                if prior[0] != digest:
+                    raise ValidationError(
+                        f"The ClientToken {token} was already used with different parameters."
+                    )
+                return _replay(tx, cluster, prior[1])
+        size = sum(g.target_count for g in cluster.groups)
+        if size + total > services.limits.max_instances_per_cluster:
+            raise ResourceLimitExceeded(
+                f"The cluster would have {size + total} instances; the limit is "
+                f"{services.limits.max_instances_per_cluster}."
+            )
+        scaling = _Scaling(services, tx, cluster, now)
+        successful: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for spec in requests:
+            group = cluster.group(spec["InstanceGroupName"])
+            refusal = _add_refusal(cluster, group, spec)
+            echo = {k: spec[k] for k in ("AvailabilityZones", "InstanceTypes") if k in spec}
+            if refusal is not None:
+                failed.append(
+                    {
+                        "InstanceGroupName": spec["InstanceGroupName"],
+                        "ErrorCode": refusal[0],
+                        "FailedCount": spec["IncrementTargetCountBy"],
+                        "Message": refusal[1],
+                        **echo,
+                    }
+                )
+                continue
+            assert group is not None
+            original = (group.current_count, group.target_count, group.min_count)
+            group.target_count += spec["IncrementTargetCountBy"]
+            tx.clusters.save_group(group)
+            scaling.touched(group, *original)
+            for node in scaling.grow(
+                group, spec["IncrementTargetCountBy"], spec.get("InstanceTypes")
+            ):
+                successful.append(
+                    {
+                        "NodeLogicalId": node.logical_id,
+                        "InstanceGroupName": group.name,
+                        "Status": node.status,
+                        **echo,
+                    }
+                )
+        scaling.finish()
+        response = {"Successful": successful, "Failed": failed}
+        if token:
+            tx.tokens.put(cluster.id, token, digest, now, response)
+    services.engine.notify()
+    return response
+
+
+def _add_refusal(
+    cluster: Cluster, group: InstanceGroup | None, spec: dict[str, Any]
+) -> tuple[str, str] | None:
+    name = spec["InstanceGroupName"]
+    if group is None:
+        return (
+            "InstanceGroupNotFound",
+            f"Instance group {name} was not found in cluster {cluster.name}.",
+        )
+    if group.status != GroupStatus.IN_SERVICE:
+        return (
+            "InvalidInstanceGroupStatus",
+            f"Instance group {name} is {group.status}; nodes can be added when it is InService.",
+        )
+    foreign = [t for t in spec.get("InstanceTypes") or [] if t not in group.instance_types]
+    if foreign:
+        return (
+            "IncompatibleInstanceTypes",
+            f"Instance group {name} does not have instance types {', '.join(foreign)}.",
+        )
+    zones = [
+        z
+        for z in spec.get("AvailabilityZones") or []
+        if z != availability_zone(cluster.scope.region)
+    ]
+    if zones:
+        return (
+            "IncompatibleAvailabilityZones",
+            f"Instance group {name} has no subnet in {', '.join(zones)}.",
+        )
+    return None
+
+
+def _replay(tx: Tx, cluster: Cluster, response: dict[str, Any]) -> dict[str, Any]:
+    """The same request again: the same logical ids, with their status now (NotFound for a
+    node deleted since)."""
+    replayed = []
+    for entry in response["Successful"]:
+        node = tx.nodes.by_logical_id(cluster.id, entry["NodeLogicalId"])
+        replayed.append({**entry, "Status": node.status if node else "NotFound"})
+    return {"Successful": replayed, "Failed": response["Failed"]}

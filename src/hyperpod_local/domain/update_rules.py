@@ -1,0 +1,92 @@
+"""UpdateCluster's rules (spec 6.4, 19.4): what may change, and how a group's size changes."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hyperpod_local.domain.cluster_rules import RESTRICTED_GROUPS_MESSAGE, check_group
+from hyperpod_local.domain.errors import ConflictError, ValidationError
+from hyperpod_local.domain.model import Cluster, ClusterStatus, Node, NodeStatus
+
+# Fields of an existing group that UpdateCluster cannot change.
+IMMUTABLE_GROUP_FIELDS = (
+    "InstanceType",
+    "InstanceRequirements",
+    "ExecutionRole",
+    "ThreadsPerCore",
+    "OverrideVpcConfig",
+)
+
+
+def check_update_request(cluster: Cluster, params: dict[str, Any]) -> None:
+    if cluster.status == ClusterStatus.FAILED:
+        raise ValidationError(
+            f"Cluster {cluster.name} is Failed and cannot be updated; delete it and create it "
+            "again."
+        )
+    if cluster.status != ClusterStatus.IN_SERVICE:
+        raise ConflictError(
+            f"Cluster {cluster.name} is in {cluster.status} status; it can be updated only when "
+            "it is InService."
+        )
+    if params.get("RestrictedInstanceGroups"):
+        raise ValidationError(RESTRICTED_GROUPS_MESSAGE)
+    mode = params.get("NodeProvisioningMode")
+    continuous = cluster.continuous or mode == "Continuous"
+    groups: list[dict[str, Any]] = params.get("InstanceGroups") or []
+    to_delete: list[str] = params.get("InstanceGroupsToDelete") or []
+    names = [g["InstanceGroupName"] for g in groups]
+    if len(set(names)) != len(names):
+        raise ValidationError("Instance group names must be unique within a request.")
+    both = sorted(set(names) & set(to_delete))
+    if both:
+        raise ValidationError(
+            f"Instance groups cannot be both updated and deleted: {', '.join(both)}."
+        )
+    unknown = [name for name in to_delete if cluster.group(name) is None]
+    if unknown:
+        raise ValidationError(
+            f"InstanceGroupsToDelete names groups that are not in cluster {cluster.name}: "
+            f"{', '.join(unknown)}."
+        )
+    remaining = {g.name for g in cluster.groups} - set(to_delete) | set(names)
+    if not remaining:
+        raise ValidationError("A cluster must keep at least one instance group.")
+    orchestrator = params.get("Orchestrator")
+    if orchestrator is not None:
+        kinds = [key for key in ("Eks", "Slurm") if orchestrator.get(key) is not None]
+        current = "Eks" if cluster.is_eks else "Slurm"
+        if kinds != [current]:
+            raise ValidationError("The orchestrator of a cluster cannot be changed.")
+    for spec in groups:
+        existing = cluster.group(spec["InstanceGroupName"])
+        if existing is None:
+            check_group(spec, continuous=continuous, is_eks=cluster.is_eks)
+            continue
+        changed = [
+            field
+            for field in IMMUTABLE_GROUP_FIELDS
+            if _normal(field, spec.get(field)) != _normal(field, existing.spec.get(field))
+        ]
+        if changed:
+            raise ValidationError(
+                f"Updating fields {', '.join(changed)} on an InstanceGroup not supported"
+            )
+        check_group(spec, continuous=continuous, is_eks=cluster.is_eks)
+
+
+def _normal(field: str, value: Any) -> Any:
+    return 1 if field == "ThreadsPerCore" and value is None else value
+
+
+def pick_for_scale_down(nodes: list[Node], count: int, rng: random.Random) -> list[Node]:
+    """Nodes UpdateCluster removes when a group shrinks: AWS picks at random; nodes that have
+    no instance yet or have failed go first, as the remediation anchors do."""
+    unlaunched = [n for n in nodes if n.instance_id is None and n.busy is None]
+    failed = [
+        n for n in nodes if n.status == NodeStatus.FAILURE and n.busy is None and n.instance_id
+    ]
+    rest = [n for n in nodes if n.busy is None and n.instance_id and n not in failed]
+    rng.shuffle(rest)
+    return (unlaunched + failed + rest)[:count]
