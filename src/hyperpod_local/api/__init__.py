@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hyperpod_local.api import clusters, events, node_ops, nodes, scaling, software, tags
+from hyperpod_local.api import clusters, events, health, node_ops, nodes, scaling, software, tags
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
@@ -29,6 +29,7 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "UpdateClusterSoftware": software.update_cluster_software,
     "UpdateCluster": scaling.update_cluster,
     "BatchAddClusterNodes": scaling.batch_add_cluster_nodes,
+    "StartClusterHealthCheck": health.start_cluster_health_check,
     "ListClusterEvents": events.list_cluster_events,
     "DescribeClusterEvent": events.describe_cluster_event,
     "ListClusterOperations": events.list_cluster_operations,

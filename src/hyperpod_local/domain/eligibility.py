@@ -21,6 +21,7 @@ _BUSY = {
     "update": "being updated",
     "recover": "being recovered automatically",
     "provision": "being provisioned again",
+    "dhc": "under a deep health check",
 }
 
 

@@ -154,6 +154,24 @@ def recovery_paused(g: str, c: str, unhealthy: int, size: int, allowed: int, sha
     )
 
 
+def deep_health_check_started(checks: list[str], i: str, c: str, g: str) -> str:
+    return (
+        f"Deep health check ({', '.join(checks)}) started for instance {i} in Cluster {c} and "
+        f"InstanceGroup {g}"
+    )
+
+
+def deep_health_check_passed(i: str, c: str, g: str) -> str:
+    return f"Deep health check passed for instance {i} in Cluster {c} and InstanceGroup {g}"
+
+
+def deep_health_check_failed(check: str, reason: str, i: str, c: str, g: str) -> str:
+    return (
+        f"Deep health check {check} failed for instance {i} in Cluster {c} and InstanceGroup "
+        f"{g}: {reason}"
+    )
+
+
 def instance_operation_started(operation: str, c: str, g: str) -> str:
     return f"Instance {operation} started successfully in Cluster {c} and InstanceGroup {g}"
 

@@ -28,6 +28,10 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
     (N.FAILURE, "update"): N.SYSTEM_UPDATING,
     (N.SYSTEM_UPDATING, "updated"): N.RUNNING,
     (N.RUNNING, "fault_detected"): N.FAILURE,
+    (N.PENDING, "deep_health_check"): N.DEEP_HEALTH_CHECK_IN_PROGRESS,
+    (N.RUNNING, "deep_health_check"): N.DEEP_HEALTH_CHECK_IN_PROGRESS,
+    (N.DEEP_HEALTH_CHECK_IN_PROGRESS, "check_passed"): N.RUNNING,
+    (N.DEEP_HEALTH_CHECK_IN_PROGRESS, "check_failed"): N.FAILURE,
     # A launch that finds no capacity leaves the node without an instance, in Failure.
     (N.PENDING, "launch_failed"): N.FAILURE,
     (N.SHUTTING_DOWN, "launch_failed"): N.FAILURE,

@@ -19,6 +19,7 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.health_checks import start_checks
 from hyperpod_local.engine.health_steps import recheck_faults
 from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed, settle_scaling
 from hyperpod_local.providers.sim import LaunchError
@@ -137,6 +138,8 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
         cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
     )
     scripts_may_fail = ctx.tx.faults.aimed_at(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group.name)
+    checks: list[str] = group.spec.get("OnStartDeepHealthChecks") or []
+    checking: list[Node] = []
     try:
         for node in ready:
             assert node.instance_id is not None
@@ -149,17 +152,32 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
                 move_node(node, "provisioning_failed")
                 provisioning_failed(ctx, cluster, group, node, failure, log)
                 continue
-            move_node(node, "provisioned")
             lifecycle_event(log, group, node, "Succeeded")
             log.instance(
                 group.name,
                 node.instance_id,
                 text.instance_creation_completed(node.instance_id, cluster.name, group.name),
             )
+            if checks:
+                checking.append(node)
+            else:
+                move_node(node, "provisioned")
         ctx.tx.nodes.save_all(ready)
+        if checking:
+            start_checks(
+                ctx.tx,
+                cluster,
+                group,
+                checking,
+                checks,
+                ctx.now,
+                ctx.durations,
+                log,
+                operation_id=task.operation_id,
+            )
         if len(ready) == CHUNK:
             return task  # more of the group, at the same instant
-        if group.status == GroupStatus.CREATING:
+        if group.status == GroupStatus.CREATING and not checking:
             finish_group_creation(ctx, cluster, group, log)
         maybe_cluster_created(ctx, cluster, log)
         if task.operation_id:

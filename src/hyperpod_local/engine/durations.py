@@ -23,6 +23,10 @@ class Durations:
     software_update_cpu: float = 600.0
     software_update_accelerated: float = 1200.0
     cluster_teardown: float = 360.0
+    # Deep health checks, each (run one after another when several are asked for).
+    dhc_instance_stress: float = 1800.0
+    dhc_instance_connectivity: float = 300.0
+    dhc_multi_node_training_validation: float = 900.0
     # From a scale-up request (UpdateCluster, BatchAddClusterNodes) to its instances' launch.
     scale_setup: float = 60.0
     # The health agent notices a hardware fault this long after it happens (spec: 5 to 30 s).
@@ -37,6 +41,14 @@ class Durations:
         if accelerated(instance_type):
             return self.software_update_accelerated
         return self.software_update_cpu
+
+    def deep_health_checks(self, checks: list[str]) -> float:
+        per_check = {
+            "InstanceStress": self.dhc_instance_stress,
+            "InstanceConnectivity": self.dhc_instance_connectivity,
+            "MultiNodeTrainingValidation": self.dhc_multi_node_training_validation,
+        }
+        return sum(per_check[check] for check in checks)
 
     def with_overrides(self, overrides: dict[str, Any]) -> Durations:
         known = {field.name for field in fields(self)}

@@ -17,6 +17,7 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.engine.context import StepContext, reschedule, step
+from hyperpod_local.engine.health_checks import start_checks
 from hyperpod_local.engine.health_steps import recheck_faults, resume_recoveries
 from hyperpod_local.engine.operations import schedule_relaunch
 from hyperpod_local.providers.sim import LaunchError
@@ -130,15 +131,20 @@ def _finish_replace(
             f"in InstanceGroup {group.name}: exit code 1."
         )
         return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
-    move_node(node, "provisioned")
     words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
-    node.busy = None
     lifecycle_event(log, group, node, "Succeeded")
     log.instance(
         group.name,
         node.instance_id,
         text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
     )
+    checks = group.spec.get("OnStartDeepHealthChecks") or []
+    if checks:
+        # A new instance is checked before it serves; the check's end brings it to Running.
+        start_checks(ctx.tx, cluster, group, [node], checks, ctx.now, ctx.durations, log)
+        return None
+    move_node(node, "provisioned")
+    node.busy = None
     ctx.tx.nodes.save(node)
     resume_recoveries(ctx, cluster, group, log)
     return None

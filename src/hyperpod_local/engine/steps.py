@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_node
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
-from hyperpod_local.engine import cluster_steps, health_steps, node_steps
+from hyperpod_local.engine import cluster_steps, health_checks, health_steps, node_steps
 from hyperpod_local.engine.context import STEPS, StepContext
 
 # The step modules register their steps when imported.
-_MODULES = (cluster_steps, node_steps, health_steps)
+_MODULES = (cluster_steps, node_steps, health_steps, health_checks)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 

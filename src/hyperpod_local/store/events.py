@@ -106,6 +106,18 @@ class EventRepository:
             .values(status=operation.status, details=operation.details)
         )
 
+    def operation_in_progress(self, cluster_id: str, type_: str) -> bool:
+        found = self.conn.scalar(
+            select(operations.c.seq)
+            .where(
+                operations.c.cluster_id == cluster_id,
+                operations.c.type == type_,
+                operations.c.status == "InProgress",
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def get_operation(self, cluster_id: str, operation_id: str) -> Operation | None:
         row = self.conn.execute(
             select(operations).where(

@@ -1,0 +1,111 @@
+"""Deep health checks: on new nodes (OnStartDeepHealthChecks) and on demand
+(StartClusterHealthCheck). A node under a check is DeepHealthCheckInProgress for as long as
+its checks take; a node with a hardware fault fails the check and is replaced."""
+
+from __future__ import annotations
+
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.lifecycle import move_node
+from hyperpod_local.domain.model import (
+    Cluster,
+    EventLevel,
+    GroupStatus,
+    InstanceGroup,
+    Node,
+    NodeStatus,
+    Task,
+)
+from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.operations import start_node_action
+from hyperpod_local.store.unit_of_work import Tx
+
+
+def start_checks(
+    tx: Tx,
+    cluster: Cluster,
+    group: InstanceGroup,
+    nodes: list[Node],
+    checks: list[str],
+    now: float,
+    durations: Durations,
+    log: EventLog,
+    *,
+    operation_id: str | None = None,
+) -> None:
+    """Put the nodes under deep health checks and schedule their verdict."""
+    for node in nodes:
+        move_node(node, "deep_health_check")
+        node.busy = "dhc"
+        assert node.instance_id is not None
+        log.instance(
+            group.name,
+            node.instance_id,
+            text.deep_health_check_started(checks, node.instance_id, cluster.name, group.name),
+            operation_id=operation_id,
+        )
+    tx.nodes.save_all(nodes)
+    tx.tasks.add(
+        Task(
+            cluster_id=cluster.id,
+            group_name=group.name,
+            kind="deep_health_check",
+            step="verdict",
+            due_at=round(now + durations.deep_health_checks(checks), 3),
+            operation_id=operation_id,
+            data={"node_ids": [node.row_id for node in nodes], "checks": checks},
+        )
+    )
+
+
+@step("deep_health_check")
+def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
+    from hyperpod_local.engine.cluster_steps import finish_group_creation, maybe_cluster_created
+    from hyperpod_local.engine.node_steps import settle_scaling
+
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is None or group is None:
+        return None
+    log = ctx.log(cluster)
+    checks: list[str] = task.data["checks"]
+    for row_id in task.data["node_ids"]:
+        node = ctx.tx.nodes.get(row_id)
+        if node is None or node.status != NodeStatus.DEEP_HEALTH_CHECK_IN_PROGRESS:
+            continue
+        assert node.instance_id is not None
+        faults = ctx.tx.faults.on_instance(node.instance_id)
+        node.busy = None
+        if not faults:
+            move_node(node, "check_passed")
+            ctx.tx.nodes.save(node)
+            log.instance(
+                group.name,
+                node.instance_id,
+                text.deep_health_check_passed(node.instance_id, cluster.name, group.name),
+                operation_id=task.operation_id,
+            )
+            continue
+        reason = faults[0].hardware.message
+        move_node(node, "check_failed")
+        node.status_message = f"Deep health check {checks[0]} failed: {reason}"
+        log.instance(
+            group.name,
+            node.instance_id,
+            text.deep_health_check_failed(
+                checks[0], reason, node.instance_id, cluster.name, group.name
+            ),
+            level=EventLevel.ERROR,
+            operation_id=task.operation_id,
+        )
+        # A node that fails a deep health check is replaced, whatever NodeRecovery says.
+        start_node_action(ctx.tx, cluster, node, "replace", ctx.now, ctx.durations, busy="recover")
+    if group.status == GroupStatus.CREATING:
+        finish_group_creation(ctx, cluster, group, log)
+        maybe_cluster_created(ctx, cluster, log)
+        ctx.tx.clusters.save(cluster)
+    if task.operation_id:
+        settle_scaling(ctx, cluster, task.operation_id, log)
+    ctx.tx.events.add_all(log.events)
+    return None
