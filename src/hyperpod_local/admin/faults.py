@@ -9,6 +9,7 @@
     {"Kind": "internal_error", "Cluster": "c1", "InstanceId": "i-...", "Count": 3}
     {"Kind": "throttling", "Operations": ["ListClusterNodes"], "Rate": 0.5}
     {"Kind": "latency", "Operations": ["DescribeCluster"], "Seconds": 0.2}
+    {"Kind": "alarm", "AlarmName": "training-loss-spike"}   (rolls back updates that watch it)
 
 Clusters are named by ARN, or by name with "Account" and "Region" (default 123456789012 and
 us-east-1).
@@ -157,6 +158,11 @@ def _build(
         if cluster is None or cluster.group(group) is None:
             raise ValidationError(f"No instance group '{group}' in the cluster.")
         return [fault(group_name=group, remaining=_count(spec))]
+    if kind == FaultKind.ALARM:
+        name = _need(spec, "AlarmName", kind)
+        if not isinstance(name, str):
+            raise ValidationError("AlarmName must be a string.")
+        return [fault(params={"AlarmName": name})]
     if kind == FaultKind.CAPACITY:
         return [fault(instance_type=str(_need(spec, "InstanceType", kind)))]
     if kind == FaultKind.INTERNAL_ERROR:

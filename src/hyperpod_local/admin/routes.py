@@ -20,7 +20,7 @@ from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.ids import parse_cluster_arn
-from hyperpod_local.domain.model import Cluster
+from hyperpod_local.domain.model import LEGACY_IMAGE_RELEASE, Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
 from hyperpod_local.engine.runner import NotManual
 
@@ -139,7 +139,7 @@ def admin_app(backend: Backend) -> Starlette:
         def mark() -> Cluster:
             cluster = find(request)
             with store.write() as tx:
-                tx.clusters.set_legacy(cluster.id, True)
+                tx.clusters.make_legacy(cluster, LEGACY_IMAGE_RELEASE)
             return cluster
 
         cluster = await run_in_threadpool(mark)

@@ -17,6 +17,7 @@ from hyperpod_local.domain.ids import availability_zone
 from hyperpod_local.domain.lifecycle import move_cluster
 from hyperpod_local.domain.model import (
     Cluster,
+    ClusterStatus,
     GroupStatus,
     InstanceGroup,
     Node,
@@ -116,10 +117,31 @@ class _Scaling:
             )
 
     def finish(self) -> None:
-        if self.operation is not None:
-            self.operation.details = {"ScalingDetails": self.details}
-            self.tx.events.add_operation(self.operation)
+        operation = self.operation
+        if operation is not None:
+            if not self.tx.tasks.count(self.cluster.id, operation_id=operation.operation_id):
+                # Nothing left for the engine (only unlaunched nodes were removed): done now.
+                operation.status = "Done"
+                for detail in self.details:
+                    detail["Status"] = "Done"
+                    name = detail["InstanceGroupName"]
+                    self.log.group(
+                        name,
+                        text.group_scaling_completed(name, self.cluster.name),
+                        operation_id=operation.operation_id,
+                    )
+            operation.details = {"ScalingDetails": self.details}
+            self.tx.events.add_operation(operation)
         self.tx.events.add_all(self.log.events)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the engine has work left for this request's operation."""
+        return (
+            self.operation is not None
+            and self.operation.status == "InProgress"
+            and bool(self.tx.tasks.count(self.cluster.id, operation_id=self.operation.operation_id))
+        )
 
 
 def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +188,16 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             if members:
                 scaling.touched(group, *original)
                 scaling.shrink(members)
-            else:
+            if not tx.nodes.some_in_group(cluster.id, name, 1):
                 tx.clusters.remove_group(cluster.id, name)
-        if scaling.operation is not None and not cluster.continuous:
+        if scaling.pending and not cluster.continuous:
             move_cluster(cluster, "update")
             tx.clusters.save(cluster)
+        elif not cluster.continuous:
+            for group in cluster.groups:
+                if group.status == GroupStatus.UPDATING:
+                    group.status = GroupStatus.IN_SERVICE
+                    tx.clusters.save_group(group)
         scaling.finish()
     services.engine.notify()
     return {"ClusterArn": cluster.arn}
@@ -215,7 +242,13 @@ def _update_group(scaling: _Scaling, cluster: Cluster, spec: dict[str, Any]) -> 
             scaling.grow(group, change)
         else:
             members = tx.nodes.in_group(cluster.id, group.name)
-            scaling.shrink(pick_for_scale_down(members, -change, scaling.services.ids.random))
+            chosen = pick_for_scale_down(members, -change, scaling.services.ids.random)
+            if len(chosen) < -change:
+                raise ConflictError(
+                    f"Instance group {group.name} has only {len(chosen)} nodes free to remove; "
+                    f"{-change} were asked for. Try again when its other operations finish."
+                )
+            scaling.shrink(chosen)
     tx.clusters.save_group(group)
 
 
@@ -232,6 +265,11 @@ def batch_add_cluster_nodes(
             raise ValidationError(
                 "BatchAddClusterNodes is only supported for clusters with NodeProvisioningMode "
                 f"set to Continuous; cluster {cluster.name} is not."
+            )
+        if cluster.status not in (ClusterStatus.IN_SERVICE, ClusterStatus.UPDATING):
+            raise ValidationError(
+                f"Cluster {cluster.name} is in {cluster.status} status; nodes can be added only "
+                "to an InService cluster."
             )
         requests: list[dict[str, Any]] = params["NodesToAdd"]
         total = sum(spec["IncrementTargetCountBy"] for spec in requests)

@@ -1,8 +1,5 @@
-"""UpdateClusterSoftware: every targeted node re-imaged (SystemUpdating, then Running).
-
-The rolling version (DeploymentConfig batches, waits, rollback) is a later issue; here every
-targeted group is patched at once.
-"""
+"""UpdateClusterSoftware: the request checks and records the update; the engine rolls it
+through each group (engine/software_steps.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +10,16 @@ from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.errors import ConflictError, ValidationError
 from hyperpod_local.domain.events import EventLog
-from hyperpod_local.domain.lifecycle import move_cluster, node_sources
-from hyperpod_local.domain.model import ClusterStatus, GroupStatus, Task
+from hyperpod_local.domain.lifecycle import move_cluster
+from hyperpod_local.domain.model import (
+    DEFAULT_IMAGE_ID,
+    LATEST_IMAGE_RELEASE,
+    ClusterStatus,
+    GroupStatus,
+    Task,
+)
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.engine.software_steps import UPDATE_KEY, start_batch
 
 
 def update_cluster_software(
@@ -59,43 +63,30 @@ def update_cluster_software(
         log = EventLog(services.ids, cluster.id, now)
         move_cluster(cluster, "update_software")
         log.cluster(text.cluster_software_update_started(cluster.name))
-        scheduled = 0
         for group in targets:
             release = (requested.get(group.name) or {}).get("ImageReleaseVersion")
-            if release:
-                group.spec["ImageReleaseVersion"] = release
-            if params.get("ImageId"):
-                group.spec["ImageId"] = params["ImageId"]
-            sources, target = node_sources("update")
-            nodes = tx.nodes.claim_group(cluster.id, group.name, "update", sources, target)
-            if params.get("ImageId"):
-                tx.nodes.set_image(cluster.id, group.name, params["ImageId"])
-            for node in nodes:
-                log.instance(
-                    group.name,
-                    node.instance_id,
-                    text.instance_operation_started("software update", cluster.name, group.name),
-                )
-            group.status = GroupStatus.SYSTEM_UPDATING if nodes else group.status
+            image = params.get("ImageId") or group.spec.get("ImageId", DEFAULT_IMAGE_ID)
+            group.spec[UPDATE_KEY] = {
+                "Status": "InProgress",
+                "From": {
+                    "Release": group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
+                    "ImageId": group.spec.get("ImageId", DEFAULT_IMAGE_ID),
+                },
+                "To": {"Release": release or LATEST_IMAGE_RELEASE, "ImageId": image},
+                "Config": params.get("DeploymentConfig"),
+            }
+            group.status = GroupStatus.SYSTEM_UPDATING
+            # The first batch starts at once; the engine carries the rest.
+            task = Task(
+                cluster_id=cluster.id,
+                group_name=group.name,
+                kind="software_update",
+                step="batch",
+                due_at=now,
+            )
+            start_batch(tx, cluster, group, task, now, services.durations, log)
+            tx.tasks.add(task)
             tx.clusters.save_group(group)
-            if nodes:
-                scheduled += 1
-                tx.tasks.add(
-                    Task(
-                        cluster_id=cluster.id,
-                        group_name=group.name,
-                        kind="software_update",
-                        step="reimage",
-                        due_at=round(
-                            now + services.durations.software_update(group.instance_types[0]), 3
-                        ),
-                    )
-                )
-        if not scheduled:
-            # Nothing to patch: done at once.
-            move_cluster(cluster, "software_updated")
-            cluster.legacy = False
-            log.cluster(text.cluster_software_update_completed(cluster.name))
         tx.clusters.save(cluster)
         tx.events.add_all(log.events)
     services.engine.notify()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE, Cluster, InstanceGroup, Node
+from hyperpod_local.engine.software_steps import UPDATE_KEY
 
 # Group members that DescribeCluster returns as CreateCluster took them.
 _GROUP_ECHO = (
@@ -65,19 +66,24 @@ def cluster_view(cluster: Cluster) -> dict[str, Any]:
 def group_view(group: InstanceGroup) -> dict[str, Any]:
     spec = group.spec
     view: dict[str, Any] = {key: spec[key] for key in _GROUP_ECHO if key in spec}
-    image_id = spec.get("ImageId", "default")
-    release = spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE)
+    current, desired = _images(spec)
     view.update(
         CurrentCount=group.current_count,
         TargetCount=group.target_count,
         MinCount=group.min_count,
         Status=group.status,
-        CurrentImageId=image_id,
-        DesiredImageId=image_id,
-        CurrentImageReleaseVersion=release,
-        DesiredImageReleaseVersion=release,
-        ImageVersionStatus=UP_TO_DATE,
+        CurrentImageId=current["ImageId"],
+        DesiredImageId=desired["ImageId"],
+        CurrentImageReleaseVersion=current["Release"],
+        DesiredImageReleaseVersion=desired["Release"],
+        ImageVersionStatus=version_status(current["Release"]),
     )
+    update = spec.get(UPDATE_KEY)
+    if update:
+        view["SoftwareUpdateStatus"] = update["Status"]
+        view["TargetStateCount"] = group.release_counts.get(desired["Release"], 0)
+        if update["Status"] in ("InProgress", "RollbackInProgress"):
+            view["ActiveSoftwareUpdateConfig"] = update.get("Config")
     if group.active_scaling:
         view["ActiveOperations"] = {"Scaling": group.active_scaling}
     requirements = spec.get("InstanceRequirements")
@@ -87,14 +93,13 @@ def group_view(group: InstanceGroup) -> dict[str, Any]:
             "CurrentInstanceTypes": types,
             "DesiredInstanceTypes": types,
         }
-        # New nodes take the first type of the priority list while it has capacity.
         view["InstanceTypeDetails"] = [
             {
                 "InstanceType": instance_type,
-                "CurrentCount": group.current_count if index == 0 else 0,
+                "CurrentCount": group.type_counts.get(instance_type, 0),
                 "ThreadsPerCore": spec.get("ThreadsPerCore"),
             }
-            for index, instance_type in enumerate(types)
+            for instance_type in types
         ]
     patch = spec.get("AutoPatchConfig")
     if patch:
@@ -107,6 +112,25 @@ def group_view(group: InstanceGroup) -> dict[str, Any]:
     if kubernetes:
         view["KubernetesConfig"] = _kubernetes_view(kubernetes)
     return view
+
+
+def _images(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(current, desired) image of a group: during a software update the desired one is the
+    update's target, and on rollback the two swap (spec 4.4)."""
+    settled = {
+        "ImageId": spec.get("ImageId", "default"),
+        "Release": spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
+    }
+    update = spec.get(UPDATE_KEY)
+    if update is None or update["Status"] not in ("InProgress", "RollbackInProgress"):
+        return settled, settled
+    if update["Status"] == "RollbackInProgress":
+        return update["To"], update["From"]
+    return update["From"], update["To"]
+
+
+def version_status(release: str) -> str:
+    return UP_TO_DATE if release == LATEST_IMAGE_RELEASE else "UpdateAvailable"
 
 
 def _kubernetes_view(kubernetes: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +153,7 @@ def node_summary(node: Node) -> dict[str, Any]:
         "InstanceStatus": {"Status": node.status, "Message": node.status_message},
         "PrivateDnsHostname": node.hostname,
         "CurrentImageReleaseVersion": node.image_release_version,
-        "ImageVersionStatus": UP_TO_DATE,
+        "ImageVersionStatus": version_status(node.image_release_version),
     }
 
 
@@ -149,8 +173,8 @@ def node_details(group: InstanceGroup, node: Node) -> dict[str, Any]:
         if node.availability_zone
         else None,
         CurrentImageId=node.image_id,
-        DesiredImageId=spec.get("ImageId", node.image_id),
-        DesiredImageReleaseVersion=spec.get("ImageReleaseVersion", node.image_release_version),
+        DesiredImageId=_images(spec)[1]["ImageId"],
+        DesiredImageReleaseVersion=_images(spec)[1]["Release"],
         CapacityType="Spot" if "Spot" in (spec.get("CapacityRequirements") or {}) else "OnDemand",
         NetworkInterface=spec.get("NetworkInterface"),
     )

@@ -27,6 +27,8 @@ class FaultKind(StrEnum):
     INTERNAL_ERROR = "internal_error"
     THROTTLING = "throttling"
     LATENCY = "latency"
+    # A CloudWatch alarm in ALARM, for AutoRollbackConfiguration of UpdateClusterSoftware.
+    ALARM = "alarm"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ from hyperpod_local.domain.scope import Scope
 
 # The platform image release every new node gets until software updates exist.
 LATEST_IMAGE_RELEASE = "2025.11.20"
+# What a cluster put on old platform software (admin API) runs.
+LEGACY_IMAGE_RELEASE = "2024.06.20"
 DEFAULT_IMAGE_ID = "default"
 
 
@@ -67,6 +69,10 @@ class InstanceGroup:
     current_count: int = 0
     # Scaling operations in progress on the group (DescribeCluster's ActiveOperations).
     active_scaling: int = 0
+    # Serving nodes per instance type (DescribeCluster's InstanceTypeDetails).
+    type_counts: dict[str, int] = field(default_factory=dict)
+    # Nodes per image release version (DescribeCluster's TargetStateCount).
+    release_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def instance_types(self) -> list[str]:

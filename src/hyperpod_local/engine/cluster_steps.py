@@ -8,7 +8,6 @@ from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
-    LATEST_IMAGE_RELEASE,
     Cluster,
     ClusterStatus,
     EventLevel,
@@ -20,7 +19,6 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.health_checks import start_checks
-from hyperpod_local.engine.health_steps import recheck_faults
 from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed, settle_scaling
 from hyperpod_local.providers.sim import LaunchError
 
@@ -132,7 +130,7 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None
     if cluster is None or group is None:
-        return None
+        return group_gone(ctx, cluster, task)
     log = ctx.log(cluster)
     ready = ctx.tx.nodes.some_in_group(
         cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
@@ -186,6 +184,15 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
         return None
     finally:
         ctx.tx.events.add_all(log.events)
+
+
+def group_gone(ctx: StepContext, cluster: Cluster | None, task: Task) -> None:
+    """The group a step was for has been deleted: its scaling operation still ends."""
+    if cluster is not None and task.operation_id:
+        log = ctx.log(cluster)
+        settle_scaling(ctx, cluster, task.operation_id, log)
+        ctx.tx.events.add_all(log.events)
+    return None
 
 
 def lifecycle_failure(
@@ -246,7 +253,7 @@ def group_scale(ctx: StepContext, task: Task) -> Task | None:
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None
     if cluster is None or group is None:
-        return None
+        return group_gone(ctx, cluster, task)
     log = ctx.log(cluster)
     try:
         taken = launch_waiting_nodes(ctx, cluster, group, log, CHUNK, retry_failures=True)
@@ -282,51 +289,4 @@ def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
     ctx.tx.tokens.forget_cluster(cluster.id)
     ctx.tx.tags.remove(cluster.arn)
     ctx.tx.clusters.remove(cluster.id)
-    return None
-
-
-# Software updates ---------------------------------------------------------------------------
-
-
-@step("software_update")
-def software_update(ctx: StepContext, task: Task) -> Task | None:
-    """One group re-imaged: new root volumes, lifecycle scripts re-run, nodes Running."""
-    cluster = ctx.tx.clusters.get(task.cluster_id)
-    group = cluster.group(task.group_name or "") if cluster else None
-    if cluster is None or group is None:
-        return None
-    log = ctx.log(cluster)
-    updated = ctx.tx.nodes.some_in_group(cluster.id, group.name, CHUNK, busy="update")
-    instance_ids = [node.instance_id for node in updated if node.instance_id]
-    image = group.spec.get("ImageId", "default")
-    ctx.provider.reimage(ctx.tx, instance_ids, image)
-    faults = ctx.tx.faults.on_instances(instance_ids)
-    for node in updated:
-        assert node.instance_id is not None
-        move_node(node, "updated")
-        node.busy = None
-        recheck_faults(ctx, cluster, node, faults.get(node.instance_id, []))
-        node.last_software_update_time = ctx.now
-        node.image_release_version = group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE)
-        log.instance(
-            group.name,
-            node.instance_id,
-            text.instance_operation_completed(
-                node.instance_id, "software update", cluster.name, group.name
-            ),
-        )
-    ctx.tx.nodes.save_all(updated)
-    if len(updated) == CHUNK:
-        ctx.tx.events.add_all(log.events)
-        return task  # more of the group, at the same instant
-    if ctx.tx.tasks.count(cluster.id, kind="software_update") <= 1:
-        move_cluster(cluster, "software_updated")
-        cluster.legacy = False
-        for each in cluster.groups:
-            if each.status == GroupStatus.SYSTEM_UPDATING:
-                each.status = GroupStatus.IN_SERVICE
-                ctx.tx.clusters.save_group(each)
-        log.cluster(text.cluster_software_update_completed(cluster.name))
-        ctx.tx.clusters.save(cluster)
-    ctx.tx.events.add_all(log.events)
     return None

@@ -61,13 +61,17 @@ def start_checks(
 
 @step("deep_health_check")
 def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
-    from hyperpod_local.engine.cluster_steps import finish_group_creation, maybe_cluster_created
+    from hyperpod_local.engine.cluster_steps import (
+        finish_group_creation,
+        group_gone,
+        maybe_cluster_created,
+    )
     from hyperpod_local.engine.node_steps import settle_scaling
 
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None
     if cluster is None or group is None:
-        return None
+        return group_gone(ctx, cluster, task)
     log = ctx.log(cluster)
     checks: list[str] = task.data["checks"]
     for row_id in task.data["node_ids"]:

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_node
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
-from hyperpod_local.engine import cluster_steps, health_checks, health_steps, node_steps
+from hyperpod_local.engine import (
+    cluster_steps,
+    health_checks,
+    health_steps,
+    node_steps,
+    software_steps,
+)
 from hyperpod_local.engine.context import STEPS, StepContext
 
 # The step modules register their steps when imported.
-_MODULES = (cluster_steps, node_steps, health_steps, health_checks)
+_MODULES = (cluster_steps, node_steps, health_steps, health_checks, software_steps)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 

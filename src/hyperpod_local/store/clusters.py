@@ -150,9 +150,25 @@ class ClusterRepository:
             )
         )
 
-    def set_legacy(self, cluster_id: str, legacy: bool) -> None:
-        """Only the flag: nothing else of the row is written back from a stale copy."""
-        self.conn.execute(update(clusters).where(clusters.c.id == cluster_id).values(legacy=legacy))
+    def make_legacy(self, cluster: Cluster, release: str) -> None:
+        """Put the cluster on old platform software: the flag, and the old release on its
+        groups and nodes. Only those columns: nothing is written back from a stale copy."""
+        self.conn.execute(update(clusters).where(clusters.c.id == cluster.id).values(legacy=True))
+        self.conn.execute(
+            update(nodes)
+            .where(nodes.c.cluster_id == cluster.id)
+            .values(image_release_version=release)
+        )
+        for group in self._groups(cluster.id):
+            group.spec = {**group.spec, "ImageReleaseVersion": release}
+            self.conn.execute(
+                update(instance_groups)
+                .where(
+                    instance_groups.c.cluster_id == cluster.id,
+                    instance_groups.c.name == group.name,
+                )
+                .values(spec=group.spec)
+            )
 
     def save_group(self, group: InstanceGroup) -> None:
         self.conn.execute(
@@ -214,14 +230,25 @@ class ClusterRepository:
 
     def _groups(self, cluster_id: str) -> list[InstanceGroup]:
         counted = self.conn.execute(
-            select(nodes.c.group_name, func.count())
+            select(nodes.c.group_name, nodes.c.instance_type, func.count())
             .where(
                 nodes.c.cluster_id == cluster_id,
                 nodes.c.status.in_([str(s) for s in SERVING_STATUSES]),
             )
-            .group_by(nodes.c.group_name)
+            .group_by(nodes.c.group_name, nodes.c.instance_type)
         )
-        counts = {row[0]: row[1] for row in counted}
+        counts: dict[str, int] = {}
+        types: dict[str, dict[str, int]] = {}
+        for name, instance_type, count in counted:
+            counts[name] = counts.get(name, 0) + count
+            types.setdefault(name, {})[instance_type] = count
+        releases: dict[str, dict[str, int]] = {}
+        for name, release, count in self.conn.execute(
+            select(nodes.c.group_name, nodes.c.image_release_version, func.count())
+            .where(nodes.c.cluster_id == cluster_id)
+            .group_by(nodes.c.group_name, nodes.c.image_release_version)
+        ):
+            releases.setdefault(name, {})[release] = count
         scaling: dict[str, int] = {}
         for details in self.conn.scalars(
             select(operations.c.details).where(
@@ -247,6 +274,8 @@ class ClusterRepository:
                 status=row.status,
                 current_count=counts.get(row.name, 0),
                 active_scaling=scaling.get(row.name, 0),
+                release_counts=releases.get(row.name, {}),
+                type_counts=types.get(row.name, {}),
             )
             for row in rows
         ]
