@@ -100,7 +100,7 @@ class _Scaling:
         )
         return nodes
 
-    def shrink(self, nodes: list[Node]) -> None:
+    def shrink(self, nodes: list[Node], *, whole_group: bool = False) -> None:
         for node in nodes:
             if node.instance_id is None:
                 self.tx.nodes.remove(node.row_id or -1)
@@ -114,6 +114,7 @@ class _Scaling:
                 self.services.durations,
                 busy="delete",
                 operation_id=self.operation_id,
+                event="group_deleted" if whole_group else "scaled_in",
             )
 
     def finish(self) -> None:
@@ -187,7 +188,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             members = tx.nodes.in_group(cluster.id, name)
             if members:
                 scaling.touched(group, *original)
-                scaling.shrink(members)
+                scaling.shrink(members, whole_group=True)
             if not tx.nodes.some_in_group(cluster.id, name, 1):
                 tx.clusters.remove_group(cluster.id, name)
         if scaling.pending and not cluster.continuous:

@@ -43,6 +43,13 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
 # had to give up on leaves its node in Failure, whatever state it had reached.
 NODE_TRANSITIONS.update({(status, "cluster_deleted"): N.SHUTTING_DOWN for status in N})
 NODE_TRANSITIONS.update({(status, "abandoned"): N.FAILURE for status in N})
+# A scale-in (UpdateCluster lowering a count) may take a node still provisioning, as the
+# desired-state model of Continuous clusters has it; BatchDelete may not.
+NODE_TRANSITIONS.update(
+    {(status, "scaled_in"): N.SHUTTING_DOWN for status in (N.PENDING, N.RUNNING, N.FAILURE)}
+)
+# Deleting a whole group takes its nodes down from any state, as deleting a cluster does.
+NODE_TRANSITIONS.update({(status, "group_deleted"): N.SHUTTING_DOWN for status in N})
 
 CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.CREATING, "created"): C.IN_SERVICE,

@@ -7,6 +7,7 @@ from typing import Any
 
 from hyperpod_local.domain.cluster_rules import RESTRICTED_GROUPS_MESSAGE, check_group
 from hyperpod_local.domain.errors import ConflictError, ValidationError
+from hyperpod_local.domain.lifecycle import node_allows
 from hyperpod_local.domain.model import Cluster, ClusterStatus, Node, NodeStatus
 
 # Fields of an existing group that UpdateCluster cannot change.
@@ -82,11 +83,14 @@ def _normal(field: str, value: Any) -> Any:
 
 def pick_for_scale_down(nodes: list[Node], count: int, rng: random.Random) -> list[Node]:
     """Nodes UpdateCluster removes when a group shrinks: AWS picks at random; nodes that have
-    no instance yet or have failed go first, as the remediation anchors do."""
+    no instance yet, have failed or are still provisioning go first, as the remediation
+    anchors do. Nodes another operation holds are not taken."""
     unlaunched = [n for n in nodes if n.instance_id is None and n.busy is None]
-    failed = [
-        n for n in nodes if n.status == NodeStatus.FAILURE and n.busy is None and n.instance_id
+    free = [
+        n for n in nodes if n.busy is None and n.instance_id and node_allows(n.status, "scaled_in")
     ]
-    rest = [n for n in nodes if n.busy is None and n.instance_id and n not in failed]
+    failed = [n for n in free if n.status == NodeStatus.FAILURE]
+    provisioning = [n for n in free if n.status == NodeStatus.PENDING]
+    rest = [n for n in free if n not in failed and n not in provisioning]
     rng.shuffle(rest)
-    return (unlaunched + failed + rest)[:count]
+    return (unlaunched + failed + provisioning + rest)[:count]

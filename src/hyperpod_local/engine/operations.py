@@ -28,11 +28,12 @@ def start_node_action(
     *,
     busy: str,
     operation_id: str | None = None,
+    event: str | None = None,
 ) -> None:
-    """Move the node into the action's first state, mark who holds it, and schedule the
-    action's first step."""
-    kind, step, event, duration = _ACTIONS[action]
-    move_node(node, event)
+    """Move the node into the action's first state (by `event`, if another than the
+    action's own), mark who holds it, and schedule the action's first step."""
+    kind, step, own_event, duration = _ACTIONS[action]
+    move_node(node, event or own_event)
     node.busy = busy
     tx.nodes.save(node)
     tx.tasks.add(
