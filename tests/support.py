@@ -31,6 +31,7 @@ class ServerProcess:
         self.url = ""
         self.banner: list[str] = []
         self.cwd: Path | None = None
+        self.admin_token: str | None = None
         self.started = 0.0
 
     def command(self) -> list[str]:
@@ -56,6 +57,9 @@ class ServerProcess:
             if not line:
                 raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()}")
             self.banner.append(line.rstrip("\n"))
+            if line.startswith("admin API token"):
+                self.admin_token = self.proc.stdout.readline().strip()
+                self.banner.append("  <admin token>")
             if "export AWS_ENDPOINT_URL_SAGEMAKER=" in line:
                 self.url = line.strip().split("=", 1)[1]
                 # The rest of the banner is one line; read it so the pipe never fills.
@@ -69,7 +73,8 @@ class ServerProcess:
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         try:
             data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
-            conn.request(method, path, body=data)
+            headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+            conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read()
             return response.status, json.loads(raw) if raw else None

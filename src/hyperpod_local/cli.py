@@ -119,6 +119,39 @@ def main() -> None:
     help="Automatic recovery pauses while more than this share of a group is unhealthy.",
 )
 @click.option(
+    "--auth",
+    type=click.Choice(["open", "strict"]),
+    default="open",
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_AUTH",
+    show_envvar=True,
+    help="open: any well-formed signature; strict: SigV4 checked against --credentials.",
+)
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="HYPERPOD_LOCAL_CREDENTIALS",
+    show_envvar=True,
+    help="For --auth strict: one 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' a line.",
+)
+@click.option(
+    "--insecure-open",
+    is_flag=True,
+    envvar="HYPERPOD_LOCAL_INSECURE_OPEN",
+    show_envvar=True,
+    help="Allow --auth open on an address other than loopback (anyone reaching it is let in).",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=1024 * 1024,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_MAX_BODY_BYTES",
+    show_envvar=True,
+    help="Larger request bodies are answered 413.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -137,6 +170,10 @@ def serve(
     durations_file: Path | None,
     recovery_max_in_flight: int,
     recovery_breaker_threshold: float,
+    auth: str,
+    credentials_file: Path | None,
+    insecure_open: bool,
+    max_body_bytes: int,
     log_level: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
@@ -147,6 +184,15 @@ def serve(
     from hyperpod_local.server import create_app
 
     _exit_cleanly_on(signal.SIGINT, signal.SIGTERM)
+    from hyperpod_local.server import is_loopback
+
+    if auth == "strict" and credentials_file is None:
+        raise click.ClickException("--auth strict needs --credentials FILE")
+    if auth == "open" and not is_loopback(host) and not insecure_open:
+        raise click.ClickException(
+            f"listening on {host} lets anyone who reaches it in: use --auth strict with "
+            "--credentials FILE, or say --insecure-open if that is what you want"
+        )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -161,6 +207,9 @@ def serve(
                 durations=durations,
                 recovery_max_in_flight=recovery_max_in_flight,
                 recovery_unhealthy_threshold=recovery_breaker_threshold,
+                auth=auth,
+                credentials_file=credentials_file,
+                max_body_bytes=max_body_bytes,
             )
         )
     except ValueError as error:
@@ -170,6 +219,16 @@ def serve(
             f"created demo cluster '{DEMO_NAME}' in {DEMO_SCOPE.region} "
             f"(account {DEMO_SCOPE.account_id})"
         )
+    if auth == "open" and not is_loopback(host):
+        logging.getLogger("hyperpod_local").warning(
+            "--insecure-open: the API and the admin API answer anyone who reaches %s", host
+        )
+    admin_token = None
+    if auth == "strict":
+        admin_token, created = _admin_token(data_dir)
+        if created:
+            click.echo(f"admin API token (shown once; also in {data_dir / ADMIN_TOKEN_FILE}):")
+            click.echo(f"  {admin_token}")
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
@@ -186,7 +245,7 @@ def serve(
     click.echo(f"  aws sagemaker list-clusters --endpoint-url {url} --region {DEMO_SCOPE.region}")
     sys.stdout.flush()
     config = uvicorn.Config(
-        create_app(backend),
+        create_app(backend, admin_token),
         log_level=log_level,
         access_log=log_level == "debug",
         lifespan="on",
@@ -307,11 +366,16 @@ def fault_rm(fault_id: str, endpoint_url: str) -> None:
 
 def _admin(endpoint_url: str, method: str, path: str, body: Any = None) -> Any:
     """Call the server's admin API; its errors become one clear line."""
+    import os
     import urllib.error
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(endpoint_url.rstrip("/") + path, data=data, method=method)
+    token = os.environ.get("HYPERPOD_LOCAL_ADMIN_TOKEN")
+    if token:
+        # A strict server's admin API wants its bearer token.
+        request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             raw = response.read()
@@ -335,6 +399,24 @@ def _client_call(call: Any) -> None:
         raise click.ClickException(str(error)) from None
     except BotoCoreError as error:
         raise click.ClickException(f"{error} (is the server running?)") from None
+
+
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def _admin_token(data_dir: Path) -> tuple[str, bool]:
+    """The admin API's bearer token, made on first start, readable by its owner only."""
+    import os
+    import secrets
+
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip(), False
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return token, True
 
 
 def _read_durations(path: Path | None) -> dict[str, Any]:

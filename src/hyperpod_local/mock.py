@@ -154,7 +154,10 @@ class HyperPodMock:
         elif not isinstance(body, bytes):
             body = body.read()
         headers = {name.lower(): _text(value) for name, value in request.headers.items()}
-        http_request = HttpRequest(request.method, urlsplit(request.url).path or "/", headers, body)
+        url = urlsplit(request.url)
+        # The HTTP client would send Host; the signature covers it.
+        headers.setdefault("host", url.netloc)
+        http_request = HttpRequest(request.method, url.path or "/", headers, body, url.query)
         response = protocol.handle(http_request)
         return AWSResponse(
             request.url, response.status, dict(response.headers), _RawBody(response.body)

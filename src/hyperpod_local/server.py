@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 from typing import Any
 
+import anyio
 import anyio.to_thread
 
 from hyperpod_local.admin import admin_app
 from hyperpod_local.api import CLUSTER_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ServiceError
+from hyperpod_local.settings import Settings
+from hyperpod_local.wire.auth import Authenticator, OpenAuth, StrictAuth, read_credentials
 from hyperpod_local.wire.model import sagemaker_spec
 from hyperpod_local.wire.protocol import HttpRequest, HttpResponse, JsonProtocol, error_response
 
@@ -24,13 +29,43 @@ class MethodNotAllowed(ServiceError):
     status = 405
 
 
+class PayloadTooLarge(ServiceError):
+    code = "RequestEntityTooLarge"
+    status = 413
+
+
+class HeadersTooLarge(ServiceError):
+    code = "RequestHeaderFieldsTooLarge"
+    status = 431
+
+
+class RequestTimeout(ServiceError):
+    code = "RequestTimeout"
+    status = 408
+
+
+def authenticator(settings: Settings) -> Authenticator:
+    if settings.auth == "strict":
+        if settings.credentials_file is None:
+            raise ValueError("--auth strict needs --credentials FILE")
+        return StrictAuth(read_credentials(settings.credentials_file))
+    return OpenAuth()
+
+
 def build_protocol(backend: Backend) -> JsonProtocol:
-    return JsonProtocol(sagemaker_spec(CLUSTER_OPERATIONS), build_handlers(backend))
+    return JsonProtocol(
+        sagemaker_spec(CLUSTER_OPERATIONS),
+        build_handlers(backend),
+        authenticator(backend.settings),
+    )
 
 
-def create_app(backend: Backend) -> Any:
+def create_app(backend: Backend, admin_token: str | None = None) -> Any:
+    """The server's ASGI app. With an `admin_token` the admin API wants it as a bearer token;
+    without one it answers loopback clients only."""
     protocol = build_protocol(backend)
     admin = admin_app(backend)
+    settings = backend.settings
 
     async def app(scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -38,7 +73,19 @@ def create_app(backend: Backend) -> Any:
             return
         if scope["type"] != "http":
             return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > (
+            settings.max_header_bytes
+        ):
+            error = HeadersTooLarge(
+                f"The request headers are larger than {settings.max_header_bytes} bytes."
+            )
+            await _send(send, error_response(error))
+            return
         if scope["path"].startswith("/_hyperpod/"):
+            refusal = _admin_refusal(scope, admin_token)
+            if refusal is not None:
+                await _send(send, refusal)
+                return
             await admin(scope, receive, send)
             return
         if scope["method"] == "GET" and scope["path"] == "/":
@@ -50,12 +97,29 @@ def create_app(backend: Backend) -> Any:
             )
             await _send(send, error_response(error))
             return
-        body = await _read_body(receive)
+        try:
+            with anyio.fail_after(settings.body_timeout_seconds):
+                body = await _read_body(receive, settings.max_body_bytes)
+        except TimeoutError:
+            error: ServiceError = RequestTimeout(
+                f"The request body did not arrive within {settings.body_timeout_seconds:g} s."
+            )
+            await _send(send, error_response(error))
+            return
+        except PayloadTooLarge as too_large:
+            await _send(send, error_response(too_large))
+            return
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
         }
-        request = HttpRequest(scope["method"], scope["path"], headers, body)
+        request = HttpRequest(
+            scope["method"],
+            scope["path"],
+            headers,
+            body,
+            scope.get("query_string", b"").decode("latin-1"),
+        )
         # Handlers do blocking store I/O: keep it off the event loop.
         response = await anyio.to_thread.run_sync(protocol.handle, request)
         await _send(send, response)
@@ -74,16 +138,51 @@ def _about() -> HttpResponse:
     return HttpResponse(200, json.dumps(body).encode(), [("content-type", "application/json")])
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit`: nothing unbounded is held."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
         if not message.get("more_body"):
             break
     return b"".join(chunks)
+
+
+def _admin_refusal(scope: ASGIScope, token: str | None) -> HttpResponse | None:
+    """The admin API: with a token, only requests that carry it; without, loopback only."""
+    if token is not None:
+        given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return None
+        return _admin_error(
+            401, "Unauthorized", "The admin API needs 'Authorization: Bearer <token>'."
+        )
+    client = (scope.get("client") or ("", 0))[0]
+    if is_loopback(client):
+        return None
+    return _admin_error(403, "Forbidden", "The admin API answers loopback clients only.")
+
+
+def _admin_error(status: int, code: str, message: str) -> HttpResponse:
+    body = json.dumps({"error": code, "message": message}).encode()
+    return HttpResponse(status, body, [("content-type", "application/json")])
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def _send(send: Send, response: HttpResponse) -> None:

@@ -27,3 +27,11 @@ class Settings:
     # Automatic node recovery's safety limits, per instance group.
     recovery_max_in_flight: int = 2
     recovery_unhealthy_threshold: float = 0.2
+    # "open": any well-formed signature; "strict": SigV4 checked against `credentials_file`.
+    auth: str = "open"
+    credentials_file: Path | None = None
+    # Requests with a larger body are answered 413; larger headers 431.
+    max_body_bytes: int = 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    # A client that takes longer than this to send its body is answered 408.
+    body_timeout_seconds: float = 30.0

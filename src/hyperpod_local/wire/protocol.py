@@ -22,7 +22,7 @@ from hyperpod_local.domain.errors import (
     ValidationError,
 )
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.wire.identity import caller_scope
+from hyperpod_local.wire.auth import Authenticator, OpenAuth, SignedRequest
 from hyperpod_local.wire.model import ServiceSpec
 from hyperpod_local.wire.validate import summary
 
@@ -39,6 +39,7 @@ class HttpRequest:
     # Header names in lower case.
     headers: Mapping[str, str]
     body: bytes
+    query: str = ""
 
 
 @dataclass(slots=True)
@@ -52,14 +53,26 @@ class JsonProtocol:
     """Reads the operation, checks the input against the model, calls its handler, and writes
     the result or the error the way SageMaker does."""
 
-    def __init__(self, spec: ServiceSpec, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        handlers: Mapping[str, Handler],
+        auth: Authenticator | None = None,
+    ) -> None:
         self.spec = spec
         self.handlers = handlers
+        self.auth: Authenticator = auth or OpenAuth()
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         operation = "-"
         try:
+            # Who is asking comes first: an unsigned request learns nothing else.
+            scope = self.auth.authenticate(
+                SignedRequest(
+                    request.method, request.path, request.query, request.headers, request.body
+                )
+            )
             operation = self._operation(request.headers.get("x-amz-target"))
             try:
                 params, violations = self.spec.validator(operation)(_parse_body(request.body))
@@ -73,7 +86,6 @@ class JsonProtocol:
                     f"The operation {operation} is not implemented by hyperpod-local. "
                     "Its input was checked against the SageMaker model and is valid."
                 )
-            scope = caller_scope(request.headers.get("authorization"))
             result = handler(scope, params)
             body = json.dumps(self.spec.serializer(operation)(result), separators=(",", ":"))
             return HttpResponse(200, body.encode(), _headers(request_id))

@@ -1,0 +1,277 @@
+"""Who is calling: SigV4 as botocore, the AWS CLI and aiobotocore sign it.
+
+Two policies:
+- `OpenAuth`: any well-formed signature is taken at its word (the account from the access
+  key, the region from the credential scope). The default while the server is on loopback.
+- `StrictAuth`: the canonical request is rebuilt on the server with botocore's own signing
+  code and the signature checked, in constant time, against the secret of the access key in
+  the credentials file; the timestamp must be within 15 minutes, and the scope must name
+  sagemaker and a real region. The account is the one the file gives the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qsl, quote
+
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
+
+from hyperpod_local.domain.errors import ServiceError
+from hyperpod_local.domain.scope import DEFAULT_REGION, Scope, account_for_access_key
+
+SERVICE = "sagemaker"
+ALGORITHM = "AWS4-HMAC-SHA256"
+SKEW = timedelta(minutes=15)
+_HEADER = re.compile(
+    r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),"
+    r"\s*Signature=(?P<signature>[0-9a-f]+)\s*$"
+)
+_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+
+
+class AuthError(ServiceError):
+    status = 403
+
+
+class MissingAuthenticationToken(AuthError):
+    code = "MissingAuthenticationToken"
+
+
+class UnrecognizedClient(AuthError):
+    code = "UnrecognizedClientException"
+
+
+class InvalidSignature(AuthError):
+    code = "InvalidSignatureException"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What the auth policies need of an HTTP request; header names in lower case."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Authenticator(Protocol):
+    def authenticate(self, request: SignedRequest) -> Scope: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    access_key: str
+    date: str
+    region: str
+    service: str
+    signed_headers: list[str]
+    signature: str
+    timestamp: str
+    expires: int | None
+    presigned: bool
+
+
+def _parse(request: SignedRequest) -> _Signature | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        match = _HEADER.match(authorization.strip())
+        if match is None:
+            raise InvalidSignature(
+                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+                f"parameters of {ALGORITHM}."
+            )
+        credential = match["credential"].split("/")
+        timestamp = request.headers.get("x-amz-date", "")
+        return _signature(credential, match["signed"], match["signature"], timestamp, None, False)
+    query = dict(parse_qsl(request.query, keep_blank_values=True))
+    if query.get("X-Amz-Algorithm") == ALGORITHM and "X-Amz-Signature" in query:
+        try:
+            expires = int(query.get("X-Amz-Expires", "0"))
+        except ValueError:
+            raise InvalidSignature("X-Amz-Expires must be a number of seconds.") from None
+        return _signature(
+            query.get("X-Amz-Credential", "").split("/"),
+            query.get("X-Amz-SignedHeaders", ""),
+            query["X-Amz-Signature"],
+            query.get("X-Amz-Date", ""),
+            expires,
+            True,
+        )
+    return None
+
+
+def _signature(
+    credential: list[str],
+    signed: str,
+    signature: str,
+    timestamp: str,
+    expires: int | None,
+    presigned: bool,
+) -> _Signature:
+    if len(credential) != 5 or credential[4] != "aws4_request":
+        raise InvalidSignature(
+            "Credential should be scoped to a valid region, and the request should be scoped "
+            "as <access key>/<date>/<region>/<service>/aws4_request."
+        )
+    return _Signature(
+        access_key=credential[0],
+        date=credential[1],
+        region=credential[2],
+        service=credential[3],
+        signed_headers=[h for h in signed.split(";") if h],
+        signature=signature,
+        timestamp=timestamp,
+        expires=expires,
+        presigned=presigned,
+    )
+
+
+class OpenAuth:
+    """Any well-formed signature; none at all is the default account in us-east-1."""
+
+    def authenticate(self, request: SignedRequest) -> Scope:
+        parsed = _parse(request)
+        if parsed is None:
+            return Scope(account_for_access_key(None), DEFAULT_REGION)
+        return Scope(account_for_access_key(parsed.access_key), parsed.region)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    access_key: str
+    secret_key: str
+    account_id: str
+
+
+def read_credentials(path: Path) -> dict[str, Principal]:
+    """The credentials file: one `ACCESS_KEY SECRET_KEY ACCOUNT_ID` a line; `#` comments."""
+    principals: dict[str, Principal] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        fields = text.split()
+        if len(fields) != 3 or not re.fullmatch(r"[0-9]{12}", fields[2]):
+            raise ValueError(
+                f"{path}:{number}: expected 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' (12 digits)"
+            )
+        principals[fields[0]] = Principal(*fields)
+    if not principals:
+        raise ValueError(f"{path}: no credentials")
+    return principals
+
+
+class _Verifier(SigV4Auth):
+    """botocore's signer, told which headers the client signed instead of choosing them."""
+
+    def __init__(self, credentials: Credentials, region: str, signed: list[str]) -> None:
+        super().__init__(credentials, SERVICE, region)
+        self._signed = signed
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        chosen = HTTPHeaders()
+        for name in self._signed:
+            for value in request.headers.get_all(name) or []:
+                chosen.add_header(name, value)
+        return chosen
+
+
+class StrictAuth:
+    def __init__(self, principals: Mapping[str, Principal]) -> None:
+        self._principals = dict(principals)
+        self._regions = (
+            set(botocore.session.get_session().get_available_regions(SERVICE))
+            | set(botocore.session.get_session().get_available_regions(SERVICE, "aws-cn"))
+            | set(botocore.session.get_session().get_available_regions(SERVICE, "aws-us-gov"))
+        )
+
+    def authenticate(self, request: SignedRequest) -> Scope:
+        parsed = _parse(request)
+        if parsed is None:
+            raise MissingAuthenticationToken("Missing Authentication Token")
+        principal = self._principals.get(parsed.access_key)
+        if principal is None:
+            raise UnrecognizedClient("The security token included in the request is invalid.")
+        if parsed.service != SERVICE:
+            raise InvalidSignature(f"Credential should be scoped to correct service: '{SERVICE}'.")
+        if parsed.region not in self._regions:
+            raise InvalidSignature("Credential should be scoped to a valid region.")
+        self._check_time(parsed)
+        expected = self._expected_signature(request, parsed, principal)
+        if not hmac.compare_digest(expected, parsed.signature):
+            raise InvalidSignature(
+                "The request signature we calculated does not match the signature you "
+                "provided. Check your AWS Secret Access Key and signing method. Consult the "
+                "service documentation for details."
+            )
+        return Scope(principal.account_id, parsed.region)
+
+    @staticmethod
+    def _check_time(parsed: _Signature) -> None:
+        try:
+            signed_at = datetime.strptime(parsed.timestamp, _TIMESTAMP).replace(tzinfo=UTC)
+        except ValueError:
+            raise InvalidSignature(
+                "Date must be in ISO-8601 'basic format' (yyyyMMdd'T'HHmmss'Z')."
+            ) from None
+        if parsed.date != parsed.timestamp[:8]:
+            raise InvalidSignature(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 "
+                "version of date from HTTP."
+            )
+        now = datetime.now(UTC)
+        show = lambda moment: moment.strftime(_TIMESTAMP)  # noqa: E731
+        if parsed.presigned:
+            if now > signed_at + timedelta(seconds=parsed.expires or 0):
+                raise InvalidSignature("Signature expired: the presigned request has expired.")
+            return
+        if signed_at < now - SKEW:
+            raise InvalidSignature(
+                f"Signature expired: {show(signed_at)} is now earlier than "
+                f"{show(now - SKEW)} ({show(now)} - 15 min.)"
+            )
+        if signed_at > now + SKEW:
+            raise InvalidSignature(
+                f"Signature not yet current: {show(signed_at)} is still later than "
+                f"{show(now + SKEW)} ({show(now)} + 15 min.)"
+            )
+
+    @staticmethod
+    def _expected_signature(
+        request: SignedRequest, parsed: _Signature, principal: Principal
+    ) -> str:
+        query = request.query
+        if parsed.presigned:
+            kept = [
+                (key, value)
+                for key, value in parse_qsl(query, keep_blank_values=True)
+                if key != "X-Amz-Signature"
+            ]
+            query = "&".join(
+                f"{quote(key, safe='-_.~')}={quote(value, safe='-_.~')}" for key, value in kept
+            )
+        url = f"http://{request.headers.get('host', 'localhost')}{request.path}"
+        if query:
+            url += f"?{query}"
+        aws_request = AWSRequest(
+            method=request.method, url=url, headers=dict(request.headers), data=request.body
+        )
+        aws_request.context["timestamp"] = parsed.timestamp
+        verifier = _Verifier(
+            Credentials(principal.access_key, principal.secret_key),
+            parsed.region,
+            parsed.signed_headers,
+        )
+        canonical = verifier.canonical_request(aws_request)
+        return verifier.signature(verifier.string_to_sign(aws_request, canonical), aws_request)
