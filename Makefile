@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# A longer, randomized fuzzing run of the server than the one `make test` includes.
+fuzz: $(VENV)/.installed-dev
+	HYPERPOD_FUZZ=long $(BIN)/python -m pytest tests/test_fuzz.py -p no:randomly
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples
