@@ -16,7 +16,8 @@ node outcomes:
   - InvalidInstanceStatus: the node is changing state; look again next round.
   - InstanceIdNotFound: it is gone already.
   - InternalServerError: try again next round.
-The Slurm controller is never replaced by the API, so the agent leaves it alone and says so.
+The Slurm controller is never replaced by the API, so the agent leaves controller groups alone.
+A call refused for the whole cluster (it is updating or patching) is tried again next round.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 MAX_PER_CALL = 25
 RETRY_NEXT_ROUND = {"InstanceIdInUse", "InvalidInstanceStatus", "InternalServerError"}
@@ -41,19 +43,32 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def failed_nodes(sm: Any, cluster: str) -> list[dict[str, Any]]:
+def controller_groups(sm: Any, cluster: str) -> set[str]:
+    """Slurm controller groups: the API never replaces their nodes, so neither do we."""
+    groups = sm.describe_cluster(ClusterName=cluster)["InstanceGroups"]
+    return {
+        group["InstanceGroupName"]
+        for group in groups
+        if (group.get("SlurmConfig") or {}).get("NodeType") == "Controller"
+    }
+
+
+def failed_nodes(sm: Any, cluster: str, skip_groups: set[str]) -> list[dict[str, Any]]:
     pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName=cluster)
     return [
         node
         for page in pages
         for node in page["ClusterNodeSummaries"]
-        if node["InstanceStatus"]["Status"] == "Failure" and node.get("InstanceId")
+        if node["InstanceStatus"]["Status"] == "Failure"
+        and node.get("InstanceId")
+        and node["InstanceGroupName"] not in skip_groups
     ]
 
 
 def remediate_once(sm: Any, cluster: str) -> tuple[list[str], list[str]]:
     """One round: returns (replacements started, nodes to look at again next round)."""
-    failed = failed_nodes(sm, cluster)
+    controllers = controller_groups(sm, cluster)
+    failed = failed_nodes(sm, cluster, controllers)
     started: list[str] = []
     retry: list[str] = []
     for node in failed:
@@ -62,7 +77,16 @@ def remediate_once(sm: Any, cluster: str) -> tuple[list[str], list[str]]:
             "node %s (%s) is in Failure: %s", node["InstanceId"], node["InstanceGroupName"], reason
         )
     for batch in chunks([node["InstanceId"] for node in failed], MAX_PER_CALL):
-        answer = sm.batch_replace_cluster_nodes(ClusterName=cluster, NodeIds=batch)
+        try:
+            answer = sm.batch_replace_cluster_nodes(ClusterName=cluster, NodeIds=batch)
+        except ClientError as error:
+            # The cluster as a whole is busy (updating, patching): every node waits a round.
+            code = error.response["Error"]["Code"]
+            if code not in ("ValidationException", "ConflictException"):
+                raise
+            log.info("the cluster is not ready (%s: %s); next round", code, error)
+            retry.extend(batch)
+            continue
         for node_id in answer.get("Successful", []):
             log.info("replacing %s", node_id)
             started.append(node_id)
@@ -108,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         started, retry = remediate_once(sm, args.cluster)
         total += len(started)
-        healthy = not started and not retry and not failed_nodes(sm, args.cluster)
+        healthy = (
+            not started
+            and not retry
+            and not failed_nodes(sm, args.cluster, controller_groups(sm, args.cluster))
+        )
         if args.once or (args.until_healthy and healthy):
             log.info("done: %d replacement(s) started", total)
             return 0

@@ -27,6 +27,7 @@ from hyperpod_local.domain.model import (
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
 from hyperpod_local.engine.operations import start_node_action
+from hyperpod_local.engine.software_steps import UPDATE_KEY
 from hyperpod_local.store.unit_of_work import Tx
 
 # Cluster-level members UpdateCluster may set.
@@ -102,6 +103,10 @@ class _Scaling:
 
     def shrink(self, nodes: list[Node], *, whole_group: bool = False) -> None:
         for node in nodes:
+            if node.busy == "provision":
+                # Its launch retry is moot now.
+                self.tx.tasks.remove_for_node(node.row_id or -1)
+                node.busy = None
             if node.instance_id is None:
                 self.tx.nodes.remove(node.row_id or -1)
                 continue
@@ -172,10 +177,26 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
                 f"The cluster would have {total} instances; the limit is "
                 f"{services.limits.max_instances_per_cluster}."
             )
+        recovery_on = (
+            params.get("NodeRecovery") == "Automatic"
+            and cluster.spec.get("NodeRecovery") != "Automatic"
+        )
         for key in _CLUSTER_MEMBERS:
             if key in params:
                 cluster.spec[key] = params[key]
         tx.clusters.save_spec(cluster)
+        if recovery_on:
+            # Nodes already in Failure get their automatic recovery now.
+            for each in cluster.groups:
+                tx.tasks.add(
+                    Task(
+                        cluster_id=cluster.id,
+                        group_name=each.name,
+                        kind="resume_recoveries",
+                        step="look",
+                        due_at=services.clock.now(),
+                    )
+                )
         scaling = _Scaling(services, tx, cluster, services.clock.now())
         for spec in params.get("InstanceGroups") or []:
             _update_group(scaling, cluster, dict(spec))
@@ -233,6 +254,11 @@ def _update_group(scaling: _Scaling, cluster: Cluster, spec: dict[str, Any]) -> 
         return
     original = (group.current_count, group.target_count, group.min_count)
     change = count - group.target_count
+    # What the platform keeps of a group (its image, a software update's state) is not the
+    # request's to drop.
+    for kept in ("ImageId", "ImageReleaseVersion", UPDATE_KEY):
+        if kept in group.spec and kept not in spec:
+            spec[kept] = group.spec[kept]
     group.spec, group.target_count = spec, count
     group.min_count = spec.get("MinInstanceCount")
     if change:
@@ -267,6 +293,16 @@ def batch_add_cluster_nodes(
                 "BatchAddClusterNodes is only supported for clusters with NodeProvisioningMode "
                 f"set to Continuous; cluster {cluster.name} is not."
             )
+        now = services.clock.now()
+        if token:
+            # A replay answers whatever state the cluster is in now.
+            prior = tx.tokens.get(cluster.id, token, now - TOKEN_LIFETIME)
+            if prior is not None:
+                if prior[0] != digest:
+                    raise ValidationError(
+                        f"The ClientToken {token} was already used with different parameters."
+                    )
+                return _replay(tx, cluster, prior[1])
         if cluster.status not in (ClusterStatus.IN_SERVICE, ClusterStatus.UPDATING):
             raise ValidationError(
                 f"Cluster {cluster.name} is in {cluster.status} status; nodes can be added only "
@@ -279,15 +315,6 @@ def batch_add_cluster_nodes(
                 f"A BatchAddClusterNodes request can add at most {MAX_NODES_PER_ADD} nodes in "
                 f"total; this one asks for {total}."
             )
-        now = services.clock.now()
-        if token:
-            prior = tx.tokens.get(cluster.id, token, now - TOKEN_LIFETIME)
-            if prior is not None:
-                if prior[0] != digest:
-                    raise ValidationError(
-                        f"The ClientToken {token} was already used with different parameters."
-                    )
-                return _replay(tx, cluster, prior[1])
         size = sum(g.target_count for g in cluster.groups)
         if size + total > services.limits.max_instances_per_cluster:
             raise ResourceLimitExceeded(

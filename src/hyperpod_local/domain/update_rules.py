@@ -85,6 +85,8 @@ def pick_for_scale_down(nodes: list[Node], count: int, rng: random.Random) -> li
     """Nodes UpdateCluster removes when a group shrinks: AWS picks at random; nodes that have
     no instance yet, have failed or are still provisioning go first, as the remediation
     anchors do. Nodes another operation holds are not taken."""
+    # A node waiting to retry its launch is the first to go: it serves nothing.
+    retrying = [n for n in nodes if n.busy == "provision"]
     unlaunched = [n for n in nodes if n.instance_id is None and n.busy is None]
     free = [
         n for n in nodes if n.busy is None and n.instance_id and node_allows(n.status, "scaled_in")
@@ -93,4 +95,4 @@ def pick_for_scale_down(nodes: list[Node], count: int, rng: random.Random) -> li
     provisioning = [n for n in free if n.status == NodeStatus.PENDING]
     rest = [n for n in free if n not in failed and n not in provisioning]
     rng.shuffle(rest)
-    return (unlaunched + failed + provisioning + rest)[:count]
+    return (retrying + unlaunched + failed + provisioning + rest)[:count]

@@ -19,6 +19,7 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.health_checks import start_checks
+from hyperpod_local.engine.health_steps import resume_recoveries
 from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed, settle_scaling
 from hyperpod_local.providers.sim import LaunchError
 
@@ -92,6 +93,7 @@ def launch_waiting_nodes(
     limit: int,
     *,
     retry_failures: bool = False,
+    operation_id: str | None = None,
 ) -> int:
     """Launch instances for up to `limit` nodes of the group that have none; returns how many
     nodes it took up. A classic cluster's creation fails on the first launch that cannot be
@@ -112,7 +114,7 @@ def launch_waiting_nodes(
             if not (cluster.continuous or retry_failures):
                 raise
             move_node(node, "launch_failed")
-            provisioning_failed(ctx, cluster, group, node, str(error), log)
+            provisioning_failed(ctx, cluster, group, node, str(error), log, operation_id)
             continue
         place_instance(cluster, node, instance_id, ctx.now, keep_address=False)
         log.instance(
@@ -148,7 +150,7 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
                     return None
                 lifecycle_event(log, group, node, "Failed")
                 move_node(node, "provisioning_failed")
-                provisioning_failed(ctx, cluster, group, node, failure, log)
+                provisioning_failed(ctx, cluster, group, node, failure, log, task.operation_id)
                 continue
             lifecycle_event(log, group, node, "Succeeded")
             log.instance(
@@ -181,6 +183,7 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
         if task.operation_id:
             settle_scaling(ctx, cluster, task.operation_id, log)
         ctx.tx.clusters.save(cluster)
+        resume_recoveries(ctx, cluster, group, log)
         return None
     finally:
         ctx.tx.events.add_all(log.events)
@@ -256,7 +259,9 @@ def group_scale(ctx: StepContext, task: Task) -> Task | None:
         return group_gone(ctx, cluster, task)
     log = ctx.log(cluster)
     try:
-        taken = launch_waiting_nodes(ctx, cluster, group, log, CHUNK, retry_failures=True)
+        taken = launch_waiting_nodes(
+            ctx, cluster, group, log, CHUNK, retry_failures=True, operation_id=task.operation_id
+        )
         if taken == CHUNK:
             return task  # more to launch, at the same instant
         provision = Task(

@@ -27,6 +27,8 @@ class Durations:
     dhc_instance_stress: float = 1800.0
     dhc_instance_connectivity: float = 300.0
     dhc_multi_node_training_validation: float = 900.0
+    # How soon an update waiting for a node another operation holds looks again.
+    recovery_poll: float = 60.0
     # From a scale-up request (UpdateCluster, BatchAddClusterNodes) to its instances' launch.
     scale_setup: float = 60.0
     # The health agent notices a hardware fault this long after it happens (spec: 5 to 30 s).

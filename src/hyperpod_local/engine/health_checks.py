@@ -18,6 +18,7 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.health_steps import resume_recoveries
 from hyperpod_local.engine.operations import start_node_action
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -37,7 +38,8 @@ def start_checks(
     """Put the nodes under deep health checks and schedule their verdict."""
     for node in nodes:
         move_node(node, "deep_health_check")
-        node.busy = "dhc"
+        # A check that is part of an automatic recovery still counts for the recovery limits.
+        node.busy = "recover" if node.busy == "recover" else "dhc"
         assert node.instance_id is not None
         log.instance(
             group.name,
@@ -83,6 +85,7 @@ def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
         node.busy = None
         if not faults:
             move_node(node, "check_passed")
+            node.status_message = None
             ctx.tx.nodes.save(node)
             log.instance(
                 group.name,
@@ -105,6 +108,7 @@ def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
         )
         # A node that fails a deep health check is replaced, whatever NodeRecovery says.
         start_node_action(ctx.tx, cluster, node, "replace", ctx.now, ctx.durations, busy="recover")
+    resume_recoveries(ctx, cluster, group, log)
     if group.status == GroupStatus.CREATING:
         finish_group_creation(ctx, cluster, group, log)
         maybe_cluster_created(ctx, cluster, log)

@@ -67,17 +67,23 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
 
 
 def recheck_faults(
-    ctx: StepContext, cluster: Cluster, node: Node, faults: list[Fault] | None = None
+    ctx: StepContext,
+    cluster: Cluster,
+    node: Node,
+    faults: list[Fault] | None = None,
+    *,
+    cured_by_reboot: bool = True,
 ) -> None:
     """After a reboot or re-image: the faults a reboot cures are gone; a fault that needs a
-    new instance is still there, and the health agent will find it again. `faults`: the
+    new instance is still there, and the health agent will find it again (after a fresh
+    launch, `cured_by_reboot=False`: every fault on the instance is found). `faults`: the
     node's hardware faults, when the caller has them already."""
     assert node.instance_id is not None
     if faults is None:
         faults = ctx.tx.faults.on_instance(node.instance_id)
     remaining = []
     for fault in faults:
-        if fault.hardware.action == "reboot":
+        if cured_by_reboot and fault.hardware.action == "reboot":
             ctx.tx.faults.remove(fault.fault_id)
         else:
             remaining.append(fault)

@@ -20,6 +20,7 @@ from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.health_checks import start_checks
 from hyperpod_local.engine.health_steps import recheck_faults, resume_recoveries
 from hyperpod_local.engine.operations import schedule_relaunch
+from hyperpod_local.engine.software_steps import desired_image
 from hyperpod_local.providers.sim import LaunchError
 
 # What a replace is for, by the operation holding the node: its completion event's words.
@@ -44,13 +45,16 @@ def provisioning_failed(
     node: Node,
     message: str,
     log: EventLog,
+    operation_id: str | None = None,
 ) -> None:
     """A node whose launch or lifecycle scripts failed: Failure, with the reason, and tried
     again on a new instance (same NodeLogicalId) after `provision_retry`."""
     node.status_message = message
     failure_event(log, cluster, group, node, message)
     if node.busy is None:
-        schedule_relaunch(ctx.tx, cluster, node, ctx.now + ctx.durations.provision_retry)
+        schedule_relaunch(
+            ctx.tx, cluster, node, ctx.now + ctx.durations.provision_retry, operation_id
+        )
 
 
 def failure_event(
@@ -106,6 +110,9 @@ def _relaunch(
         failure_event(log, cluster, group, node, str(error))
         return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
     place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
+    # New instances come up on the image the group wants now (an update's target).
+    node.image_id, node.image_release_version = desired_image(group)
+    ctx.tx.instances.set_image(new, node.image_id)
     move_node(node, "relaunched")
     node.status_message = None
     log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
@@ -138,6 +145,8 @@ def _finish_replace(
         node.instance_id,
         text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
     )
+    # A fault put on the new instance while it provisioned is found once it runs.
+    recheck_faults(ctx, cluster, node, cured_by_reboot=False)
     checks = group.spec.get("OnStartDeepHealthChecks") or []
     if checks:
         # A new instance is checked before it serves; the check's end brings it to Running.
@@ -202,6 +211,18 @@ def node_delete(ctx: StepContext, task: Task) -> Task | None:
     if task.operation_id:
         settle_scaling(ctx, cluster, task.operation_id, log)
     ctx.tx.events.add_all(log.events)
+    return None
+
+
+@step("resume_recoveries")
+def resume_recoveries_step(ctx: StepContext, task: Task) -> Task | None:
+    """Look again at a group's held-back automatic recoveries (NodeRecovery turned on)."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is not None and group is not None:
+        log = ctx.log(cluster)
+        resume_recoveries(ctx, cluster, group, log)
+        ctx.tx.events.add_all(log.events)
     return None
 
 

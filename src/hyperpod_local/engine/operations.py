@@ -48,8 +48,11 @@ def start_node_action(
     )
 
 
-def schedule_relaunch(tx: Tx, cluster: Cluster, node: Node, due_at: float) -> None:
-    """Try a failed node again on a new instance (same NodeLogicalId) at `due_at`."""
+def schedule_relaunch(
+    tx: Tx, cluster: Cluster, node: Node, due_at: float, operation_id: str | None = None
+) -> None:
+    """Try a failed node again on a new instance (same NodeLogicalId) at `due_at`; a retry
+    of a scaling operation's node keeps that operation in progress."""
     node.busy = "provision"
     tx.nodes.save(node)
     tx.tasks.add(
@@ -59,5 +62,6 @@ def schedule_relaunch(tx: Tx, cluster: Cluster, node: Node, due_at: float) -> No
             step="terminate",
             due_at=round(due_at, 3),
             node_id=node.row_id,
+            operation_id=operation_id,
         )
     )

@@ -29,6 +29,22 @@ from hyperpod_local.store.unit_of_work import Tx
 UPDATE_KEY = "_software_update"
 
 
+def desired_image(group: InstanceGroup) -> tuple[str, str]:
+    """(image id, release) a new instance of the group gets: during a software update the
+    update's target (its source while rolling back), else the group's own."""
+    update = group.spec.get(UPDATE_KEY)
+    if update and update["Status"] == "InProgress":
+        return update["To"]["ImageId"], update["To"]["Release"]
+    if update and update["Status"] == "RollbackInProgress":
+        return update["From"]["ImageId"], update["From"]["Release"]
+    from hyperpod_local.domain.model import DEFAULT_IMAGE_ID, LATEST_IMAGE_RELEASE
+
+    return (
+        group.spec.get("ImageId", DEFAULT_IMAGE_ID),
+        group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
+    )
+
+
 @step("software_update")
 def software_update(ctx: StepContext, task: Task) -> Task | None:
     cluster = ctx.tx.clusters.get(task.cluster_id)
@@ -88,6 +104,19 @@ def start_batch(
         )
     ]
     if not waiting:
+        held = [
+            node
+            for node in members
+            if node.busy is not None
+            and node.image_release_version
+            != (update["To"]["Release"] if not rollback else update["From"]["Release"])
+        ]
+        if held:
+            # Nodes another operation holds are patched once it lets them go.
+            task.data = {"node_ids": []}
+            task.step = "batch"
+            task.due_at = round(now + durations.recovery_poll, 3)
+            return True
         return False
     batch = waiting[: batch_size(update.get("Config"), len(members), rollback)]
     words = "software rollback" if rollback else "software update"
@@ -193,5 +222,14 @@ def _finish_group(ctx: StepContext, cluster: Cluster, group: InstanceGroup, log:
         cluster.legacy = False
         log.cluster(text.cluster_software_update_completed(cluster.name))
     else:
+        reasons = [
+            (each.spec if each.name != group.name else group.spec)
+            .get(UPDATE_KEY, {})
+            .get("FailureMessage")
+            for each in cluster.groups
+        ]
+        cluster.failure_message = "Software update rolled back: " + "; ".join(
+            reason for reason in reasons if reason
+        )
         log.cluster(f"Cluster {cluster.name} software update rolled back", level=EventLevel.WARN)
     ctx.tx.clusters.save(cluster)

@@ -51,6 +51,9 @@ class TaskRepository:
     def remove(self, task_id: int) -> None:
         self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
+    def remove_for_node(self, node_id: int) -> None:
+        self.conn.execute(delete(tasks).where(tasks.c.node_id == node_id))
+
     def remove_for_cluster(self, cluster_id: str, *, keep: int | None = None) -> None:
         stmt = delete(tasks).where(tasks.c.cluster_id == cluster_id)
         if keep is not None:
