@@ -55,40 +55,54 @@ def test_watch_shows_a_replacement_happen(server: ServerProcess, name: str) -> N
     nodes = make_cluster(server, name)
     old = nodes[0]["InstanceId"]
     sm = server.client()
-
-    def replace_while_watched() -> None:
-        time.sleep(0.6)
-        sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[old])
-        time.sleep(0.6)
-        server.advance(120)  # old instance gone, new one Pending
-        time.sleep(0.6)
-        server.settle()
-
-    actor = threading.Thread(target=replace_while_watched)
-    actor.start()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # A terminal, as a person has: rich redraws the table in place on every refresh.
-    result = run_cli(
-        "watch",
-        name,
-        "--endpoint-url",
-        server.url,
-        "--interval",
-        "0.1",
-        "--count",
-        "35",
-        TTY_COMPATIBLE="1",
-        TTY_INTERACTIVE="1",
+    watcher = subprocess.Popen(
+        [CLI, "watch", name, "--endpoint-url", server.url, "--interval", "0.1", "--count", "600"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**clean, "COLUMNS": "220", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"},
     )
-    actor.join()
-    assert result.returncode == 0, result.stderr
-    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
-    new = next(
-        n["InstanceId"]
-        for n in sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
-        if n["InstanceId"] not in {m["InstanceId"] for m in nodes}
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(iter(lambda: watcher.stdout.read(256), "")),  # type: ignore[union-attr]
+        daemon=True,
     )
+    reader.start()
+
+    def frames() -> str:
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(seen))
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 30
+        while text not in frames():
+            assert time.monotonic() < deadline, f"the watcher never showed {text!r}"
+            time.sleep(0.05)
+
+    try:
+        wait_for(f"{name}  InService")
+        sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[old])
+        wait_for("ShuttingDown")
+        server.advance(120)  # old instance gone, new one Pending
+        new = next(
+            n["InstanceId"]
+            for n in sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+            if n["InstanceId"] not in {m["InstanceId"] for m in nodes}
+        )
+        wait_for(new)
+        server.settle()
+        deadline = time.monotonic() + 30
+        while True:
+            shown = frames()
+            last_frame = shown[shown.rindex(name + "  InService") :]
+            if new in last_frame and old not in last_frame and "Pending" not in last_frame:
+                break
+            assert time.monotonic() < deadline, "the watcher never showed the replaced node"
+            time.sleep(0.05)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+    shown = frames()
     # The watcher saw the old node shut down and the new one come up, in that order.
-    assert frames.index("ShuttingDown") < frames.index(new)
-    assert "Pending" in frames[frames.index(new) :]
-    last_frame = frames[frames.rindex(name + "  InService") :]
-    assert new in last_frame and old not in last_frame
+    assert shown.index("ShuttingDown") < shown.index(new)
+    assert "Pending" in shown[shown.index(new) :]

@@ -10,18 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperpod_local.api.resolve import find_cluster
+from hyperpod_local.api.scaling_record import ScalingRecord
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.eligibility import Refusal, busy_message, refusal
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.model import (
     Cluster,
     ClusterStatus,
     InstanceGroup,
     Node,
-    Operation,
 )
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
@@ -131,13 +130,13 @@ class _Starter:
         self.cluster = cluster
         self.action = action
         self.now = now
-        self.log = EventLog(services.ids, cluster.id, now)
-        self.operation: Operation | None = None
+        # A delete is scaling, and records its operation; the other actions only use its log.
+        self.record = ScalingRecord(services, tx, cluster, now)
+        self.log = self.record.log
         self.original_counts = {
             group.name: (group.current_count, group.target_count, group.min_count)
             for group in cluster.groups
         }
-        self.touched_groups: list[str] = []
         # Nodes this request started: naming one again (by its other id) is not a conflict.
         self.claimed: set[int] = set()
 
@@ -185,11 +184,10 @@ class _Starter:
     def _start(self, node: Node, group: InstanceGroup) -> None:
         operation_id = None
         if self.action == "delete":
-            operation_id = self._scaling_operation().operation_id
+            self.record.touched(group, *self.original_counts[group.name])
+            operation_id = self.record.operation_id
             group.target_count -= 1
             self.tx.clusters.save_group(group)
-            if group.name not in self.touched_groups:
-                self.touched_groups.append(group.name)
         start_node_action(
             self.tx,
             self.cluster,
@@ -209,42 +207,5 @@ class _Starter:
             operation_id=operation_id,
         )
 
-    def _scaling_operation(self) -> Operation:
-        if self.operation is None:
-            self.operation = Operation(
-                operation_id=self.services.ids.uuid(),
-                cluster_id=self.cluster.id,
-                type="Scaling",
-                status="InProgress",
-                creation_time=self.now,
-            )
-        return self.operation
-
     def finish(self) -> None:
-        operation = self.operation
-        if operation is not None:
-            details = []
-            for name in self.touched_groups:
-                group = self.cluster.group(name)
-                assert group is not None
-                current, target, minimum = self.original_counts[name]
-                details.append(
-                    {
-                        "InstanceGroupName": name,
-                        "Status": "InProgress",
-                        "Original": {
-                            "CurrentCount": current,
-                            "TargetCount": target,
-                            "MinCount": minimum,
-                        },
-                        "Desired": {"TargetCount": group.target_count, "MinCount": minimum},
-                    }
-                )
-                self.log.group(
-                    name,
-                    text.group_scaling_started(name, self.cluster.name),
-                    operation_id=operation.operation_id,
-                )
-            operation.details = {"ScalingDetails": details}
-            self.tx.events.add_operation(operation)
-        self.tx.events.add_all(self.log.events)
+        self.record.finish()

@@ -8,11 +8,10 @@ import json
 from typing import Any
 
 from hyperpod_local.api.resolve import find_cluster
+from hyperpod_local.api.scaling_record import ScalingRecord
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.cluster_rules import new_node
 from hyperpod_local.domain.errors import ConflictError, ResourceLimitExceeded, ValidationError
-from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.ids import availability_zone
 from hyperpod_local.domain.lifecycle import move_cluster
 from hyperpod_local.domain.model import (
@@ -20,13 +19,10 @@ from hyperpod_local.domain.model import (
     ClusterStatus,
     GroupStatus,
     InstanceGroup,
-    Node,
-    Operation,
     Task,
 )
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
-from hyperpod_local.engine.operations import start_node_action
 from hyperpod_local.engine.software_steps import UPDATE_KEY
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -41,113 +37,6 @@ _CLUSTER_MEMBERS = (
 )
 MAX_NODES_PER_ADD = 50
 TOKEN_LIFETIME = 8 * 3600.0
-
-
-class _Scaling:
-    """The Scaling operation one request records, with a line per group it touches."""
-
-    def __init__(self, services: Services, tx: Tx, cluster: Cluster, now: float) -> None:
-        self.services, self.tx, self.cluster, self.now = services, tx, cluster, now
-        self.log = EventLog(services.ids, cluster.id, now)
-        self.operation: Operation | None = None
-        self.details: list[dict[str, Any]] = []
-
-    @property
-    def operation_id(self) -> str:
-        if self.operation is None:
-            self.operation = Operation(
-                operation_id=self.services.ids.uuid(),
-                cluster_id=self.cluster.id,
-                type="Scaling",
-                status="InProgress",
-                creation_time=self.now,
-            )
-        return self.operation.operation_id
-
-    def touched(self, group: InstanceGroup, current: int, target: int, minimum: int | None) -> None:
-        self.details.append(
-            {
-                "InstanceGroupName": group.name,
-                "Status": "InProgress",
-                "Original": {"CurrentCount": current, "TargetCount": target, "MinCount": minimum},
-                "Desired": {"TargetCount": group.target_count, "MinCount": group.min_count},
-            }
-        )
-        self.log.group(
-            group.name,
-            text.group_scaling_started(group.name, self.cluster.name),
-            operation_id=self.operation_id,
-        )
-
-    def grow(
-        self, group: InstanceGroup, count: int, instance_types: list[str] | None = None
-    ) -> list[Node]:
-        """Add `count` nodes to the group: Pending, no instance yet; they launch after
-        `scale_setup`."""
-        nodes = [new_node(self.cluster, group, self.services.ids, self.now) for _ in range(count)]
-        if instance_types:
-            for node in nodes:
-                node.instance_type = instance_types[0]
-        self.tx.nodes.add_all(nodes)
-        self.tx.tasks.add(
-            Task(
-                cluster_id=self.cluster.id,
-                group_name=group.name,
-                kind="group_scale",
-                step="launch",
-                due_at=round(self.now + self.services.durations.scale_setup, 3),
-                operation_id=self.operation_id,
-            )
-        )
-        return nodes
-
-    def shrink(self, nodes: list[Node], *, whole_group: bool = False) -> None:
-        for node in nodes:
-            if node.busy == "provision":
-                # Its launch retry is moot now.
-                self.tx.tasks.remove_for_node(node.row_id or -1)
-                node.busy = None
-            if node.instance_id is None:
-                self.tx.nodes.remove(node.row_id or -1)
-                continue
-            start_node_action(
-                self.tx,
-                self.cluster,
-                node,
-                "delete",
-                self.now,
-                self.services.durations,
-                busy="delete",
-                operation_id=self.operation_id,
-                event="group_deleted" if whole_group else "scaled_in",
-            )
-
-    def finish(self) -> None:
-        operation = self.operation
-        if operation is not None:
-            if not self.tx.tasks.count(self.cluster.id, operation_id=operation.operation_id):
-                # Nothing left for the engine (only unlaunched nodes were removed): done now.
-                operation.status = "Done"
-                for detail in self.details:
-                    detail["Status"] = "Done"
-                    name = detail["InstanceGroupName"]
-                    self.log.group(
-                        name,
-                        text.group_scaling_completed(name, self.cluster.name),
-                        operation_id=operation.operation_id,
-                    )
-            operation.details = {"ScalingDetails": self.details}
-            self.tx.events.add_operation(operation)
-        self.tx.events.add_all(self.log.events)
-
-    @property
-    def pending(self) -> bool:
-        """Whether the engine has work left for this request's operation."""
-        return (
-            self.operation is not None
-            and self.operation.status == "InProgress"
-            and bool(self.tx.tasks.count(self.cluster.id, operation_id=self.operation.operation_id))
-        )
 
 
 def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +86,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
                         due_at=services.clock.now(),
                     )
                 )
-        scaling = _Scaling(services, tx, cluster, services.clock.now())
+        scaling = ScalingRecord(services, tx, cluster, services.clock.now())
         for spec in params.get("InstanceGroups") or []:
             _update_group(scaling, cluster, dict(spec))
         for name in to_delete:
@@ -209,7 +98,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             members = tx.nodes.in_group(cluster.id, name)
             if members:
                 scaling.touched(group, *original)
-                scaling.shrink(members, whole_group=True)
+                scaling.shrink(members, event="group_deleted")
             if not tx.nodes.some_in_group(cluster.id, name, 1):
                 tx.clusters.remove_group(cluster.id, name)
         if scaling.pending and not cluster.continuous:
@@ -228,7 +117,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
 _EMPTY = InstanceGroup(cluster_id="", name="", position=0, spec={}, target_count=0)
 
 
-def _update_group(scaling: _Scaling, cluster: Cluster, spec: dict[str, Any]) -> None:
+def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]) -> None:
     spec.setdefault("ThreadsPerCore", 1)
     tx = scaling.tx
     group = cluster.group(spec["InstanceGroupName"])
@@ -275,7 +164,7 @@ def _update_group(scaling: _Scaling, cluster: Cluster, spec: dict[str, Any]) -> 
                     f"Instance group {group.name} has only {len(chosen)} nodes free to remove; "
                     f"{-change} were asked for. Try again when its other operations finish."
                 )
-            scaling.shrink(chosen)
+            scaling.shrink(chosen, event="scaled_in")
     tx.clusters.save_group(group)
 
 
@@ -321,7 +210,7 @@ def batch_add_cluster_nodes(
                 f"The cluster would have {size + total} instances; the limit is "
                 f"{services.limits.max_instances_per_cluster}."
             )
-        scaling = _Scaling(services, tx, cluster, now)
+        scaling = ScalingRecord(services, tx, cluster, now)
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for spec in requests:
