@@ -24,6 +24,9 @@ from hyperpod_local.domain.model import LEGACY_IMAGE_RELEASE, Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
 from hyperpod_local.engine.runner import NotManual
 
+# A clock moved further than this would stamp times no client can print.
+MAX_ADVANCE = 10 * 365 * 86400.0
+
 
 class AdminError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -75,8 +78,16 @@ def admin_app(backend: Backend) -> Starlette:
     async def advance(request: Request) -> JSONResponse:
         body = await _json(request)
         seconds = body.get("seconds")
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise AdminError(400, "InvalidRequest", 'Body must be {"seconds": N} with N >= 0.')
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not 0 <= seconds <= MAX_ADVANCE
+        ):
+            raise AdminError(
+                400,
+                "InvalidRequest",
+                f'Body must be {{"seconds": N}} with 0 <= N <= {MAX_ADVANCE:g} (ten years).',
+            )
         await run_in_threadpool(engine.advance, float(seconds))
         return JSONResponse(await run_in_threadpool(clock_view))
 
