@@ -24,17 +24,25 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(VENV)/.installed $(VENV)/.installed-dev $@
+
+# Side by side with moto; writes bench/RESULTS.md. Not part of `make test`.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/run.py
+
 # A longer, randomized fuzzing run of the server than the one `make test` includes.
 fuzz: $(VENV)/.installed-dev
 	HYPERPOD_FUZZ=long $(BIN)/python -m pytest tests/test_fuzz.py -p no:randomly
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests examples
-	$(BIN)/ruff check --fix src tests examples
+	$(BIN)/ruff format src tests examples bench
+	$(BIN)/ruff check --fix src tests examples bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hyperpod-local

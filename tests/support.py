@@ -42,20 +42,23 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.environment(),
-            cwd=self.cwd,
-        )
+        # The server's log goes to a file: a pipe nobody reads would fill and stall it.
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=self.environment(),
+                cwd=self.cwd,
+            )
         deadline = time.monotonic() + 30
-        assert self.proc.stdout is not None and self.proc.stderr is not None
+        assert self.proc.stdout is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()}")
+                raise RuntimeError(f"server exited: {self.proc.wait()} {self.log_path.read_text()}")
             self.banner.append(line.rstrip("\n"))
             if line.startswith("admin API token"):
                 self.admin_token = self.proc.stdout.readline().strip()

@@ -109,6 +109,8 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
         except PayloadTooLarge as too_large:
             await _send(send, error_response(too_large))
             return
+        if body is None:
+            return  # the client left before its body was complete: nothing is done
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
@@ -138,14 +140,15 @@ def _about() -> HttpResponse:
     return HttpResponse(200, json.dumps(body).encode(), [("content-type", "application/json")])
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The request body, refused as soon as it passes `limit`: nothing unbounded is held."""
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, refused as soon as it passes `limit`: nothing unbounded is held.
+    None if the client disconnected before sending all of it."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -99,14 +99,15 @@ def _member_path(parent: str, name: str) -> str:
 
 def compile_pattern(pattern: str) -> Callable[[str], Any] | None:
     """The model's (Java) pattern as an anchored matcher; None if it cannot be compiled."""
+    # ASCII: Java's \d, \w and \s, which the model's patterns are written for, are ASCII.
     try:
-        return re.compile(pattern).fullmatch
+        return re.compile(pattern, re.ASCII).fullmatch
     except re.error:
         pass
     translated = _JAVA_SUPPLEMENTARY.sub(r"\\U00010000-\\U0010FFFF", pattern)
     translated = _QUANTIFIED_END.sub("$", translated)
     try:
-        return regex.compile(translated).fullmatch
+        return regex.compile(translated, regex.ASCII).fullmatch
     except regex.error:
         return None
 
@@ -246,7 +247,7 @@ def _number(shape: Shape, *, integral: bool) -> Check:
     def check(value: Any, path: str, out: list[str]) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(path, expected, value)
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise _wrong_type(path, expected, value)
         if integral and isinstance(value, float):
             if not value.is_integer():
