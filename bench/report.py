@@ -256,7 +256,7 @@ def render(r: Results, found: list[Verdict]) -> str:
         "",
         "## Machine",
         "",
-        *_table(["", ""], list(r.machine.items())),
+        *_table(["what", "value"], list(r.machine.items())),
         "Other processes on the machine used "
         f"{r.notes['cores used by other processes, average']:.2f} cores on average during the "
         f"run (load average {r.notes['load average at start']:.2f} at its start, "
@@ -357,7 +357,17 @@ def render(r: Results, found: list[Verdict]) -> str:
     out += ["## Setup timings", ""]
     timings = [[k, f"{v:.2f}"] for k, v in r.notes.items() if k.endswith(" s")]
     out += _table(["step", "seconds"], timings)
-    out += ["## Targets", "", "```", *(v.line() for v in found), "```", ""]
+    out += [
+        "## Targets",
+        "",
+        "```",
+        *(v.line() for v in found),
+        "```",
+        "",
+        "A growth ratio is a ratio of two medians measured side by side; where both sides are "
+        "close to 1.00x, a few percent of noise decides its line.",
+        "",
+    ]
     return "\n".join(out)
 
 
