@@ -181,6 +181,7 @@ def serve(
 
     from hyperpod_local.backend import Backend
     from hyperpod_local.demo import DEMO_NAME, DEMO_SCOPE, ensure_demo_cluster
+    from hyperpod_local.http_timeouts import header_deadline_protocol
     from hyperpod_local.server import create_app
 
     _exit_cleanly_on(signal.SIGINT, signal.SIGTERM)
@@ -250,6 +251,7 @@ def serve(
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        http=header_deadline_protocol(backend.settings.body_timeout_seconds),
     )
     backend.start()
     try:
