@@ -27,20 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from servers import BIN, Server, cpu_times, free_port, ours_command
-from targets import make_client
-
-ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
-
-
-def group(name: str, count: int) -> dict[str, Any]:
-    return {
-        "InstanceGroupName": name,
-        "InstanceType": "ml.c5.xlarge",
-        "InstanceCount": count,
-        "ExecutionRole": ROLE,
-        "ThreadsPerCore": 1,
-        "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-bench/", "OnCreate": "on_create.sh"},
-    }
+from targets import group, make_client
 
 
 def parse_collapsed(path: Path) -> tuple[int, Counter[str], Counter[str]]:

@@ -39,13 +39,12 @@ from servers import (
     ours_command,
     own_cpu_seconds,
 )
-from targets import Handler, Target, make_client, no_network_client
+from targets import Handler, Target, group, make_client, no_network_client
 
 import hyperpod_local
 
 EAST = "us-east-1"  # the large account: DescribeCluster, nodes pages, 2,000 clusters
 WEST = "us-west-2"  # the small one: 100 clusters
-ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
 DESCRIBED = "bench-describe"
 NODES_SMALL = "bench-nodes-small"
 NODES_LARGE = "bench-nodes-large"
@@ -137,18 +136,6 @@ class Results:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def group(name: str, count: int) -> dict[str, Any]:
-    """An instance group both implementations accept."""
-    return {
-        "InstanceGroupName": name,
-        "InstanceType": "ml.c5.xlarge",
-        "InstanceCount": count,
-        "ExecutionRole": ROLE,
-        "ThreadsPerCore": 1,
-        "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-bench/", "OnCreate": "on_create.sh"},
-    }
 
 
 def two_groups(per_group: int) -> list[dict[str, Any]]:

@@ -28,6 +28,21 @@ CONFIG = Config(
 )
 
 
+ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
+
+
+def group(name: str, count: int) -> dict[str, Any]:
+    """An instance group both implementations accept."""
+    return {
+        "InstanceGroupName": name,
+        "InstanceType": "ml.c5.xlarge",
+        "InstanceCount": count,
+        "ExecutionRole": ROLE,
+        "ThreadsPerCore": 1,
+        "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-bench/", "OnCreate": "on_create.sh"},
+    }
+
+
 def make_client(
     region: str,
     *,
