@@ -15,6 +15,7 @@ import click
 
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.settings import (
+    DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -136,6 +137,16 @@ def main() -> None:
     help="For --auth strict: one 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' a line.",
 )
 @click.option(
+    "--client-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CLIENT_TIMEOUT,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_CLIENT_TIMEOUT",
+    show_envvar=True,
+    help="Seconds a client may take to send a request's headers (the connection is closed) "
+    "or its body (408).",
+)
+@click.option(
     "--insecure-open",
     is_flag=True,
     envvar="HYPERPOD_LOCAL_INSECURE_OPEN",
@@ -174,6 +185,7 @@ def serve(
     credentials_file: Path | None,
     insecure_open: bool,
     max_body_bytes: int,
+    client_timeout: float,
     log_level: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
@@ -211,6 +223,7 @@ def serve(
                 auth=auth,
                 credentials_file=credentials_file,
                 max_body_bytes=max_body_bytes,
+                client_timeout_seconds=client_timeout,
             )
         )
     except ValueError as error:
@@ -251,7 +264,7 @@ def serve(
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,
-        http=header_deadline_protocol(backend.settings.body_timeout_seconds),
+        http=header_deadline_protocol(backend.settings.client_timeout_seconds),
     )
     backend.start()
     try:

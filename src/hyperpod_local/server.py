@@ -98,11 +98,11 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             await _send(send, error_response(error))
             return
         try:
-            with anyio.fail_after(settings.body_timeout_seconds):
+            with anyio.fail_after(settings.client_timeout_seconds):
                 body = await _read_body(receive, settings.max_body_bytes)
         except TimeoutError:
             error: ServiceError = RequestTimeout(
-                f"The request body did not arrive within {settings.body_timeout_seconds:g} s."
+                f"The request body did not arrive within {settings.client_timeout_seconds:g} s."
             )
             await _send(send, error_response(error))
             return

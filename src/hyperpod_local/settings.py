@@ -10,6 +10,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4577
 DEFAULT_DATA_DIR = Path(".hyperpod-local")
 DEFAULT_SPEED = 60.0
+DEFAULT_CLIENT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,5 +34,6 @@ class Settings:
     # Requests with a larger body are answered 413; larger headers 431.
     max_body_bytes: int = 1024 * 1024
     max_header_bytes: int = 32 * 1024
-    # A client that takes longer than this to send its body is answered 408.
-    body_timeout_seconds: float = 30.0
+    # A client that takes longer than this to send its body is answered 408; a connection
+    # whose next request's headers take longer (from its opening or its last answer) is closed.
+    client_timeout_seconds: float = DEFAULT_CLIENT_TIMEOUT
