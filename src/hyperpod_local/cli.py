@@ -147,6 +147,15 @@ def main() -> None:
     "or its body (408).",
 )
 @click.option(
+    "--response-cache/--no-response-cache",
+    default=True,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_RESPONSE_CACHE",
+    show_envvar=True,
+    help="Answer a repeated Describe*/List* request from memory while nothing has been "
+    "written since; answers are the same either way.",
+)
+@click.option(
     "--insecure-open",
     is_flag=True,
     envvar="HYPERPOD_LOCAL_INSECURE_OPEN",
@@ -186,6 +195,7 @@ def serve(
     insecure_open: bool,
     max_body_bytes: int,
     client_timeout: float,
+    response_cache: bool,
     log_level: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
@@ -224,6 +234,7 @@ def serve(
                 credentials_file=credentials_file,
                 max_body_bytes=max_body_bytes,
                 client_timeout_seconds=client_timeout,
+                response_cache=response_cache,
             )
         )
     except ValueError as error:

@@ -11,13 +11,20 @@ import anyio
 import anyio.to_thread
 
 from hyperpod_local.admin import admin_app
-from hyperpod_local.api import CLUSTER_OPERATIONS, build_handlers
+from hyperpod_local.api import CLUSTER_OPERATIONS, READ_ONLY_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.settings import Settings
 from hyperpod_local.wire.auth import Authenticator, OpenAuth, StrictAuth, read_credentials
 from hyperpod_local.wire.model import sagemaker_spec
-from hyperpod_local.wire.protocol import HttpRequest, HttpResponse, JsonProtocol, error_response
+from hyperpod_local.wire.protocol import (
+    HttpRequest,
+    HttpResponse,
+    JsonProtocol,
+    Pending,
+    error_response,
+)
+from hyperpod_local.wire.response_cache import ResponseCache
 
 ASGIScope = dict[str, Any]
 Receive = Any
@@ -53,10 +60,16 @@ def authenticator(settings: Settings) -> Authenticator:
 
 
 def build_protocol(backend: Backend) -> JsonProtocol:
+    cache = None
+    if backend.settings.response_cache:
+        faults = backend.request_faults
+        cache = ResponseCache(lambda: backend.store.generation, lambda: faults.active)
     return JsonProtocol(
         sagemaker_spec(CLUSTER_OPERATIONS),
         build_handlers(backend),
         authenticator(backend.settings),
+        cache=cache,
+        read_only=READ_ONLY_OPERATIONS,
     )
 
 
@@ -122,9 +135,11 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             body,
             scope.get("query_string", b"").decode("latin-1"),
         )
-        # Handlers do blocking store I/O: keep it off the event loop.
-        response = await anyio.to_thread.run_sync(protocol.handle, request)
-        await _send(send, response)
+        started = protocol.begin(request)
+        if isinstance(started, Pending):
+            # Handlers do blocking store I/O: keep it off the event loop.
+            started = await anyio.to_thread.run_sync(protocol.finish, started)
+        await _send(send, started)
 
     return app
 

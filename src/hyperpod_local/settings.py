@@ -37,3 +37,5 @@ class Settings:
     # A client that takes longer than this to send its body is answered 408; a connection
     # whose next request's headers take longer (from its opening or its last answer) is closed.
     client_timeout_seconds: float = DEFAULT_CLIENT_TIMEOUT
+    # Send a read-only answer again while the store is unchanged (wire/response_cache.py).
+    response_cache: bool = True

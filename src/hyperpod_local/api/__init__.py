@@ -36,6 +36,11 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "DescribeClusterOperation": events.describe_cluster_operation,
 }
 CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
+# Operations whose answer depends on nothing but the request and the store's contents: the
+# response cache may send such an answer again while the store is unchanged.
+READ_ONLY_OPERATIONS = frozenset(
+    name for name in _OPERATIONS if name.startswith(("Describe", "List"))
+)
 
 
 def build_handlers(services: Services) -> dict[str, Handler]:

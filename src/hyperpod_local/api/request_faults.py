@@ -32,6 +32,11 @@ class RequestFaults:
         with self._lock:
             self._faults = found
 
+    @property
+    def active(self) -> bool:
+        """Whether any is in force: then every request must reach its handler."""
+        return bool(self._faults)
+
     def before(self, operation: str) -> None:
         """Delay or refuse a request as the faults say."""
         for fault in self._faults:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,14 +37,30 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         self._ensure_schema()
+        self._generations = itertools.count(1)
+        self._generation = 0
+        self._generation_lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        """A number that changes after every unit of work from `write()` ends. A read that
+        began while it had one value saw no change made after it took that value: what the
+        response cache relies on. This process is the data dir's only writer."""
+        return self._generation
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A transaction that holds the write lock from its first statement to its commit."""
-        with _busy_as_error(), self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE_OPTION: True})
-            with conn.begin():
-                yield Tx(conn)
+        try:
+            with _busy_as_error(), self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE_OPTION: True})
+                with conn.begin():
+                    yield Tx(conn)
+        finally:
+            # After the commit (or rollback), never before: a reader that takes the new
+            # value is sure to see what was written.
+            with self._generation_lock:
+                self._generation = next(self._generations)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -24,6 +24,7 @@ from hyperpod_local.domain.errors import (
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.wire.auth import Authenticator, OpenAuth, SignedRequest
 from hyperpod_local.wire.model import ServiceSpec
+from hyperpod_local.wire.response_cache import CacheKey, ResponseCache
 from hyperpod_local.wire.validate import summary
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,19 @@ class HttpResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Pending:
+    """A request that is authenticated and names an operation, with no answer yet: what is
+    left is validation and the handler, which may block on the store."""
+
+    request_id: str
+    operation: str
+    scope: Scope
+    body: bytes
+    cache_key: CacheKey | None = None
+    generation: int = 0
+
+
 class JsonProtocol:
     """Reads the operation, checks the input against the model, calls its handler, and writes
     the result or the error the way SageMaker does."""
@@ -58,12 +72,25 @@ class JsonProtocol:
         spec: ServiceSpec,
         handlers: Mapping[str, Handler],
         auth: Authenticator | None = None,
+        *,
+        cache: ResponseCache | None = None,
+        read_only: frozenset[str] = frozenset(),
     ) -> None:
+        """With a `cache`, answers to the `read_only` operations are sent again while the
+        store has not changed."""
         self.spec = spec
         self.handlers = handlers
         self.auth: Authenticator = auth or OpenAuth()
+        self.cache = cache
+        self.read_only = read_only
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        started = self.begin(request)
+        return started if isinstance(started, HttpResponse) else self.finish(started)
+
+    def begin(self, request: HttpRequest) -> HttpResponse | Pending:
+        """Authentication, the operation's name and a cached answer: cheap work, none of it
+        waiting on the store, so the server runs it on its event loop."""
         request_id = str(uuid.uuid4())
         operation = "-"
         try:
@@ -74,8 +101,25 @@ class JsonProtocol:
                 )
             )
             operation = self._operation(request.headers.get("x-amz-target"))
+            pending = Pending(request_id, operation, scope, request.body)
+            if self.cache is not None and operation in self.read_only:
+                pending.cache_key = CacheKey(
+                    scope.account_id, scope.region, operation, request.body
+                )
+                pending.generation = self.cache.generation()
+                body = self.cache.lookup(pending.cache_key)
+                if body is not None:
+                    return HttpResponse(200, body, _headers(request_id))
+            return pending
+        except Exception as error:
+            return self._failure(error, request_id, operation)
+
+    def finish(self, pending: Pending) -> HttpResponse:
+        """Validation, the handler and the answer."""
+        operation = pending.operation
+        try:
             try:
-                params, violations = self.spec.validator(operation)(_parse_body(request.body))
+                params, violations = self.spec.validator(operation)(_parse_body(pending.body))
             except RecursionError:
                 raise SerializationError("The request body is nested too deeply.") from None
             if violations:
@@ -86,20 +130,27 @@ class JsonProtocol:
                     f"The operation {operation} is not implemented by hyperpod-local. "
                     "Its input was checked against the SageMaker model and is valid."
                 )
-            result = handler(scope, params)
-            body = json.dumps(self.spec.serializer(operation)(result), separators=(",", ":"))
-            return HttpResponse(200, body.encode(), _headers(request_id))
-        except ServiceError as error:
+            result = handler(pending.scope, params)
+            body = json.dumps(
+                self.spec.serializer(operation)(result), separators=(",", ":")
+            ).encode()
+            if self.cache is not None and pending.cache_key is not None:
+                self.cache.keep(pending.cache_key, pending.generation, body)
+            return HttpResponse(200, body, _headers(pending.request_id))
+        except Exception as error:
+            return self._failure(error, pending.request_id, operation)
+
+    def _failure(self, error: Exception, request_id: str, operation: str) -> HttpResponse:
+        if isinstance(error, ServiceError):
             return error_response(error, request_id)
-        except Exception:
-            log.exception("request %s (%s) failed", request_id, operation)
-            return error_response(
-                InternalFailure(
-                    f"The server had an internal error handling {operation}. "
-                    f"Request id {request_id}; the server log has the details."
-                ),
-                request_id,
-            )
+        log.error("request %s (%s) failed", request_id, operation, exc_info=error)
+        return error_response(
+            InternalFailure(
+                f"The server had an internal error handling {operation}. "
+                f"Request id {request_id}; the server log has the details."
+            ),
+            request_id,
+        )
 
     def _operation(self, target: str | None) -> str:
         prefix, _, name = (target or "").partition(".")
