@@ -17,6 +17,7 @@ from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.settings import Settings
+from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.database import Store, sqlite_url
 
 
@@ -27,10 +28,16 @@ class Backend:
         self.limits = Limits(max_instances_per_cluster=settings.max_instances_per_cluster)
         self.durations = Durations().with_overrides(settings.durations)
         url = settings.database_url
+        self._lock: DataDirLock | None = None
         if url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = DataDirLock(settings.data_dir)
             url = sqlite_url(settings.data_dir)
-        self.store = Store(url)
+        try:
+            self.store = Store(url)
+        except BaseException:
+            self._release_lock()
+            raise
         # Signs NextTokens; kept in the store so tokens outlive a restart.
         self.tokens = TokenCodec(self.store.setting("token_secret", self.ids.token_secret))
         # HyperPod time goes on from where it was when the data dir was last used: the time
@@ -57,3 +64,9 @@ class Backend:
     def close(self) -> None:
         self.engine.stop()
         self.store.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -77,7 +77,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
     """The server's ASGI app. With an `admin_token` the admin API wants it as a bearer token;
     without one it answers loopback clients only."""
     protocol = build_protocol(backend)
-    admin = admin_app(backend)
+    admin = admin_app(backend, protocol.cache)
     settings = backend.settings
 
     async def app(scope: ASGIScope, receive: Receive, send: Send) -> None:

@@ -23,6 +23,7 @@ from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import LEGACY_IMAGE_RELEASE, Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
 from hyperpod_local.engine.runner import NotManual
+from hyperpod_local.wire.response_cache import ResponseCache
 
 # A clock moved further than this would stamp times no client can print.
 MAX_ADVANCE = 10 * 365 * 86400.0
@@ -34,7 +35,8 @@ class AdminError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def admin_app(backend: Backend) -> Starlette:
+def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette:
+    """The admin routes; `cache` is the API's response cache, whose counters /stats shows."""
     engine, store = backend.engine, backend.store
 
     def clock_view() -> dict[str, Any]:
@@ -71,6 +73,10 @@ def admin_app(backend: Backend) -> Starlette:
         from hyperpod_local import __version__
 
         return JSONResponse({"status": "ok", "version": __version__})
+
+    async def stats(_request: Request) -> JSONResponse:
+        view = cache.stats() if cache is not None else {"Enabled": False}
+        return JSONResponse({"ResponseCache": view})
 
     async def get_clock(_request: Request) -> JSONResponse:
         return JSONResponse(await run_in_threadpool(clock_view))
@@ -189,6 +195,7 @@ def admin_app(backend: Backend) -> Starlette:
     return Starlette(
         routes=[
             Route("/_hyperpod/health", health, methods=["GET"]),
+            Route("/_hyperpod/stats", stats, methods=["GET"]),
             Route("/_hyperpod/clock", get_clock, methods=["GET"]),
             Route("/_hyperpod/clock/advance", advance, methods=["POST"]),
             Route("/_hyperpod/clock/settle", settle, methods=["POST"]),

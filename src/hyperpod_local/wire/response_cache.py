@@ -61,6 +61,15 @@ class ResponseCache:
                 self.hits += 1
             return body
 
+    def stats(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "Enabled": True,
+                "Hits": self.hits,
+                "Misses": self.misses,
+                "Entries": len(self._bodies),
+            }
+
     def generation(self) -> int:
         """Take this before reading the store; hand it back to `keep`."""
         return self._generation()

@@ -1,0 +1,42 @@
+"""One process per data dir: two engines would run the same steps twice, and the response
+cache trusts that every write to the store is its own process's."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_FILE = "hyperpod.lock"
+
+
+class DataDirInUse(ValueError):
+    pass
+
+
+class DataDirLock:
+    """An exclusive flock on a file in the data dir, held until `release` or the process
+    ends (the kernel drops it even on SIGKILL, so a crash leaves nothing to clean up)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirInUse(
+                f"the data dir {data_dir} is in use by another hyperpod-local "
+                f"(pid {holder}); stop it or choose another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
