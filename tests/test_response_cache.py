@@ -60,6 +60,21 @@ def test_a_repeated_describe_is_a_hit_and_a_write_shows_at_once(
     assert len(settled) == 2
 
 
+def test_cache_control_no_cache_is_answered_afresh(server: ServerProcess, name: str) -> None:
+    sm = server.client()
+
+    def no_cache(request: Any, **_kwargs: Any) -> None:
+        request.headers["Cache-Control"] = "no-cache"
+
+    sm.meta.events.register("before-sign.sagemaker", no_cache)
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("workers", 1)])
+    sm.describe_cluster(ClusterName=name)
+    before = _cache(server)
+    assert sm.describe_cluster(ClusterName=name)["ClusterName"] == name
+    after = _cache(server)
+    assert after["Hits"] == before["Hits"]
+
+
 def test_a_cached_answer_is_never_another_accounts(server: ServerProcess, name: str) -> None:
     owner = server.client(access_key="111111111111")
     other = server.client(access_key="222222222222")

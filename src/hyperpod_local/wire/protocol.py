@@ -107,9 +107,11 @@ class JsonProtocol:
                     scope.account_id, scope.region, operation, request.body
                 )
                 pending.generation = self.cache.generation()
-                body = self.cache.lookup(pending.cache_key)
-                if body is not None:
-                    return HttpResponse(200, body, _headers(request_id))
+                # As in HTTP: a client that says no-cache gets an answer computed afresh.
+                if "no-cache" not in request.headers.get("cache-control", ""):
+                    body = self.cache.lookup(pending.cache_key)
+                    if body is not None:
+                        return HttpResponse(200, body, _headers(request_id))
             return pending
         except Exception as error:
             return self._failure(error, request_id, operation)
