@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from hyperpod_local.store import database
 from hyperpod_local.store.database import HEAD_REVISION, Store, upgrade
@@ -66,3 +66,22 @@ def test_settings_outlive_the_store(tmp_path: Path) -> None:
     store = Store(url)
     assert store.setting("token_secret", lambda: "other") == first == "abc"
     store.close()
+
+
+def test_a_store_at_revision_0001_gets_the_node_counts_index(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    engine = create_engine(url)
+    upgrade(engine, "0001")
+    with engine.connect() as conn:
+        assert "ix_nodes_cluster_counts" not in {
+            index["name"] for index in inspect(conn).get_indexes("nodes")
+        }
+    engine.dispose()
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD_REVISION
+        assert "ix_nodes_cluster_counts" in {
+            index["name"] for index in inspect(conn).get_indexes("nodes")
+        }
+    engine.dispose()

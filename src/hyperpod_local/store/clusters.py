@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
@@ -229,26 +229,29 @@ class ClusterRepository:
         return cluster
 
     def _groups(self, cluster_id: str) -> list[InstanceGroup]:
+        # One pass over the cluster's nodes, answered from ix_nodes_cluster_counts alone.
+        serving = nodes.c.status.in_([str(s) for s in SERVING_STATUSES])
         counted = self.conn.execute(
-            select(nodes.c.group_name, nodes.c.instance_type, func.count())
-            .where(
-                nodes.c.cluster_id == cluster_id,
-                nodes.c.status.in_([str(s) for s in SERVING_STATUSES]),
+            select(
+                nodes.c.group_name,
+                nodes.c.instance_type,
+                nodes.c.image_release_version,
+                func.sum(case((serving, 1), else_=0)),
+                func.count(),
             )
-            .group_by(nodes.c.group_name, nodes.c.instance_type)
+            .where(nodes.c.cluster_id == cluster_id)
+            .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version)
         )
         counts: dict[str, int] = {}
         types: dict[str, dict[str, int]] = {}
-        for name, instance_type, count in counted:
-            counts[name] = counts.get(name, 0) + count
-            types.setdefault(name, {})[instance_type] = count
         releases: dict[str, dict[str, int]] = {}
-        for name, release, count in self.conn.execute(
-            select(nodes.c.group_name, nodes.c.image_release_version, func.count())
-            .where(nodes.c.cluster_id == cluster_id)
-            .group_by(nodes.c.group_name, nodes.c.image_release_version)
-        ):
-            releases.setdefault(name, {})[release] = count
+        for name, instance_type, release, serving_count, count in counted:
+            counts[name] = counts.get(name, 0) + serving_count
+            if serving_count:
+                group_types = types.setdefault(name, {})
+                group_types[instance_type] = group_types.get(instance_type, 0) + serving_count
+            group_releases = releases.setdefault(name, {})
+            group_releases[release] = group_releases.get(release, 0) + count
         scaling: dict[str, int] = {}
         for details in self.conn.scalars(
             select(operations.c.details).where(

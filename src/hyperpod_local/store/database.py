@@ -20,7 +20,7 @@ from hyperpod_local.store.unit_of_work import Tx
 log = logging.getLogger(__name__)
 
 # The newest Alembic revision; a test checks it against the migration scripts.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _WRITE_OPTION = "hyperpod_write"
 
 

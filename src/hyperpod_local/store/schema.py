@@ -96,6 +96,15 @@ nodes = Table(
     Index("ix_nodes_cluster_name", "cluster_id", "group_name", "name_key", "id"),
     Index("ix_nodes_cluster_group_time", "cluster_id", "group_name", "sort_time", "id"),
     Index("ix_nodes_cluster_logical", "cluster_id", "logical_id"),
+    # Covers DescribeCluster's per-group counts, so they never read the rows themselves.
+    Index(
+        "ix_nodes_cluster_counts",
+        "cluster_id",
+        "group_name",
+        "instance_type",
+        "image_release_version",
+        "status",
+    ),
 )
 
 # Engine work: each row is the next step of a durable operation, due at a HyperPod time.
