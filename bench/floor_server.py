@@ -1,8 +1,9 @@
 """The fixed-body floor: an asyncio HTTP/1.1 server that answers every request with one constant
-ListClusters-shaped body, doing no work per request beyond reading it. boto3 against it costs
-what any server's answer costs the client over HTTP.
+body, doing no work per request beyond reading it. boto3 against it costs what that answer
+costs the client over HTTP. bench/run.py gives it a DescribeCluster answer of hyperpod-local's
+(`--body-file`), so the floor is the client's cost of the very call measured against it.
 
-    python bench/floor_server.py --port PORT
+    python bench/floor_server.py --port PORT [--body-file FILE]
 """
 
 from __future__ import annotations
@@ -27,14 +28,21 @@ BODY = json.dumps(
     },
     separators=(",", ":"),
 ).encode()
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: application/x-amz-json-1.1\r\n"
-    b"x-amzn-RequestId: 00000000-0000-0000-0000-000000000000\r\n"
-    + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
-    + BODY
-)
+FLOOR_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
 _LENGTH = b"content-length:"
+
+
+def http_response(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\n"
+        b"Content-Type: application/x-amz-json-1.1\r\n"
+        + f"x-amzn-RequestId: {FLOOR_REQUEST_ID}\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+RESPONSE = http_response(BODY)
 
 
 async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -69,7 +77,12 @@ async def _main(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--body-file", help="answer with this body instead of the built-in one")
     args = parser.parse_args()
+    if args.body_file:
+        global RESPONSE
+        with open(args.body_file, "rb") as body:
+            RESPONSE = http_response(body.read())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(args.port))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from servers import BIN, Server, cpu_times, free_port, ours_command
-from targets import group, make_client
+from targets import ask_afresh, group, make_client
 
 
 def parse_collapsed(path: Path) -> tuple[int, Counter[str], Counter[str]]:
@@ -96,6 +96,11 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--native", action="store_true", help="C frames too (py-spy --native)")
     parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="send Cache-Control: no-cache, so every answer is computed from the store",
+    )
+    parser.add_argument(
         "--all-threads",
         action="store_true",
         help="sample every busy thread, waits for the GIL included",
@@ -111,6 +116,8 @@ def main() -> int:
         "ours", ours_command(port, work / "data", "--clock", "manual"), port, work / "log"
     )
     client = make_client("us-east-1", endpoint_url=server.url)
+    if args.no_cache:
+        ask_afresh(client)
     spy: subprocess.Popen[bytes] | None = None
     try:
         server.start()

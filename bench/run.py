@@ -5,9 +5,11 @@
 One run measures, interleaved round-robin so that drift of the machine falls on all alike:
 our server (a subprocess, --clock manual), our in-process mock, moto's server (a subprocess),
 moto in-process (mock_aws), a fixed-body asyncio HTTP floor and a no-network floor (a
-before-send hook). Then, ours alone: BatchReplaceClusterNodes at full speed and a store of
-100,000 nodes. Everything listens on and talks to 127.0.0.1 only; every process it starts is
-stopped before it returns. The full run writes bench/RESULTS.md.
+before-send hook), both answering the DescribeCluster answer hyperpod-local gives; and ours
+again with `Cache-Control: no-cache` on every request, so that every answer is computed.
+Then, ours alone: BatchReplaceClusterNodes at full speed and a store of 100,000 nodes.
+Everything listens on and talks to 127.0.0.1 only; every process it starts is stopped before
+it returns. The full run writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.handlers
+from floor_server import FLOOR_REQUEST_ID
 from measure import Op, Sample, Throughput, interleaved, rotated, throughput
 from report import machine_info, write_report
 from servers import (
@@ -39,7 +42,7 @@ from servers import (
     ours_command,
     own_cpu_seconds,
 )
-from targets import Handler, Target, group, make_client, no_network_client
+from targets import Handler, Target, ask_afresh, group, make_client, no_network_client
 
 import hyperpod_local
 
@@ -50,8 +53,11 @@ NODES_SMALL = "bench-nodes-small"
 NODES_LARGE = "bench-nodes-large"
 SERVERS = ["ours-server", "moto-server"]
 BOTH = ["ours-server", "ours-mock", "moto-server", "moto-mock"]
-ALL = [*BOTH, "floor-http", "floor-nonet"]
-HTTP = ["ours-server", "moto-server", "floor-http"]
+# Ours again, every request saying Cache-Control: no-cache: the cost of computing an answer.
+FRESH = ["ours-server-fresh", "ours-mock-fresh"]
+MEASURED = [*BOTH, *FRESH]
+ALL = [*MEASURED, "floor-http", "floor-nonet"]
+HTTP = ["ours-server", "ours-server-fresh", "moto-server", "floor-http"]
 THREADS = (1, 8)
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -149,6 +155,25 @@ def create(client: Any, name: str, groups: list[dict[str, Any]]) -> None:
 # --- the interleaved part -------------------------------------------------------------------
 
 
+def capture_describe_body(work: Path) -> Path:
+    """The bytes hyperpod-local answers DescribeCluster of the 2-group target with, made by a
+    throwaway mock and written to a file: the floors' fixed body."""
+    with hyperpod_local.mock(work / "capture") as hp:
+        client = make_client(EAST)
+        create(client, DESCRIBED, two_groups(2))
+        hp.settle()
+        captured: list[bytes] = []
+
+        def keep(http_response: Any, **_kwargs: Any) -> None:
+            captured.append(http_response.content)
+
+        client.meta.events.register("after-call.sagemaker.DescribeCluster", keep)
+        client.describe_cluster(ClusterName=DESCRIBED)
+    path = work / "floor-body.json"
+    path.write_bytes(captured[0])
+    return path
+
+
 def start_http_servers(work: Path, stack: contextlib.ExitStack) -> dict[str, Server]:
     servers = {
         "ours-server": Server(
@@ -161,7 +186,10 @@ def start_http_servers(work: Path, stack: contextlib.ExitStack) -> dict[str, Ser
             "moto-server", moto_command(port := free_port()), port, work / "moto-server.log"
         ),
         "floor-http": Server(
-            "floor-http", floor_command(port := free_port()), port, work / "floor.log"
+            "floor-http",
+            floor_command(port := free_port(), capture_describe_body(work)),
+            port,
+            work / "floor.log",
         ),
     }
     for server in servers.values():
@@ -175,6 +203,7 @@ def build_targets(
     moto_handlers: list[Handler],
     ours_handlers: list[Handler],
     hp: hyperpod_local.HyperPodMock,
+    floor_body: bytes,
 ) -> dict[str, Target]:
     both = [*moto_handlers, *ours_handlers]
 
@@ -209,12 +238,25 @@ def build_targets(
             "inproc",
             lambda region: make_client(region, strip=ours_handlers),
         ),
+        Target(
+            "ours-server-fresh",
+            "hyperpod-local server, no-cache requests",
+            "server",
+            lambda region: ask_afresh(over_http(ours)(region)),
+            pid_of(ours),
+        ),
+        Target(
+            "ours-mock-fresh",
+            "hyperpod-local in-process, no-cache requests",
+            "inproc",
+            lambda region: ask_afresh(make_client(region, strip=moto_handlers)),
+        ),
         Target("floor-http", "fixed-body HTTP floor", "floor", over_http(floor), pid_of(floor)),
         Target(
             "floor-nonet",
             "no-network floor",
             "floor",
-            lambda region: no_network_client(region, both),
+            lambda region: no_network_client(region, both, floor_body),
         ),
     ]
     return {target.key: target for target in targets}
@@ -226,16 +268,17 @@ def settle_mock(hp: hyperpod_local.HyperPodMock) -> None:
 
 def check_identity(targets: dict[str, Target]) -> None:
     """Each client reaches what it is meant to: ours answers NodeRecovery and names clusters
-    by id, moto by name; the floors answer their fixed body."""
+    by id, moto by name; the floors answer their fixed body, with a request id of zeros."""
     for key, target in targets.items():
         answer = target.client(EAST).describe_cluster(ClusterName=DESCRIBED)
         arn = answer.get("ClusterArn", "")
+        floor_id = answer["ResponseMetadata"]["RequestId"] == FLOOR_REQUEST_ID
         if key.startswith("ours"):
-            ok = "NodeRecovery" in answer and not arn.endswith("/" + DESCRIBED)
+            ok = "NodeRecovery" in answer and not arn.endswith("/" + DESCRIBED) and not floor_id
         elif key.startswith("moto"):
             ok = "NodeRecovery" not in answer and arn.endswith("/" + DESCRIBED)
         else:
-            ok = not arn and "ClusterName" not in answer
+            ok = floor_id
         if not ok:
             raise RuntimeError(f"{key} is not answered by what it should be: {answer}")
 
@@ -299,7 +342,8 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
         ours_handlers = [h for h in botocore.handlers.BUILTIN_HANDLERS if h not in before]
         if not moto_handlers or not ours_handlers:
             raise RuntimeError("could not find the in-process mocks' botocore handlers")
-        targets = build_targets(servers, moto_handlers, ours_handlers, hp)
+        floor_body = (work / "floor-body.json").read_bytes()
+        targets = build_targets(servers, moto_handlers, ours_handlers, hp, floor_body)
         results.labels.update({key: target.label for key, target in targets.items()})
         for key, server in servers.items():
             probe = targets[key].client(EAST)
@@ -361,7 +405,7 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
                 "DescribeCluster@large",
                 f"DescribeCluster of the {large_nodes:,}-node cluster (not a target)",
                 EAST,
-                BOTH,
+                MEASURED,
                 lambda client, _i: client.describe_cluster(ClusterName=NODES_LARGE),
                 sizes.page_chunk,
             ),
@@ -369,7 +413,7 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
                 "ListClusters@small",
                 f"ListClusters first page (MaxResults 100) at {sizes.small_clusters:,} clusters",
                 WEST,
-                BOTH,
+                MEASURED,
                 lambda client, _i: client.list_clusters(MaxResults=100),
                 sizes.page_chunk,
             ),
@@ -377,7 +421,7 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
                 "ListClusters@large",
                 f"ListClusters first page (MaxResults 100) at {sizes.large_clusters:,} clusters",
                 EAST,
-                BOTH,
+                MEASURED,
                 lambda client, _i: client.list_clusters(MaxResults=100),
                 sizes.page_chunk,
             ),
@@ -385,7 +429,7 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
                 "ListClusterNodes@small",
                 f"ListClusterNodes first page (MaxResults 100) at {small_nodes:,} nodes",
                 EAST,
-                BOTH,
+                MEASURED,
                 lambda client, _i: client.list_cluster_nodes(
                     ClusterName=NODES_SMALL, MaxResults=100
                 ),
@@ -395,7 +439,7 @@ def interleaved_part(results: Results, sizes: Sizes, work: Path) -> None:
                 "ListClusterNodes@large",
                 f"ListClusterNodes first page (MaxResults 100) at {large_nodes:,} nodes",
                 EAST,
-                BOTH,
+                MEASURED,
                 lambda client, _i: client.list_cluster_nodes(
                     ClusterName=NODES_LARGE, MaxResults=100
                 ),

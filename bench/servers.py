@@ -87,8 +87,15 @@ def moto_command(port: int) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
 
 
-def floor_command(port: int) -> list[str]:
-    return [sys.executable, str(BENCH_DIR / "floor_server.py"), "--port", str(port)]
+def floor_command(port: int, body_file: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(BENCH_DIR / "floor_server.py"),
+        "--port",
+        str(port),
+        "--body-file",
+        str(body_file),
+    ]
 
 
 class Server:

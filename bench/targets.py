@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from floor_server import BODY as FLOOR_BODY
+from floor_server import FLOOR_REQUEST_ID
 
 # (event name, handler) pairs that an in-process mock put into botocore's BUILTIN_HANDLERS.
 Handler = tuple[str, Callable[..., Any]]
@@ -71,21 +71,30 @@ class _RawBody:
         yield self._body.read()
 
 
-_FLOOR_HEADERS = {
-    "content-type": "application/x-amz-json-1.1",
-    "x-amzn-requestid": "00000000-0000-0000-0000-000000000000",
-    "content-length": str(len(FLOOR_BODY)),
-}
+def no_network_client(region: str, strip: list[Handler], body: bytes) -> Any:
+    """The no-network floor: every call answered by a canned `body` with no socket."""
+    headers = {
+        "content-type": "application/x-amz-json-1.1",
+        "x-amzn-requestid": FLOOR_REQUEST_ID,
+        "content-length": str(len(body)),
+    }
 
+    def answer(request: Any, **_kwargs: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, dict(headers), _RawBody(body))
 
-def no_network_hook(request: Any, **_kwargs: Any) -> AWSResponse:
-    """The no-network floor: a canned answer (the fixed-body floor's body) with no socket."""
-    return AWSResponse(request.url, 200, dict(_FLOOR_HEADERS), _RawBody(FLOOR_BODY))
-
-
-def no_network_client(region: str, strip: list[Handler]) -> Any:
     client = make_client(region, strip=strip)
-    client.meta.events.register("before-send.sagemaker", no_network_hook)
+    client.meta.events.register("before-send.sagemaker", answer)
+    return client
+
+
+def ask_afresh(client: Any) -> Any:
+    """The client's requests say `Cache-Control: no-cache`: hyperpod-local computes every
+    answer instead of sending a cached one."""
+
+    def no_cache(request: Any, **_kwargs: Any) -> None:
+        request.headers["Cache-Control"] = "no-cache"
+
+    client.meta.events.register("before-sign.sagemaker", no_cache)
     return client
 
 

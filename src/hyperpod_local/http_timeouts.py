@@ -26,37 +26,42 @@ def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
 
     class HeaderDeadlineProtocol(_BASE):  # type: ignore[misc, valid-type]
         _header_deadline: asyncio.TimerHandle | None = None
+        # When the connection last became idle (opened, or an answer ended): loop time.
+        _idle_since = 0.0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm_header_deadline()
+            self._idle_since = self.loop.time()
+            self._header_deadline = self.loop.call_later(seconds, self._header_deadline_passed)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm_header_deadline()
+            # Only the time is noted here, on every answer; the one timer per connection
+            # looks at it when it fires, and sets itself again for what is left.
+            self._idle_since = self.loop.time()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_deadline()
-            super().connection_lost(exc)
-
-        def _arm_header_deadline(self) -> None:
-            self._disarm_header_deadline()
-            self._header_deadline = self.loop.call_later(seconds, self._header_deadline_passed)
-
-        def _disarm_header_deadline(self) -> None:
             if self._header_deadline is not None:
                 self._header_deadline.cancel()
                 self._header_deadline = None
+            super().connection_lost(exc)
 
         def _header_deadline_passed(self) -> None:
             self._header_deadline = None
+            if self.transport.is_closing():
+                return
             cycle = self.cycle
             in_flight = (cycle is not None and not cycle.response_complete) or bool(
                 getattr(self, "pipeline", None)
             )
+            idle_for = self.loop.time() - self._idle_since
             # A request whose headers arrived is the app's now, with its own body deadline.
-            if not in_flight and not self.transport.is_closing():
+            if not in_flight and idle_for >= seconds:
                 self.transport.close()
+                return
+            left = seconds - idle_for if not in_flight else seconds
+            self._header_deadline = self.loop.call_later(
+                max(left, 0.001), self._header_deadline_passed
+            )
 
     return HeaderDeadlineProtocol

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -111,7 +112,8 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             await _send(send, error_response(error))
             return
         try:
-            with anyio.fail_after(settings.client_timeout_seconds):
+            # asyncio's timeout, not anyio's cancel scope: that cost a tenth of a cached answer.
+            async with asyncio.timeout(settings.client_timeout_seconds):
                 body = await _read_body(receive, settings.max_body_bytes)
         except TimeoutError:
             error: ServiceError = RequestTimeout(

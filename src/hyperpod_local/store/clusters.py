@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
@@ -24,6 +34,39 @@ def cluster_sort_key(cluster: Cluster, sort_by: str) -> list[Any]:
     """The keyset position of a cluster, as a page's NextToken remembers it."""
     first = cluster.name if sort_by == "NAME" else cluster.creation_time
     return [first, cluster.seq]
+
+
+# The statements every DescribeCluster runs, built once: building one costs more than SQLite
+# takes to answer it.
+_IN_SCOPE = (
+    clusters.c.account_id == bindparam("account_id"),
+    clusters.c.region == bindparam("region"),
+)
+_BY_NAME = select(clusters).where(*_IN_SCOPE, clusters.c.name == bindparam("key"))
+_BY_ID = select(clusters).where(*_IN_SCOPE, clusters.c.id == bindparam("key"))
+_ANY_BY_ID = select(clusters).where(clusters.c.id == bindparam("key"))
+# Literal statuses, not an expanding IN: nothing to re-render per execution. One pass over
+# the cluster's nodes, answered from ix_nodes_cluster_counts alone.
+_SERVING = nodes.c.status.in_([literal_column(f"'{s}'") for s in sorted(SERVING_STATUSES)])
+_NODE_COUNTS = (
+    select(
+        nodes.c.group_name,
+        nodes.c.instance_type,
+        nodes.c.image_release_version,
+        func.sum(case((_SERVING, 1), else_=0)),
+        func.count(),
+    )
+    .where(nodes.c.cluster_id == bindparam("cluster_id"))
+    .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version)
+)
+_ACTIVE_OPERATIONS = select(operations.c.details).where(
+    operations.c.cluster_id == bindparam("cluster_id"), operations.c.status == "InProgress"
+)
+_GROUPS = (
+    select(instance_groups)
+    .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
+    .order_by(instance_groups.c.position)
+)
 
 
 class ClusterRepository:
@@ -87,21 +130,15 @@ class ClusterRepository:
 
     def by_name(self, scope: Scope, name: str, *, with_groups: bool = True) -> Cluster | None:
         return self._one(
-            select(clusters).where(
-                clusters.c.account_id == scope.account_id,
-                clusters.c.region == scope.region,
-                clusters.c.name == name,
-            ),
+            _BY_NAME,
+            {"account_id": scope.account_id, "region": scope.region, "key": name},
             with_groups,
         )
 
     def by_id(self, scope: Scope, cluster_id: str, *, with_groups: bool = True) -> Cluster | None:
         return self._one(
-            select(clusters).where(
-                clusters.c.account_id == scope.account_id,
-                clusters.c.region == scope.region,
-                clusters.c.id == cluster_id,
-            ),
+            _BY_ID,
+            {"account_id": scope.account_id, "region": scope.region, "key": cluster_id},
             with_groups,
         )
 
@@ -212,15 +249,15 @@ class ClusterRepository:
 
     def get(self, cluster_id: str) -> Cluster | None:
         """A cluster by id, whoever owns it: for the engine and the admin API."""
-        return self._one(select(clusters).where(clusters.c.id == cluster_id), with_groups=True)
+        return self._one(_ANY_BY_ID, {"key": cluster_id}, with_groups=True)
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
         self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
 
-    def _one(self, stmt: Any, with_groups: bool) -> Cluster | None:
-        row = self.conn.execute(stmt).first()
+    def _one(self, stmt: Any, params: dict[str, str], with_groups: bool) -> Cluster | None:
+        row = self.conn.execute(stmt, params).first()
         if row is None:
             return None
         cluster = _cluster(row)
@@ -229,43 +266,23 @@ class ClusterRepository:
         return cluster
 
     def _groups(self, cluster_id: str) -> list[InstanceGroup]:
-        # One pass over the cluster's nodes, answered from ix_nodes_cluster_counts alone.
-        serving = nodes.c.status.in_([str(s) for s in SERVING_STATUSES])
-        counted = self.conn.execute(
-            select(
-                nodes.c.group_name,
-                nodes.c.instance_type,
-                nodes.c.image_release_version,
-                func.sum(case((serving, 1), else_=0)),
-                func.count(),
-            )
-            .where(nodes.c.cluster_id == cluster_id)
-            .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version)
-        )
+        key = {"cluster_id": cluster_id}
         counts: dict[str, int] = {}
         types: dict[str, dict[str, int]] = {}
         releases: dict[str, dict[str, int]] = {}
-        for name, instance_type, release, serving_count, count in counted:
-            counts[name] = counts.get(name, 0) + serving_count
-            if serving_count:
+        for name, instance_type, release, serving, count in self.conn.execute(_NODE_COUNTS, key):
+            counts[name] = counts.get(name, 0) + serving
+            if serving:
                 group_types = types.setdefault(name, {})
-                group_types[instance_type] = group_types.get(instance_type, 0) + serving_count
+                group_types[instance_type] = group_types.get(instance_type, 0) + serving
             group_releases = releases.setdefault(name, {})
             group_releases[release] = group_releases.get(release, 0) + count
         scaling: dict[str, int] = {}
-        for details in self.conn.scalars(
-            select(operations.c.details).where(
-                operations.c.cluster_id == cluster_id, operations.c.status == "InProgress"
-            )
-        ):
+        for details in self.conn.scalars(_ACTIVE_OPERATIONS, key):
             for detail in details.get("ScalingDetails", []):
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
-        rows = self.conn.execute(
-            select(instance_groups)
-            .where(instance_groups.c.cluster_id == cluster_id)
-            .order_by(instance_groups.c.position)
-        )
+        rows = self.conn.execute(_GROUPS, key)
         return [
             InstanceGroup(
                 cluster_id=row.cluster_id,
