@@ -203,7 +203,7 @@ def serve(
 
     from hyperpod_local.backend import Backend
     from hyperpod_local.demo import DEMO_NAME, DEMO_SCOPE, ensure_demo_cluster
-    from hyperpod_local.http_timeouts import header_deadline_protocol
+    from hyperpod_local.http_protocol import server_protocol
     from hyperpod_local.server import create_app
 
     _exit_cleanly_on(signal.SIGINT, signal.SIGTERM)
@@ -275,7 +275,9 @@ def serve(
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,
-        http=header_deadline_protocol(backend.settings.client_timeout_seconds),
+        # AWS sends no Server header; a client has one header fewer to read per call.
+        server_header=False,
+        http=server_protocol(backend.settings.client_timeout_seconds),
     )
     backend.start()
     try:

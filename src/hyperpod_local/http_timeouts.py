@@ -10,58 +10,50 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+class HeaderDeadline:
+    """A mixin for uvicorn's HTTP protocol: a connection with no request in flight is closed
+    `header_seconds` after it opened or after its last response ended."""
 
-    _BASE: type[Any] = HttpToolsProtocol
-except ImportError:  # httptools is optional: uvicorn falls back to h11, and so do we
-    _BASE = H11Protocol
+    header_seconds: float = 30.0
+    loop: asyncio.AbstractEventLoop
+    transport: Any
+    cycle: Any
+    _header_deadline: asyncio.TimerHandle | None = None
+    # When the connection last became idle (opened, or an answer ended): loop time.
+    _idle_since = 0.0
 
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._idle_since = self.loop.time()
+        self._header_deadline = self.loop.call_later(
+            self.header_seconds, self._header_deadline_passed
+        )
 
-def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol, closing a connection that has no request in flight `seconds`
-    after it opened or after its last response ended."""
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        # Only the time is noted here, on every answer; the one timer per connection looks
+        # at it when it fires, and sets itself again for what is left.
+        self._idle_since = self.loop.time()
 
-    class HeaderDeadlineProtocol(_BASE):  # type: ignore[misc, valid-type]
-        _header_deadline: asyncio.TimerHandle | None = None
-        # When the connection last became idle (opened, or an answer ended): loop time.
-        _idle_since = 0.0
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._idle_since = self.loop.time()
-            self._header_deadline = self.loop.call_later(seconds, self._header_deadline_passed)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # Only the time is noted here, on every answer; the one timer per connection
-            # looks at it when it fires, and sets itself again for what is left.
-            self._idle_since = self.loop.time()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_deadline is not None:
-                self._header_deadline.cancel()
-                self._header_deadline = None
-            super().connection_lost(exc)
-
-        def _header_deadline_passed(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
             self._header_deadline = None
-            if self.transport.is_closing():
-                return
-            cycle = self.cycle
-            in_flight = (cycle is not None and not cycle.response_complete) or bool(
-                getattr(self, "pipeline", None)
-            )
-            idle_for = self.loop.time() - self._idle_since
-            # A request whose headers arrived is the app's now, with its own body deadline.
-            if not in_flight and idle_for >= seconds:
-                self.transport.close()
-                return
-            left = seconds - idle_for if not in_flight else seconds
-            self._header_deadline = self.loop.call_later(
-                max(left, 0.001), self._header_deadline_passed
-            )
+        super().connection_lost(exc)  # type: ignore[misc]
 
-    return HeaderDeadlineProtocol
+    def _header_deadline_passed(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        in_flight = (cycle is not None and not cycle.response_complete) or bool(
+            getattr(self, "pipeline", None)
+        )
+        idle_for = self.loop.time() - self._idle_since
+        # A request whose headers arrived is the app's now, with its own body deadline.
+        if not in_flight and idle_for >= self.header_seconds:
+            self.transport.close()
+            return
+        left = self.header_seconds if in_flight else self.header_seconds - idle_for
+        self._header_deadline = self.loop.call_later(max(left, 0.001), self._header_deadline_passed)
