@@ -23,15 +23,15 @@ import tempfile
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import botocore.handlers
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from hyperpod_local.backend import Backend
 from hyperpod_local.settings import Settings
 from hyperpod_local.wire.protocol import HttpRequest, JsonProtocol
+
+if TYPE_CHECKING:
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 _EVENT = "before-send.sagemaker"
 
@@ -65,12 +65,12 @@ class HyperPodMock:
         self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
         self._protocol = build_protocol(self.backend)
         self.backend.start()
-        botocore.handlers.BUILTIN_HANDLERS.append((_EVENT, self._on_send))
+        _builtin_handlers().append((_EVENT, self._on_send))
         self._register_on_default_session()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        handlers = botocore.handlers.BUILTIN_HANDLERS
+        handlers = _builtin_handlers()
         if (_EVENT, self._on_send) in handlers:
             handlers.remove((_EVENT, self._on_send))
         # Sessions that picked the hook up: the default one we registered on, and a default
@@ -146,6 +146,8 @@ class HyperPodMock:
         return innermost._answer(request)
 
     def _answer(self, request: AWSPreparedRequest) -> AWSResponse:
+        from botocore.awsrequest import AWSResponse
+
         protocol = self._protocol
         assert protocol is not None
         body = request.body or b""
@@ -164,6 +166,14 @@ class HyperPodMock:
         )
 
 
+def _builtin_handlers() -> list[Any]:
+    # botocore's request machinery is imported when a mock opens, not with the package:
+    # `hyperpod-local serve` never needs it, and its cold start would pay for it.
+    import botocore.handlers
+
+    return botocore.handlers.BUILTIN_HANDLERS
+
+
 def _pascal(name: str) -> str:
     special = {"instance_group": "InstanceGroupName", "instance_group_name": "InstanceGroupName"}
     return special.get(name) or "".join(part[:1].upper() + part[1:] for part in name.split("_"))
@@ -179,7 +189,7 @@ def _default_session_events() -> list[Any]:
 
 
 def _innermost_mock() -> HyperPodMock | None:
-    for entry in reversed(botocore.handlers.BUILTIN_HANDLERS):
+    for entry in reversed(_builtin_handlers()):
         handler = entry[1]
         owner = getattr(handler, "__self__", None)
         if entry[0] == _EVENT and isinstance(owner, HyperPodMock):

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from hyperpod_local.admin import admin_app
-from hyperpod_local.api import CLUSTER_OPERATIONS, READ_ONLY_OPERATIONS, build_handlers
+from hyperpod_local.api import READ_ONLY_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.settings import Settings
@@ -66,7 +66,8 @@ def build_protocol(backend: Backend) -> JsonProtocol:
         faults = backend.request_faults
         cache = ResponseCache(lambda: backend.store.generation, lambda: faults.active)
     return JsonProtocol(
-        sagemaker_spec(CLUSTER_OPERATIONS),
+        # Each operation is compiled on its first call: a cold start compiles none.
+        sagemaker_spec(),
         build_handlers(backend),
         authenticator(backend.settings),
         cache=cache,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Row,
+    Select,
     bindparam,
     case,
     delete,
@@ -36,37 +39,48 @@ def cluster_sort_key(cluster: Cluster, sort_by: str) -> list[Any]:
     return [first, cluster.seq]
 
 
-# The statements every DescribeCluster runs, built once: building one costs more than SQLite
-# takes to answer it.
-_IN_SCOPE = (
-    clusters.c.account_id == bindparam("account_id"),
-    clusters.c.region == bindparam("region"),
-)
-_BY_NAME = select(clusters).where(*_IN_SCOPE, clusters.c.name == bindparam("key"))
-_BY_ID = select(clusters).where(*_IN_SCOPE, clusters.c.id == bindparam("key"))
-_ANY_BY_ID = select(clusters).where(clusters.c.id == bindparam("key"))
-# Literal statuses, not an expanding IN: nothing to re-render per execution. One pass over
-# the cluster's nodes, answered from ix_nodes_cluster_counts alone.
-_SERVING = nodes.c.status.in_([literal_column(f"'{s}'") for s in sorted(SERVING_STATUSES)])
-_NODE_COUNTS = (
-    select(
-        nodes.c.group_name,
-        nodes.c.instance_type,
-        nodes.c.image_release_version,
-        func.sum(case((_SERVING, 1), else_=0)),
-        func.count(),
+@dataclass(frozen=True)
+class _Statements:
+    by_name: Select[Any]
+    by_id: Select[Any]
+    any_by_id: Select[Any]
+    node_counts: Select[Any]
+    active_operations: Select[Any]
+    groups: Select[Any]
+
+
+@functools.cache
+def _statements() -> _Statements:
+    """The statements every DescribeCluster runs, built once: building one costs more than
+    SQLite takes to answer it. Built on first use, not at import, which a cold start pays."""
+    in_scope = (
+        clusters.c.account_id == bindparam("account_id"),
+        clusters.c.region == bindparam("region"),
     )
-    .where(nodes.c.cluster_id == bindparam("cluster_id"))
-    .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version)
-)
-_ACTIVE_OPERATIONS = select(operations.c.details).where(
-    operations.c.cluster_id == bindparam("cluster_id"), operations.c.status == "InProgress"
-)
-_GROUPS = (
-    select(instance_groups)
-    .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
-    .order_by(instance_groups.c.position)
-)
+    # Literal statuses, not an expanding IN: nothing to re-render per execution.
+    serving = nodes.c.status.in_([literal_column(f"'{s}'") for s in sorted(SERVING_STATUSES)])
+    return _Statements(
+        by_name=select(clusters).where(*in_scope, clusters.c.name == bindparam("key")),
+        by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
+        any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
+        # One pass over the cluster's nodes, answered from ix_nodes_cluster_counts alone.
+        node_counts=select(
+            nodes.c.group_name,
+            nodes.c.instance_type,
+            nodes.c.image_release_version,
+            func.sum(case((serving, 1), else_=0)),
+            func.count(),
+        )
+        .where(nodes.c.cluster_id == bindparam("cluster_id"))
+        .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version),
+        active_operations=select(operations.c.details).where(
+            operations.c.cluster_id == bindparam("cluster_id"),
+            operations.c.status == "InProgress",
+        ),
+        groups=select(instance_groups)
+        .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
+        .order_by(instance_groups.c.position),
+    )
 
 
 class ClusterRepository:
@@ -130,14 +144,14 @@ class ClusterRepository:
 
     def by_name(self, scope: Scope, name: str, *, with_groups: bool = True) -> Cluster | None:
         return self._one(
-            _BY_NAME,
+            _statements().by_name,
             {"account_id": scope.account_id, "region": scope.region, "key": name},
             with_groups,
         )
 
     def by_id(self, scope: Scope, cluster_id: str, *, with_groups: bool = True) -> Cluster | None:
         return self._one(
-            _BY_ID,
+            _statements().by_id,
             {"account_id": scope.account_id, "region": scope.region, "key": cluster_id},
             with_groups,
         )
@@ -249,7 +263,7 @@ class ClusterRepository:
 
     def get(self, cluster_id: str) -> Cluster | None:
         """A cluster by id, whoever owns it: for the engine and the admin API."""
-        return self._one(_ANY_BY_ID, {"key": cluster_id}, with_groups=True)
+        return self._one(_statements().any_by_id, {"key": cluster_id}, with_groups=True)
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
@@ -267,10 +281,12 @@ class ClusterRepository:
 
     def _groups(self, cluster_id: str) -> list[InstanceGroup]:
         key = {"cluster_id": cluster_id}
+        statements = _statements()
         counts: dict[str, int] = {}
         types: dict[str, dict[str, int]] = {}
         releases: dict[str, dict[str, int]] = {}
-        for name, instance_type, release, serving, count in self.conn.execute(_NODE_COUNTS, key):
+        counted = self.conn.execute(statements.node_counts, key)
+        for name, instance_type, release, serving, count in counted:
             counts[name] = counts.get(name, 0) + serving
             if serving:
                 group_types = types.setdefault(name, {})
@@ -278,11 +294,11 @@ class ClusterRepository:
             group_releases = releases.setdefault(name, {})
             group_releases[release] = group_releases.get(release, 0) + count
         scaling: dict[str, int] = {}
-        for details in self.conn.scalars(_ACTIVE_OPERATIONS, key):
+        for details in self.conn.scalars(statements.active_operations, key):
             for detail in details.get("ScalingDetails", []):
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
-        rows = self.conn.execute(_GROUPS, key)
+        rows = self.conn.execute(statements.groups, key)
         return [
             InstanceGroup(
                 cluster_id=row.cluster_id,

@@ -20,11 +20,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
-import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import Credentials
-
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.domain.scope import DEFAULT_REGION, Scope, account_for_access_key
 
@@ -172,29 +167,12 @@ def read_credentials(path: Path) -> dict[str, Principal]:
     return principals
 
 
-class _Verifier(SigV4Auth):
-    """botocore's signer, told which headers the client signed instead of choosing them."""
-
-    def __init__(self, credentials: Credentials, region: str, signed: list[str]) -> None:
-        super().__init__(credentials, SERVICE, region)
-        self._signed = signed
-
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        chosen = HTTPHeaders()
-        for name in self._signed:
-            for value in request.headers.get_all(name) or []:
-                chosen.add_header(name, value)
-        return chosen
-
-
 class StrictAuth:
     def __init__(self, principals: Mapping[str, Principal]) -> None:
+        from hyperpod_local.wire.sigv4 import service_regions
+
         self._principals = dict(principals)
-        self._regions = (
-            set(botocore.session.get_session().get_available_regions(SERVICE))
-            | set(botocore.session.get_session().get_available_regions(SERVICE, "aws-cn"))
-            | set(botocore.session.get_session().get_available_regions(SERVICE, "aws-us-gov"))
-        )
+        self._regions = service_regions(SERVICE)
 
     def authenticate(self, request: SignedRequest) -> Scope:
         parsed = _parse(request)
@@ -264,14 +242,17 @@ class StrictAuth:
         url = f"http://{request.headers.get('host', 'localhost')}{request.path}"
         if query:
             url += f"?{query}"
-        aws_request = AWSRequest(
-            method=request.method, url=url, headers=dict(request.headers), data=request.body
+        from hyperpod_local.wire.sigv4 import expected_signature
+
+        return expected_signature(
+            method=request.method,
+            url=url,
+            headers=request.headers,
+            body=request.body,
+            timestamp=parsed.timestamp,
+            service=SERVICE,
+            region=parsed.region,
+            signed_headers=parsed.signed_headers,
+            access_key=principal.access_key,
+            secret_key=principal.secret_key,
         )
-        aws_request.context["timestamp"] = parsed.timestamp
-        verifier = _Verifier(
-            Credentials(principal.access_key, principal.secret_key),
-            parsed.region,
-            parsed.signed_headers,
-        )
-        canonical = verifier.canonical_request(aws_request)
-        return verifier.signature(verifier.string_to_sign(aws_request, canonical), aws_request)
