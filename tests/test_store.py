@@ -85,3 +85,13 @@ def test_a_store_at_revision_0001_gets_the_node_counts_index(tmp_path: Path) -> 
             index["name"] for index in inspect(conn).get_indexes("nodes")
         }
     engine.dispose()
+
+
+def test_node_columns_are_in_the_order_of_the_node_fields() -> None:
+    from dataclasses import fields
+
+    from hyperpod_local.domain.model import Node
+    from hyperpod_local.store.nodes import NODE_COLUMNS
+
+    names = ["row_id" if column.name == "id" else column.name for column in NODE_COLUMNS]
+    assert names == [field.name for field in fields(Node)]

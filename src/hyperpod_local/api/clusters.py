@@ -16,9 +16,9 @@ from hyperpod_local.domain.cluster_rules import (
 from hyperpod_local.domain.errors import ConflictError, ResourceInUse, ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster
-from hyperpod_local.domain.model import Cluster, ClusterStatus, NodeStatus, Task
+from hyperpod_local.domain.model import ClusterStatus, NodeStatus, Task
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.store.clusters import cluster_sort_key
+from hyperpod_local.store.clusters import ClusterListing, cluster_sort_key
 from hyperpod_local.store.errors import Conflict
 
 DEFAULT_MAX_RESULTS = 10
@@ -103,7 +103,7 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
     return result
 
 
-def _summary(cluster: Cluster, training_plans: list[str]) -> dict[str, Any]:
+def _summary(cluster: ClusterListing, training_plans: list[str]) -> dict[str, Any]:
     return {
         "ClusterArn": cluster.arn,
         "ClusterName": cluster.name,

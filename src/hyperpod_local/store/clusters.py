@@ -33,7 +33,29 @@ CLUSTER_SORT_KEYS = {
 }
 
 
-def cluster_sort_key(cluster: Cluster, sort_by: str) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class ClusterListing:
+    """What a ListClusters summary needs of a cluster; the fields in _LISTING_COLUMNS' order."""
+
+    id: str
+    name: str
+    arn: str
+    status: str
+    creation_time: float
+    seq: int
+
+
+_LISTING_COLUMNS = (
+    clusters.c.id,
+    clusters.c.name,
+    clusters.c.arn,
+    clusters.c.status,
+    clusters.c.creation_time,
+    clusters.c.seq,
+)
+
+
+def cluster_sort_key(cluster: Cluster | ClusterListing, sort_by: str) -> list[Any]:
     """The keyset position of a cluster, as a page's NextToken remembers it."""
     first = cluster.name if sort_by == "NAME" else cluster.creation_time
     return [first, cluster.seq]
@@ -163,29 +185,31 @@ class ClusterRepository:
         descending: bool,
         after: Sequence[Any] | None,
         limit: int,
-    ) -> list[Cluster]:
-        stmt = select(clusters).where(
+    ) -> list[ClusterListing]:
+        """A page of ListClusters: the summary's columns only, no spec to decode."""
+        stmt = select(*_LISTING_COLUMNS).where(
             clusters.c.account_id == scope.account_id, clusters.c.region == scope.region
         )
         rows = self.conn.execute(
             keyset(stmt, CLUSTER_SORT_KEYS[sort_by], after, descending=descending, limit=limit)
         )
-        return [_cluster(row) for row in rows]
+        return [ClusterListing(*row) for row in rows]
 
     def training_plans(self, cluster_ids: Sequence[str]) -> dict[str, list[str]]:
         """The TrainingPlanArns of each cluster's groups, for ListClusters' summaries."""
         plans: dict[str, list[str]] = {}
         if not cluster_ids:
             return plans
+        # Only the one member is read out of each group's spec, by the database.
+        arn = instance_groups.c.spec["TrainingPlanArn"].as_string()
         rows = self.conn.execute(
-            select(instance_groups.c.cluster_id, instance_groups.c.spec)
-            .where(instance_groups.c.cluster_id.in_(list(cluster_ids)))
+            select(instance_groups.c.cluster_id, arn)
+            .where(instance_groups.c.cluster_id.in_(list(cluster_ids)), arn.is_not(None))
             .order_by(instance_groups.c.cluster_id, instance_groups.c.position)
         )
-        for row in rows:
-            arn = row.spec.get("TrainingPlanArn")
-            if arn and arn not in plans.setdefault(row.cluster_id, []):
-                plans[row.cluster_id].append(arn)
+        for cluster_id, plan in rows:
+            if plan not in plans.setdefault(cluster_id, []):
+                plans[cluster_id].append(plan)
         return plans
 
     def save(self, cluster: Cluster) -> None:

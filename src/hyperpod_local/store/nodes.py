@@ -42,7 +42,7 @@ class NodeRepository:
             self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
 
     def get(self, row_id: int) -> Node | None:
-        row = self.conn.execute(select(nodes).where(nodes.c.id == row_id)).first()
+        row = self.conn.execute(select(*_SELECTED).where(nodes.c.id == row_id)).first()
         return None if row is None else _node(row)
 
     def save(self, node: Node) -> None:
@@ -66,7 +66,7 @@ class NodeRepository:
     ) -> list[Node]:
         """Up to `limit` nodes of the group, in creation order, matching the conditions:
         `launched` (has an instance or not), `status`, `busy` (None for free)."""
-        stmt = select(nodes).where(
+        stmt = select(*_SELECTED).where(
             nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name
         )
         if "launched" in conditions:
@@ -92,7 +92,7 @@ class NodeRepository:
             & nodes.c.instance_id.is_not(None)
             & nodes.c.status.in_(list(statuses))
         )
-        claimed = [_node(row) for row in self.conn.execute(select(nodes).where(condition))]
+        claimed = [_node(row) for row in self.conn.execute(select(*_SELECTED).where(condition))]
         self.conn.execute(update(nodes).where(condition).values(busy=operation, status=status))
         for node in claimed:
             node.busy, node.status = operation, status
@@ -108,7 +108,7 @@ class NodeRepository:
     def failed_idle(self, cluster_id: str, group_name: str) -> list[Node]:
         """The group's nodes in Failure that no operation holds."""
         rows = self.conn.execute(
-            select(nodes)
+            select(*_SELECTED)
             .where(
                 nodes.c.cluster_id == cluster_id,
                 nodes.c.group_name == group_name,
@@ -141,7 +141,7 @@ class NodeRepository:
         self.conn.execute(delete(nodes).where(nodes.c.id == row_id))
 
     def in_group(self, cluster_id: str, group_name: str | None = None) -> list[Node]:
-        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+        stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
         if group_name is not None:
             stmt = stmt.where(nodes.c.group_name == group_name)
         return [_node(row) for row in self.conn.execute(stmt.order_by(nodes.c.id))]
@@ -156,7 +156,7 @@ class NodeRepository:
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
-            select(nodes).where(
+            select(*_SELECTED).where(
                 nodes.c.cluster_id == cluster_id, nodes.c.instance_id == instance_id
             )
         ).first()
@@ -164,7 +164,9 @@ class NodeRepository:
 
     def by_logical_id(self, cluster_id: str, logical_id: str) -> Node | None:
         row = self.conn.execute(
-            select(nodes).where(nodes.c.cluster_id == cluster_id, nodes.c.logical_id == logical_id)
+            select(*_SELECTED).where(
+                nodes.c.cluster_id == cluster_id, nodes.c.logical_id == logical_id
+            )
         ).first()
         return None if row is None else _node(row)
 
@@ -214,7 +216,7 @@ class NodeRepository:
         return [_node(row) for row in self.conn.execute(stmt.limit(limit + 1))]
 
     def _filtered(self, cluster_id: str, node_filter: NodeFilter, group: str | None) -> Any:
-        stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+        stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
         if group is not None:
             stmt = stmt.where(nodes.c.group_name == group)
         if node_filter.include_without_instance:
@@ -267,24 +269,33 @@ def _values(node: Node) -> dict[str, Any]:
     }
 
 
+# The columns a Node is made of, in the order of its fields (`id` is `row_id`), so a row
+# becomes a Node by position: reading two dozen Row attributes by name cost more than the
+# query. tests/test_store.py checks the order against the dataclass.
+NODE_COLUMNS = (
+    nodes.c.cluster_id,
+    nodes.c.group_name,
+    nodes.c.instance_type,
+    nodes.c.status,
+    nodes.c.sort_time,
+    nodes.c.instance_id,
+    nodes.c.logical_id,
+    nodes.c.status_message,
+    nodes.c.launch_time,
+    nodes.c.private_ip,
+    nodes.c.hostname,
+    nodes.c.availability_zone,
+    nodes.c.availability_zone_id,
+    nodes.c.image_id,
+    nodes.c.image_release_version,
+    nodes.c.last_software_update_time,
+    nodes.c.busy,
+    nodes.c.id,
+)
+# name_key is not a field, but a page sorted by NAME orders by it.
+_SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
+_FIELDS = len(NODE_COLUMNS)
+
+
 def _node(row: Row[Any]) -> Node:
-    return Node(
-        cluster_id=row.cluster_id,
-        group_name=row.group_name,
-        instance_type=row.instance_type,
-        status=row.status,
-        sort_time=row.sort_time,
-        instance_id=row.instance_id,
-        logical_id=row.logical_id,
-        status_message=row.status_message,
-        launch_time=row.launch_time,
-        private_ip=row.private_ip,
-        hostname=row.hostname,
-        availability_zone=row.availability_zone,
-        availability_zone_id=row.availability_zone_id,
-        image_id=row.image_id,
-        image_release_version=row.image_release_version,
-        last_software_update_time=row.last_software_update_time,
-        busy=row.busy,
-        row_id=row.id,
-    )
+    return Node(*row[:_FIELDS])
