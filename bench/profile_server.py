@@ -15,6 +15,7 @@ event loop and HTTP, thread hand-off, JSON, hyperpod_local's own code).
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import signal
 import subprocess
@@ -88,7 +89,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--op",
-        choices=["describe", "describe-large", "list-nodes", "list-clusters"],
+        choices=["describe", "describe-large", "list-nodes", "list-clusters", "create"],
         default="describe",
     )
     parser.add_argument("--calls", type=int, default=3000)
@@ -132,11 +133,16 @@ def main() -> int:
         for i in range(100):
             client.create_cluster(ClusterName=f"fill-{i:03d}", InstanceGroups=[group("w", 1)])
         server.settle()
+        made = itertools.count()
         calls: dict[str, Callable[[], Any]] = {
             "describe": lambda: client.describe_cluster(ClusterName="small"),
             "describe-large": lambda: client.describe_cluster(ClusterName="large"),
             "list-nodes": lambda: client.list_cluster_nodes(ClusterName="large", MaxResults=100),
             "list-clusters": lambda: client.list_clusters(MaxResults=100),
+            "create": lambda: client.create_cluster(
+                ClusterName=f"made-{next(made):05d}",
+                InstanceGroups=[group("workers-a", 2), group("workers-b", 2)],
+            ),
         }
         call = calls[args.op]
         for _ in range(50):

@@ -75,6 +75,35 @@ def test_cache_control_no_cache_is_answered_afresh(server: ServerProcess, name: 
     assert after["Hits"] == before["Hits"]
 
 
+def test_the_engines_idle_ticks_keep_the_cache(tmp_path: Path) -> None:
+    """With a real clock the engine wakes every second and saves the time; that changes no
+    answer, so a poller keeps getting cached ones. Work the engine does still shows."""
+    proc = ServerProcess(tmp_path / "data", "--speed", "3000").start()
+    try:
+        sm = proc.client()
+        sm.create_cluster(ClusterName="ticking", InstanceGroups=[group("workers", 1)])
+        deadline = time.monotonic() + 60
+        while sm.describe_cluster(ClusterName="ticking")["ClusterStatus"] != "InService":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)  # the last step's tick
+        sm.describe_cluster(ClusterName="ticking")
+        before = _cache(proc)
+        time.sleep(2.5)  # two or more idle ticks
+        assert sm.describe_cluster(ClusterName="ticking")["ClusterStatus"] == "InService"
+        assert _cache(proc)["Hits"] == before["Hits"] + 1
+        [node] = sm.list_cluster_nodes(ClusterName="ticking")["ClusterNodeSummaries"]
+        sm.batch_reboot_cluster_nodes(ClusterName="ticking", NodeIds=[node["InstanceId"]])
+        while True:
+            [seen] = sm.list_cluster_nodes(ClusterName="ticking")["ClusterNodeSummaries"]
+            if seen["InstanceStatus"]["Status"] == "Running":
+                break
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.05)
+    finally:
+        proc.stop()
+
+
 def test_a_cached_answer_is_never_another_accounts(server: ServerProcess, name: str) -> None:
     owner = server.client(access_key="111111111111")
     other = server.client(access_key="222222222222")

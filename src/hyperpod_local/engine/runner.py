@@ -71,6 +71,8 @@ class Engine:
                     for task in tasks:
                         self._run_one(tx, task)
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
+                    # An idle tick (every second) saves only the clock.
+                    tx.answers_unchanged = not tasks
                 if not tasks:
                     return ran
                 ran += len(tasks)
@@ -146,6 +148,7 @@ class Engine:
     def save_clock(self) -> None:
         with self.store.write() as tx:
             self.store.put_setting(CLOCK_SETTING, repr(self.clock.now()), tx=tx)
+            tx.answers_unchanged = True
 
     # The background loop ------------------------------------------------------------------
 

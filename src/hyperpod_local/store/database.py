@@ -43,24 +43,28 @@ class Store:
 
     @property
     def generation(self) -> int:
-        """A number that changes after every unit of work from `write()` ends. A read that
-        began while it had one value saw no change made after it took that value: what the
-        response cache relies on. This process is the data dir's only writer."""
+        """A number that changes after every unit of work from `write()` ends (but one that
+        says `answers_unchanged`). A read that began while it had one value saw no change
+        made after it took that value: what the response cache relies on. This process is
+        the data dir's only writer."""
         return self._generation
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A transaction that holds the write lock from its first statement to its commit."""
+        tx: Tx | None = None
         try:
             with _busy_as_error(), self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
-                    yield Tx(conn)
+                    tx = Tx(conn)
+                    yield tx
         finally:
             # After the commit (or rollback), never before: a reader that takes the new
             # value is sure to see what was written.
-            with self._generation_lock:
-                self._generation = next(self._generations)
+            if tx is None or not tx.answers_unchanged:
+                with self._generation_lock:
+                    self._generation = next(self._generations)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

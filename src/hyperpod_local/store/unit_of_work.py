@@ -17,6 +17,9 @@ from hyperpod_local.store.tokens import TokenRepository
 class Tx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # Set by a unit of work that wrote nothing any API answer shows (the saved clock):
+        # the response cache may then keep its answers.
+        self.answers_unchanged = False
         self.clusters = ClusterRepository(conn)
         self.nodes = NodeRepository(conn)
         self.tags = TagRepository(conn)
