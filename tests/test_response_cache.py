@@ -20,6 +20,7 @@ from hyperpod_local.server import build_protocol
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.data_dir_lock import DataDirInUse
 from hyperpod_local.wire.protocol import HttpRequest, JsonProtocol
+from hyperpod_local.wire.response_cache import MAX_REQUEST_BYTES, CacheKey, ResponseCache
 from tests.support import ServerProcess, error_of, group
 from tests.test_faults import fault_in_force
 
@@ -64,7 +65,8 @@ def test_cache_control_no_cache_is_answered_afresh(server: ServerProcess, name: 
     sm = server.client()
 
     def no_cache(request: Any, **_kwargs: Any) -> None:
-        request.headers["Cache-Control"] = "no-cache"
+        # Directives are case-insensitive and may come with others (RFC 9111).
+        request.headers["Cache-Control"] = "max-age=0, No-Cache"
 
     sm.meta.events.register("before-sign.sagemaker", no_cache)
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("workers", 1)])
@@ -299,3 +301,39 @@ def test_the_property_run_does_hit_the_cache(tmp_path: Path) -> None:
         assert world.protocol.cache.stats()["Hits"] == 1
     finally:
         world.close()
+
+
+def test_memory_is_bounded_whatever_clients_send() -> None:
+    generation = 1
+    cache = ResponseCache(lambda: generation, max_total_bytes=10_000)
+    assert not cache.admits(b" " * (MAX_REQUEST_BYTES + 1))
+    keys = [CacheKey("123456789012", "us-east-1", "DescribeCluster", b"%d" % i) for i in range(8)]
+    for key in keys:
+        assert cache.lookup(key) is None
+        cache.keep(key, cache.generation(), b"x" * 3_000)
+    stats = cache.stats()
+    assert stats["Bytes"] <= 10_000 and stats["Entries"] == 3
+    # The newest are kept, the oldest went first.
+    assert cache.lookup(keys[-1]) is not None and cache.lookup(keys[0]) is None
+    generation = 2  # a write: everything goes
+    assert cache.lookup(keys[-1]) is None and cache.stats()["Bytes"] == 0
+
+
+def test_a_mock_that_fails_to_open_leaves_its_data_dir_free(tmp_path: Path) -> None:
+    import hyperpod_local
+
+    with pytest.raises(ValueError, match="credentials"):
+        hyperpod_local.mock(tmp_path / "d", auth="strict").__enter__()
+    with hyperpod_local.mock(tmp_path / "d") as hp:
+        assert hp.client().list_clusters()["ClusterSummaries"] == []
+
+
+def test_without_the_data_dir_lock_there_is_no_cache(tmp_path: Path) -> None:
+    """A store named by URL may have other writers: its answers are always computed."""
+    backend = Backend(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'shared.db'}")
+    )
+    try:
+        assert build_protocol(backend).cache is None
+    finally:
+        backend.close()

@@ -38,6 +38,14 @@ class Backend:
         except BaseException:
             self._release_lock()
             raise
+        try:
+            self._build(settings, clock)
+        except BaseException:
+            self.store.close()
+            self._release_lock()
+            raise
+
+    def _build(self, settings: Settings, clock: Clock | None) -> None:
         # Signs NextTokens; kept in the store so tokens outlive a restart.
         self.tokens = TokenCodec(self.store.setting("token_secret", self.ids.token_secret))
         # HyperPod time goes on from where it was when the data dir was last used: the time
@@ -56,6 +64,12 @@ class Backend:
         self.engine = Engine(
             self.store, self.clock, self.durations, self.provider, self.ids, self.policy
         )
+
+    @property
+    def sole_writer(self) -> bool:
+        """Whether this process is sure to be the store's only writer: it holds the data
+        dir's lock. The response cache relies on it."""
+        return self._lock is not None and self._lock.held
 
     def start(self) -> None:
         """Start moving time (a real clock runs the engine in the background)."""

@@ -22,6 +22,7 @@ class HeaderDeadline:
     _header_deadline: asyncio.TimerHandle | None = None
     # When the connection last became idle (opened, or an answer ended): loop time.
     _idle_since = 0.0
+    _closing_seen = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -45,6 +46,15 @@ class HeaderDeadline:
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
         if self.transport.is_closing():
+            # Closed, but its last answer still unsent to a client that stopped reading:
+            # give it one more deadline, then drop it rather than hold the socket for ever.
+            if self._closing_seen:
+                self.transport.abort()
+                return
+            self._closing_seen = True
+            self._header_deadline = self.loop.call_later(
+                self.header_seconds, self._header_deadline_passed
+            )
             return
         cycle = self.cycle
         in_flight = (cycle is not None and not cycle.response_complete) or bool(
@@ -54,6 +64,11 @@ class HeaderDeadline:
         # A request whose headers arrived is the app's now, with its own body deadline.
         if not in_flight and idle_for >= self.header_seconds:
             self.transport.close()
+            # Whatever it still had to send gets one more deadline (above).
+            self._closing_seen = True
+            self._header_deadline = self.loop.call_later(
+                self.header_seconds, self._header_deadline_passed
+            )
             return
         left = self.header_seconds if in_flight else self.header_seconds - idle_for
         self._header_deadline = self.loop.call_later(max(left, 0.001), self._header_deadline_passed)

@@ -62,9 +62,14 @@ class HyperPodMock:
         if data_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="hyperpod-local-")
             data_dir = Path(self._temp_dir)
-        self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
-        self._protocol = build_protocol(self.backend)
-        self.backend.start()
+        try:
+            self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
+            self._protocol = build_protocol(self.backend)
+            self.backend.start()
+        except BaseException:
+            # __exit__ is not called when __enter__ fails: leave nothing open behind.
+            self.__exit__(None, None, None)
+            raise
         _builtin_handlers().append((_EVENT, self._on_send))
         self._register_on_default_session()
         return self

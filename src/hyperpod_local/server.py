@@ -62,7 +62,8 @@ def authenticator(settings: Settings) -> Authenticator:
 
 def build_protocol(backend: Backend) -> JsonProtocol:
     cache = None
-    if backend.settings.response_cache:
+    # Only a process that holds the data dir's lock knows of every write to the store.
+    if backend.settings.response_cache and backend.sole_writer:
         faults = backend.request_faults
         cache = ResponseCache(lambda: backend.store.generation, lambda: faults.active)
     return JsonProtocol(

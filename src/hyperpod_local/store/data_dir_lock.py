@@ -4,9 +4,15 @@ cache trusts that every write to the store is its own process's."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
+from types import ModuleType
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 LOCK_FILE = "hyperpod.lock"
 
@@ -21,19 +27,29 @@ class DataDirLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+        if fcntl is None:  # no flock here (Windows): nothing is locked, nor cached
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DataDirInUse(
-                f"the data dir {data_dir} is in use by another hyperpod-local "
-                f"(pid {holder}); stop it or choose another --data-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd: int | None = fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                raise DataDirInUse(
+                    f"the data dir {data_dir} is in use by another hyperpod-local "
+                    f"(pid {holder}); stop it or choose another --data-dir"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except BaseException:
+            os.close(fd)  # closing the file drops the lock, if it was taken
+            raise
+        self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable
 
 import botocore.loaders
@@ -55,6 +56,6 @@ def sagemaker_spec(eager: frozenset[str] = frozenset()) -> ServiceSpec:
     # a mock per test should pay once.
     # The loader alone, as botocore's session uses it: the session's own imports would add
     # about 50 ms to a cold start.
-    loader = botocore.loaders.create_loader()
+    loader = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
     model = ServiceModel(loader.load_service_model("sagemaker", "service-2"), "sagemaker")
     return ServiceSpec(model, eager)

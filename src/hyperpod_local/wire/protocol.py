@@ -102,13 +102,16 @@ class JsonProtocol:
             )
             operation = self._operation(request.headers.get("x-amz-target"))
             pending = Pending(request_id, operation, scope, request.body)
-            if self.cache is not None and operation in self.read_only:
+            if (
+                self.cache is not None
+                and operation in self.read_only
+                and self.cache.admits(request.body)
+            ):
                 pending.cache_key = CacheKey(
                     scope.account_id, scope.region, operation, request.body
                 )
                 pending.generation = self.cache.generation()
-                # As in HTTP: a client that says no-cache gets an answer computed afresh.
-                if "no-cache" not in request.headers.get("cache-control", ""):
+                if not _no_cache(request.headers):
                     body = self.cache.lookup(pending.cache_key)
                     if body is not None:
                         return HttpResponse(200, body, _headers(request_id))
@@ -160,6 +163,16 @@ class JsonProtocol:
             shown = target if target else "(no X-Amz-Target header)"
             raise UnknownOperation(f"Operation {shown} is not recognized by the SageMaker API.")
         return name
+
+
+def _no_cache(headers: Mapping[str, str]) -> bool:
+    """As in HTTP (RFC 9111): a client that says no-cache gets an answer computed afresh."""
+    directives = headers.get("cache-control", "")
+    if directives and "no-cache" in {
+        part.split("=", 1)[0].strip().lower() for part in directives.split(",")
+    }:
+        return True
+    return headers.get("pragma", "").strip().lower() == "no-cache"
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:

@@ -14,10 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Bounds on what is held: enough for every page a poller cycles through, and no answer
-# bigger than a full page of nodes (about 60 KB for 100 summaries).
+# Bounds on what is held, keys and answers alike, whatever clients send: enough for every
+# page a poller cycles through. A read request is a few hundred bytes; an answer up to a
+# full page of nodes is about 60 KB.
 MAX_ENTRIES = 2048
+MAX_REQUEST_BYTES = 4 * 1024
 MAX_BODY_BYTES = 256 * 1024
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +37,25 @@ class ResponseCache:
         generation: Callable[[], int],
         suspended: Callable[[], bool] = lambda: False,
         max_entries: int = MAX_ENTRIES,
+        max_total_bytes: int = MAX_TOTAL_BYTES,
     ) -> None:
         """`generation` is the store's write counter; while `suspended()` is true (request
         faults in force, which must see every call) nothing is looked up or kept."""
         self._generation = generation
         self._suspended = suspended
         self._max_entries = max_entries
+        self._max_total_bytes = max_total_bytes
         self._lock = threading.Lock()
         self._held_generation = -1
         self._bodies: dict[CacheKey, bytes] = {}
+        self._total_bytes = 0
         self.hits = 0
         self.misses = 0
+
+    @staticmethod
+    def admits(request_body: bytes) -> bool:
+        """Whether a request is small enough to be a key."""
+        return len(request_body) <= MAX_REQUEST_BYTES
 
     def lookup(self, key: CacheKey) -> bytes | None:
         if self._suspended():
@@ -53,6 +64,7 @@ class ResponseCache:
         with self._lock:
             if current != self._held_generation:
                 self._bodies.clear()
+                self._total_bytes = 0
                 self._held_generation = current
             body = self._bodies.get(key)
             if body is None:
@@ -68,6 +80,7 @@ class ResponseCache:
                 "Hits": self.hits,
                 "Misses": self.misses,
                 "Entries": len(self._bodies),
+                "Bytes": self._total_bytes,
             }
 
     def generation(self) -> int:
@@ -82,7 +95,19 @@ class ResponseCache:
         with self._lock:
             if generation != self._generation() or generation != self._held_generation:
                 return
-            if len(self._bodies) >= self._max_entries:
-                # Dicts keep insertion order: the oldest answer goes first.
-                del self._bodies[next(iter(self._bodies))]
+            size = _size(key, body)
+            if key in self._bodies:
+                return
+            # Dicts keep insertion order: the oldest answers go first.
+            while self._bodies and (
+                len(self._bodies) >= self._max_entries
+                or self._total_bytes + size > self._max_total_bytes
+            ):
+                oldest = next(iter(self._bodies))
+                self._total_bytes -= _size(oldest, self._bodies.pop(oldest))
             self._bodies[key] = body
+            self._total_bytes += size
+
+
+def _size(key: CacheKey, body: bytes) -> int:
+    return len(key.body) + len(body)
