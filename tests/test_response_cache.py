@@ -88,7 +88,9 @@ def test_the_engines_idle_ticks_keep_the_cache(tmp_path: Path) -> None:
         while sm.describe_cluster(ClusterName="ticking")["ClusterStatus"] != "InService":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.2)  # the last step's tick
+        while proc.admin("GET", "/_hyperpod/clock")[1]["PendingSteps"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         sm.describe_cluster(ClusterName="ticking")
         before = _cache(proc)
         time.sleep(2.5)  # two or more idle ticks
