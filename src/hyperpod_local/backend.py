@@ -5,6 +5,7 @@ Two backends in one process share nothing (the immutable SageMaker model aside).
 
 from __future__ import annotations
 
+import logging
 import time
 
 from hyperpod_local.api.pagination import TokenCodec
@@ -19,6 +20,8 @@ from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.database import Store, sqlite_url
+
+log = logging.getLogger(__name__)
 
 
 class Backend:
@@ -76,7 +79,11 @@ class Backend:
         self.engine.start()
 
     def close(self) -> None:
-        self.engine.stop()
+        if not self.engine.stop():
+            # Its step may still write: the data dir stays locked until the process ends,
+            # so no other server starts beside a live writer.
+            log.warning("the engine did not stop within 10 s; keeping the data dir locked")
+            return
         self.store.close()
         self._release_lock()
 

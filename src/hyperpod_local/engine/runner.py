@@ -162,12 +162,16 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="hyperpod-engine", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the background loop; False if it is still inside a step after 10 s."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                return False
             self._thread = None
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
