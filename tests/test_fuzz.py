@@ -1001,8 +1001,14 @@ def test_odd_header_values_are_answered(
         lines.append(b"Content-Type: " + content_type.encode("latin-1", "replace"))
     statuses, received = exchange(fuzz.port, b"\r\n".join(lines) + b"\r\n\r\n{}", timeout=5)
     assert len(statuses) == 1, received[:2000]
-    assert_no_5xx(statuses, received)
     _, _, body = received.partition(b"\r\n\r\n")
+    # `{}` is valid input for an operation with no required members; one not implemented
+    # answers its documented 501 NotImplemented (docs/fidelity.md, Wire).
+    name = target.removeprefix("SageMaker.")
+    if statuses == [501] and name in OPERATIONS and name not in CLUSTER_OPERATIONS:
+        assert json.loads(body)["__type"] == "NotImplemented", received[:2000]
+        return
+    assert_no_5xx(statuses, received)
     if body != HTTP_PARSE_ERROR:
         answer = json.loads(body)
         assert isinstance(answer, dict)
