@@ -63,6 +63,9 @@ def cluster_sort_key(cluster: Cluster | ClusterListing, sort_by: str) -> list[An
 
 @dataclass(frozen=True)
 class _Statements:
+    id_by_name: Select[Any]
+    id_by_eks_cluster: Select[Any]
+    last_seq: Select[Any]
     by_name: Select[Any]
     by_id: Select[Any]
     any_by_id: Select[Any]
@@ -73,8 +76,9 @@ class _Statements:
 
 @functools.cache
 def _statements() -> _Statements:
-    """The statements every DescribeCluster runs, built once: building one costs more than
-    SQLite takes to answer it. Built on first use, not at import, which a cold start pays."""
+    """The statements every DescribeCluster (and CreateCluster's checks) runs, built once:
+    building one costs more than SQLite takes to answer it. Built on first use, not at
+    import, which a cold start pays."""
     in_scope = (
         clusters.c.account_id == bindparam("account_id"),
         clusters.c.region == bindparam("region"),
@@ -82,6 +86,11 @@ def _statements() -> _Statements:
     # Literal statuses, not an expanding IN: nothing to re-render per execution.
     serving = nodes.c.status.in_([literal_column(f"'{s}'") for s in sorted(SERVING_STATUSES)])
     return _Statements(
+        id_by_name=select(clusters.c.id).where(*in_scope, clusters.c.name == bindparam("key")),
+        id_by_eks_cluster=select(clusters.c.id).where(
+            *in_scope, clusters.c.eks_cluster_arn == bindparam("key")
+        ),
+        last_seq=select(func.coalesce(func.max(clusters.c.seq), 0)),
         by_name=select(clusters).where(*in_scope, clusters.c.name == bindparam("key")),
         by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
         any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
@@ -111,24 +120,21 @@ class ClusterRepository:
 
     def add(self, cluster: Cluster, *, eks_cluster_arn: str | None = None) -> None:
         """Store a new cluster; Conflict('name') or Conflict('eks_cluster') if it clashes."""
-        scope_rows = (
-            clusters.c.account_id == cluster.scope.account_id,
-            clusters.c.region == cluster.scope.region,
-        )
+        statements = _statements()
+        scope = {"account_id": cluster.scope.account_id, "region": cluster.scope.region}
         # Checked first for a clear answer; the unique constraints still hold under a race.
-        if self.conn.scalar(
-            select(clusters.c.id).where(*scope_rows, clusters.c.name == cluster.name)
-        ):
+        if self.conn.scalar(statements.id_by_name, {**scope, "key": cluster.name}):
             raise Conflict("name")
         if eks_cluster_arn and self.conn.scalar(
-            select(clusters.c.id).where(*scope_rows, clusters.c.eks_cluster_arn == eks_cluster_arn)
+            statements.id_by_eks_cluster, {**scope, "key": eks_cluster_arn}
         ):
             raise Conflict("eks_cluster")
-        cluster.seq = int(self.conn.scalar(select(func.coalesce(func.max(clusters.c.seq), 0)))) + 1
+        cluster.seq = int(self.conn.scalar(statements.last_seq)) + 1
         try:
             with self.conn.begin_nested():
                 self.conn.execute(
-                    clusters.insert().values(
+                    clusters.insert(),
+                    dict(
                         id=cluster.id,
                         account_id=cluster.scope.account_id,
                         region=cluster.scope.region,
@@ -143,7 +149,7 @@ class ClusterRepository:
                         seq=cluster.seq,
                         eks_cluster_arn=eks_cluster_arn,
                         legacy=cluster.legacy,
-                    )
+                    ),
                 )
         except IntegrityError as error:
             raise Conflict("eks_cluster" if "eks" in str(error.orig) else "name") from None
@@ -262,7 +268,8 @@ class ClusterRepository:
 
     def add_group(self, group: InstanceGroup) -> None:
         self.conn.execute(
-            instance_groups.insert().values(
+            instance_groups.insert(),
+            dict(
                 cluster_id=group.cluster_id,
                 name=group.name,
                 position=group.position,
@@ -270,7 +277,7 @@ class ClusterRepository:
                 target_count=group.target_count,
                 min_count=group.min_count,
                 status=group.status,
-            )
+            ),
         )
 
     def remove_group(self, cluster_id: str, name: str) -> None:

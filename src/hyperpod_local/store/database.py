@@ -80,7 +80,7 @@ class Store:
             )
             if value is None:
                 value = default_factory()
-                tx.conn.execute(schema.settings.insert().values(key=key, value=value))
+                tx.conn.execute(schema.settings.insert(), dict(key=key, value=value))
             return str(value)
 
     def latest_time(self) -> float | None:
@@ -104,7 +104,7 @@ class Store:
             schema.settings.update().where(schema.settings.c.key == key).values(value=value)
         )
         if updated.rowcount == 0:
-            tx.conn.execute(schema.settings.insert().values(key=key, value=value))
+            tx.conn.execute(schema.settings.insert(), dict(key=key, value=value))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -89,14 +89,15 @@ class EventRepository:
 
     def add_operation(self, operation: Operation) -> None:
         self.conn.execute(
-            operations.insert().values(
+            operations.insert(),
+            dict(
                 operation_id=operation.operation_id,
                 cluster_id=operation.cluster_id,
                 type=operation.type,
                 status=operation.status,
                 creation_time=operation.creation_time,
                 details=operation.details,
-            )
+            ),
         )
 
     def save_operation(self, operation: Operation) -> None:

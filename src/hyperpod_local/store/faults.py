@@ -16,7 +16,8 @@ class FaultRepository:
 
     def add(self, fault: Fault) -> None:
         self.conn.execute(
-            faults.insert().values(
+            faults.insert(),
+            dict(
                 fault_id=fault.fault_id,
                 kind=fault.kind,
                 created_at=fault.created_at,
@@ -26,7 +27,7 @@ class FaultRepository:
                 instance_type=fault.instance_type,
                 remaining=fault.remaining,
                 params=fault.params,
-            )
+            ),
         )
 
     def all(self, kind: str | None = None) -> list[Fault]:

@@ -23,6 +23,9 @@ class TagRepository:
 
     def put(self, arn: str, new_tags: Iterable[dict[str, str]]) -> None:
         """Add tags, or overwrite the value of keys already there (AddTags semantics)."""
+        new_tags = list(new_tags)
+        if not new_tags:
+            return  # CreateCluster without Tags: nothing to look up
         position = int(
             self.conn.scalar(
                 select(func.coalesce(func.max(tags.c.position), -1)).where(
@@ -37,9 +40,8 @@ class TagRepository:
             if existing is None:
                 position += 1
                 self.conn.execute(
-                    tags.insert().values(
-                        resource_arn=arn, key=tag["Key"], value=tag["Value"], position=position
-                    )
+                    tags.insert(),
+                    dict(resource_arn=arn, key=tag["Key"], value=tag["Value"], position=position),
                 )
             else:
                 self.conn.execute(

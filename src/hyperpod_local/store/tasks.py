@@ -16,7 +16,8 @@ class TaskRepository:
 
     def add(self, task: Task) -> None:
         task.id = self.conn.execute(
-            tasks.insert().values(
+            tasks.insert(),
+            dict(
                 cluster_id=task.cluster_id,
                 node_id=task.node_id,
                 group_name=task.group_name,
@@ -25,7 +26,7 @@ class TaskRepository:
                 due_at=task.due_at,
                 data=task.data,
                 operation_id=task.operation_id,
-            )
+            ),
         ).inserted_primary_key[0]
 
     def next_due_at(self) -> float | None:

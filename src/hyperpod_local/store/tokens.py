@@ -34,7 +34,8 @@ class TokenRepository:
             )
         )
         self.conn.execute(
-            client_tokens.insert().values(
+            client_tokens.insert(),
+            dict(
                 cluster_id=cluster_id, token=token, digest=digest, created_at=now, response=response
-            )
+            ),
         )
