@@ -76,6 +76,19 @@ def test_cache_control_no_cache_is_answered_afresh(server: ServerProcess, name: 
     after = _cache(server)
     assert after["Hits"] == before["Hits"]
 
+    pragma = server.client()
+
+    def pragma_no_cache(request: Any, **_kwargs: Any) -> None:
+        request.headers["Pragma"] = "no-cache"
+
+    pragma.meta.events.register("before-sign.sagemaker", pragma_no_cache)
+    assert pragma.describe_cluster(ClusterName=name)["ClusterName"] == name
+    assert _cache(server)["Hits"] == after["Hits"]
+    plain = server.client()
+    for _ in range(2):
+        plain.describe_cluster(ClusterName=name)
+    assert _cache(server)["Hits"] == after["Hits"] + 1  # without the headers, a hit
+
 
 def test_the_engines_idle_ticks_keep_the_cache(tmp_path: Path) -> None:
     """With a real clock the engine wakes every second and saves the time; that changes no
