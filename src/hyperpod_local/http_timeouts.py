@@ -27,9 +27,7 @@ class HeaderDeadline:
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._idle_since = self.loop.time()
-        self._header_deadline = self.loop.call_later(
-            self.header_seconds, self._header_deadline_passed
-        )
+        self._arm(self.header_seconds)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
@@ -43,32 +41,32 @@ class HeaderDeadline:
             self._header_deadline = None
         super().connection_lost(exc)  # type: ignore[misc]
 
+    def _arm(self, delay: float) -> None:
+        self._header_deadline = self.loop.call_later(delay, self._header_deadline_passed)
+
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
         if self.transport.is_closing():
             # Closed, but its last answer still unsent to a client that stopped reading:
-            # give it one more deadline, then drop it rather than hold the socket for ever.
+            # one more deadline, then it is dropped rather than held for ever.
             if self._closing_seen:
                 self.transport.abort()
-                return
-            self._closing_seen = True
-            self._header_deadline = self.loop.call_later(
-                self.header_seconds, self._header_deadline_passed
-            )
+            else:
+                self._closing_seen = True
+                self._arm(self.header_seconds)
             return
         cycle = self.cycle
         in_flight = (cycle is not None and not cycle.response_complete) or bool(
             getattr(self, "pipeline", None)
         )
-        idle_for = self.loop.time() - self._idle_since
-        # A request whose headers arrived is the app's now, with its own body deadline.
-        if not in_flight and idle_for >= self.header_seconds:
-            self.transport.close()
-            # Whatever it still had to send gets one more deadline (above).
-            self._closing_seen = True
-            self._header_deadline = self.loop.call_later(
-                self.header_seconds, self._header_deadline_passed
-            )
+        if in_flight:
+            # A request whose headers arrived is the app's now, with its own body deadline.
+            self._arm(self.header_seconds)
             return
-        left = self.header_seconds if in_flight else self.header_seconds - idle_for
-        self._header_deadline = self.loop.call_later(max(left, 0.001), self._header_deadline_passed)
+        idle_for = self.loop.time() - self._idle_since
+        if idle_for >= self.header_seconds:
+            self.transport.close()
+            self._closing_seen = True
+            self._arm(self.header_seconds)
+        else:
+            self._arm(self.header_seconds - idle_for)

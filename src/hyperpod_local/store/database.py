@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Iterator
@@ -37,7 +36,6 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         self._ensure_schema()
-        self._generations = itertools.count(1)
         self._generation = 0
         self._generation_lock = threading.Lock()
 
@@ -64,7 +62,7 @@ class Store:
             # value is sure to see what was written.
             if tx is None or not tx.answers_unchanged:
                 with self._generation_lock:
-                    self._generation = next(self._generations)
+                    self._generation += 1
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -62,16 +62,20 @@ class ResponseCache:
             return None
         current = self._generation()
         with self._lock:
-            if current != self._held_generation:
-                self._bodies.clear()
-                self._total_bytes = 0
-                self._held_generation = current
+            self._move_to(current)
             body = self._bodies.get(key)
             if body is None:
                 self.misses += 1
             else:
                 self.hits += 1
             return body
+
+    def _move_to(self, generation: int) -> None:
+        """What was kept at another generation may be stale: all of it goes."""
+        if generation != self._held_generation:
+            self._bodies.clear()
+            self._total_bytes = 0
+            self._held_generation = generation
 
     def stats(self) -> dict[str, object]:
         with self._lock:
@@ -93,11 +97,12 @@ class ResponseCache:
         if len(body) > MAX_BODY_BYTES or self._suspended():
             return
         with self._lock:
-            if generation != self._generation() or generation != self._held_generation:
+            if generation != self._generation():
                 return
-            size = _size(key, body)
+            self._move_to(generation)
             if key in self._bodies:
                 return
+            size = _size(key, body)
             # Dicts keep insertion order: the oldest answers go first.
             while self._bodies and (
                 len(self._bodies) >= self._max_entries
