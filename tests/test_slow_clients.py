@@ -50,10 +50,10 @@ def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
 
 
 def read_answer(sock: socket.socket) -> bytes:
-    """One whole answer: uvicorn writes its headers and its body separately."""
+    """One whole answer, however many reads it takes."""
     received = b""
     while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
+        received += _more(sock)
     head, _, body = received.partition(b"\r\n\r\n")
     length = int(
         next(
@@ -63,8 +63,14 @@ def read_answer(sock: socket.socket) -> bytes:
         )
     )
     while len(body) < length:
-        body += sock.recv(65536)
+        body += _more(sock)
     return head + b"\r\n\r\n" + body
+
+
+def _more(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    assert chunk, "the server closed the connection before a whole answer"
+    return chunk
 
 
 def request(body: bytes, length: int | None = None) -> bytes:
@@ -105,6 +111,21 @@ def test_a_kept_alive_connection_that_stalls_in_its_next_headers_is_closed(
         received, waited = read_until_closed(sock)
     assert received == b""
     assert waited < WAIT
+
+
+def test_a_connection_that_keeps_asking_outlives_the_deadline(
+    slow_server: ServerProcess,
+) -> None:
+    """Each answer starts the deadline again: a client asking every half deadline keeps its
+    connection for four deadlines, and loses it once it stops."""
+    with connect(slow_server) as sock:
+        for _ in range(8):
+            time.sleep(TIMEOUT / 2)
+            sock.sendall(request(b"{}"))
+            assert read_answer(sock).startswith(b"HTTP/1.1 200")
+        received, waited = read_until_closed(sock)
+    assert received == b""
+    assert TIMEOUT * 0.9 <= waited < WAIT
 
 
 def test_a_body_that_stalls_is_answered_408(slow_server: ServerProcess) -> None:
