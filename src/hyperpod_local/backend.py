@@ -5,6 +5,7 @@ Two backends in one process share nothing (the immutable SageMaker model aside).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -36,17 +37,13 @@ class Backend:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._lock = DataDirLock(settings.data_dir)
             url = sqlite_url(settings.data_dir)
-        try:
+        # A backend that fails half-built leaves nothing open: the lock least of all.
+        with contextlib.ExitStack() as undo:
+            undo.callback(self._release_lock)
             self.store = Store(url)
-        except BaseException:
-            self._release_lock()
-            raise
-        try:
+            undo.callback(self.store.close)
             self._build(settings, clock)
-        except BaseException:
-            self.store.close()
-            self._release_lock()
-            raise
+            undo.pop_all()
 
     def _build(self, settings: Settings, clock: Clock | None) -> None:
         # Signs NextTokens; kept in the store so tokens outlive a restart.

@@ -8,7 +8,6 @@ import ipaddress
 import json
 from typing import Any
 
-import anyio
 import anyio.to_thread
 
 from hyperpod_local.admin import admin_app
@@ -67,7 +66,6 @@ def build_protocol(backend: Backend) -> JsonProtocol:
         faults = backend.request_faults
         cache = ResponseCache(lambda: backend.store.generation, lambda: faults.active)
     return JsonProtocol(
-        # Each operation is compiled on its first call: a cold start compiles none.
         sagemaker_spec(),
         build_handlers(backend),
         authenticator(backend.settings),

@@ -55,7 +55,7 @@ _LISTING_COLUMNS = (
 )
 
 
-def cluster_sort_key(cluster: Cluster | ClusterListing, sort_by: str) -> list[Any]:
+def cluster_sort_key(cluster: ClusterListing, sort_by: str) -> list[Any]:
     """The keyset position of a cluster, as a page's NextToken remembers it."""
     first = cluster.name if sort_by == "NAME" else cluster.creation_time
     return [first, cluster.seq]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
 
 import botocore.loaders
 from botocore.model import OperationModel, ServiceModel
@@ -16,21 +15,17 @@ from hyperpod_local.wire.validate import Validator, compile_validator
 class ServiceSpec:
     """What the model says of each operation, compiled once and kept.
 
-    The operations named at construction are compiled there; the other 400-odd SageMaker
-    operations, which only ever answer NotImplemented after validation, are compiled on first
-    use, so the server starts in a fraction of a second. The compiled functions depend only on
-    the immutable model, so one ServiceSpec serves every backend of the process.
+    Each of the 400-odd operations is compiled on its first call, so a cold start compiles
+    none. The compiled functions depend only on the immutable model, so one ServiceSpec serves
+    every backend of the process.
     """
 
-    def __init__(self, model: ServiceModel, eager: Iterable[str] = ()) -> None:
+    def __init__(self, model: ServiceModel) -> None:
         self.model = model
         self.target_prefix: str = model.metadata["targetPrefix"]
         self.operation_names = frozenset(model.operation_names)
         self._validators: dict[str, Validator] = {}
         self._serializers: dict[str, Serializer] = {}
-        for name in eager:
-            self.validator(name)
-            self.serializer(name)
 
     def operation(self, name: str) -> OperationModel:
         return self.model.operation_model(name)
@@ -51,11 +46,11 @@ class ServiceSpec:
 
 
 @functools.cache
-def sagemaker_spec(eager: frozenset[str] = frozenset()) -> ServiceSpec:
+def sagemaker_spec() -> ServiceSpec:
     # Cached: the model is immutable, and loading it costs 50 ms that a test suite making
     # a mock per test should pay once.
     # The loader alone, as botocore's session uses it: the session's own imports would add
     # about 50 ms to a cold start.
     loader = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
     model = ServiceModel(loader.load_service_model("sagemaker", "service-2"), "sagemaker")
-    return ServiceSpec(model, eager)
+    return ServiceSpec(model)

@@ -49,8 +49,8 @@ class ResponseCache:
         self._held_generation = -1
         self._bodies: dict[CacheKey, bytes] = {}
         self._total_bytes = 0
-        self.hits = 0
-        self.misses = 0
+        self._hits = 0
+        self._misses = 0
 
     @staticmethod
     def admits(request_body: bytes) -> bool:
@@ -65,9 +65,9 @@ class ResponseCache:
             self._move_to(current)
             body = self._bodies.get(key)
             if body is None:
-                self.misses += 1
+                self._misses += 1
             else:
-                self.hits += 1
+                self._hits += 1
             return body
 
     def _move_to(self, generation: int) -> None:
@@ -81,8 +81,8 @@ class ResponseCache:
         with self._lock:
             return {
                 "Enabled": True,
-                "Hits": self.hits,
-                "Misses": self.misses,
+                "Hits": self._hits,
+                "Misses": self._misses,
                 "Entries": len(self._bodies),
                 "Bytes": self._total_bytes,
             }
