@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,3 +191,80 @@ def error_of(excinfo: Any) -> tuple[str, str]:
     """(code, message) of a botocore ClientError caught by pytest.raises."""
     error = excinfo.value.response["Error"]
     return error["Code"], error["Message"]
+
+
+def exchange(
+    port: int, payload: bytes, *, timeout: float = 5.0, half_close: bool = False
+) -> tuple[list[int], bytes]:
+    """Raw bytes to the server; the statuses of whatever answers came back before it closed
+    the connection or `timeout` passed, and the bytes received."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(payload)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before it has read everything
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except OSError:  # TimeoutError or a reset
+                break
+            if not chunk:
+                break
+            received += chunk
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", received)], received
+
+
+def request_bytes(
+    body: bytes = b"{}",
+    *,
+    target: bytes | None = b"SageMaker.ListClusters",
+    method: bytes = b"POST",
+    path: bytes = b"/",
+    length: bytes | None = None,
+    headers: tuple[bytes, ...] = (),
+    version: bytes = b"HTTP/1.1",
+    close: bool = True,
+) -> bytes:
+    """One raw request, by default `Connection: close`."""
+    lines = [method + b" " + path + b" " + version, b"Host: 127.0.0.1"]
+    if target is not None:
+        lines.append(b"X-Amz-Target: " + target)
+    lines.append(b"Content-Length: " + (str(len(body)).encode() if length is None else length))
+    lines.append(b"Content-Type: application/x-amz-json-1.1")
+    if close:
+        lines.append(b"Connection: close")
+    lines += headers
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def raw_socket(server: ServerProcess, timeout: float = 10.0) -> socket.socket:
+    url = urlsplit(server.url)
+    assert url.hostname is not None and url.port is not None
+    return socket.create_connection((url.hostname, url.port), timeout=timeout)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One whole answer on a kept-alive connection, however many reads it takes."""
+    received = b""
+    while not _whole(received):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection before a whole answer"
+        received += chunk
+    return received
+
+
+def _whole(received: bytes) -> bool:
+    head, found, body = received.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return len(body) >= length

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from hyperpod_local.api import CLUSTER_OPERATIONS
-from tests.support import ROLE, ServerProcess, group
+from tests.support import ROLE, ServerProcess, exchange, group, request_bytes
 
 LONG = os.environ.get("HYPERPOD_FUZZ") == "long"
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
@@ -681,50 +681,6 @@ def test_odd_signing_scopes_are_answered(
 
 
 # -- 2. Raw HTTP garbage -----------------------------------------------------------------------
-
-
-def exchange(
-    port: int, payload: bytes, *, timeout: float = 5.0, half_close: bool = False
-) -> tuple[list[int], bytes]:
-    """Raw bytes to the server; the statuses of whatever answers came back before it closed
-    the connection or `timeout` passed, and the bytes received."""
-    received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
-            sock.sendall(payload)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # the server may answer and close before it has read everything
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
-            try:
-                chunk = sock.recv(65536)
-            except OSError:  # TimeoutError or a reset
-                break
-            if not chunk:
-                break
-            received += chunk
-    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", received)], received
-
-
-def request_bytes(
-    body: bytes = b"{}",
-    *,
-    target: bytes | None = b"SageMaker.ListClusters",
-    method: bytes = b"POST",
-    path: bytes = b"/",
-    length: bytes | None = None,
-    headers: tuple[bytes, ...] = (),
-    version: bytes = b"HTTP/1.1",
-) -> bytes:
-    lines = [method + b" " + path + b" " + version, b"Host: 127.0.0.1"]
-    if target is not None:
-        lines.append(b"X-Amz-Target: " + target)
-    lines.append(b"Content-Length: " + (str(len(body)).encode() if length is None else length))
-    lines += [b"Content-Type: application/x-amz-json-1.1", b"Connection: close", *headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def assert_no_5xx(statuses: list[int], received: bytes) -> None:

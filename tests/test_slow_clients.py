@@ -8,11 +8,10 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import ServerProcess, raw_socket, read_answer, request_bytes
 
 TIMEOUT = 1.0
 # Generous: the deadline is a loop timer, so it fires a little late on a busy machine.
@@ -29,9 +28,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 
 def connect(server: ServerProcess) -> socket.socket:
-    port = urlsplit(server.url).port
-    assert port is not None
-    return socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    return raw_socket(server, timeout=WAIT)
 
 
 def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
@@ -49,38 +46,9 @@ def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
     return received, time.monotonic() - started
 
 
-def read_answer(sock: socket.socket) -> bytes:
-    """One whole answer, however many reads it takes."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += _more(sock)
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = int(
-        next(
-            line.split(b":", 1)[1]
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-    )
-    while len(body) < length:
-        body += _more(sock)
-    return head + b"\r\n\r\n" + body
-
-
-def _more(sock: socket.socket) -> bytes:
-    chunk = sock.recv(65536)
-    assert chunk, "the server closed the connection before a whole answer"
-    return chunk
-
-
 def request(body: bytes, length: int | None = None) -> bytes:
-    return (
-        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/x-amz-json-1.1\r\n"
-        b"X-Amz-Target: SageMaker.ListClusters\r\n"
-        + f"Content-Length: {len(body) if length is None else length}\r\n\r\n".encode()
-        + body
-    )
+    """ListClusters on a kept-alive connection."""
+    return request_bytes(body, length=None if length is None else str(length).encode(), close=False)
 
 
 @pytest.mark.parametrize(
