@@ -1,5 +1,5 @@
 """A connection the header deadline closed, whose last answer a client never reads, is dropped
-one deadline later (http_timeouts.HeaderDeadline).
+one deadline later (http.timeouts.HeaderDeadline).
 
 tests/test_slow_clients.py checks the deadline end to end against the real server. This one
 case cannot be made there: an answer is at most a page (about 60 KB), which the kernel's socket
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hyperpod_local.http_timeouts import HeaderDeadline
+from hyperpod_local.http.timeouts import HeaderDeadline
 
 DEADLINE = 0.2
 

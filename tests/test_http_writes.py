@@ -1,4 +1,4 @@
-"""One write per answer (http_writes.py), against the real server: what uvicorn writes in one
+"""One write per answer (http/writes.py), against the real server: what uvicorn writes in one
 loop turn goes out as one send, so a client reads an answer's headers and body in one go."""
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.settings import Settings
-from hyperpod_local.store.data_dir_lock import DataDirLock
-from hyperpod_local.store.database import Store, sqlite_url
+from hyperpod_local.store.database import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +30,9 @@ class Backend:
         self.ids = IdSource(settings.seed)
         self.limits = Limits(max_instances_per_cluster=settings.max_instances_per_cluster)
         self.durations = Durations().with_overrides(settings.durations)
-        url = settings.database_url
-        self._lock: DataDirLock | None = None
-        if url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self._lock = DataDirLock(settings.data_dir)
-            url = sqlite_url(settings.data_dir)
-        # A backend that fails half-built leaves nothing open: the lock least of all.
+        self.store = Store.open(settings.data_dir, settings.database_url)
+        # A backend that fails half-built leaves nothing open: the data dir's lock least of all.
         with contextlib.ExitStack() as undo:
-            undo.callback(self._release_lock)
-            self.store = Store(url)
             undo.callback(self.store.close)
             self._build(settings, clock)
             undo.pop_all()
@@ -67,9 +59,7 @@ class Backend:
 
     @property
     def sole_writer(self) -> bool:
-        """Whether this process is sure to be the store's only writer: it holds the data
-        dir's lock. The response cache relies on it."""
-        return self._lock is not None and self._lock.held
+        return self.store.sole_writer
 
     def start(self) -> None:
         """Start moving time (a real clock runs the engine in the background)."""
@@ -82,9 +72,3 @@ class Backend:
             log.warning("the engine did not stop within 10 s; keeping the data dir locked")
             return
         self.store.close()
-        self._release_lock()
-
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None

@@ -1,4 +1,9 @@
-"""The Store: one SQLAlchemy engine, its schema kept at the newest revision, and units of work."""
+"""The Store: one SQLAlchemy engine, its schema kept at the newest revision, and units of work.
+
+Everything that depends on the database being SQLite lives in this module: the data dir's
+file and its one-process lock, the pragmas, BEGIN IMMEDIATE for writers, and how a busy
+database is recognised. The repositories (store/*.py) use only portable SQLAlchemy Core, so
+another database is another configuration of the same Store."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, 
 from sqlalchemy.exc import OperationalError
 
 from hyperpod_local.store import schema
+from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -30,14 +36,35 @@ def sqlite_url(data_dir: Path) -> str:
 class Store:
     """The single source of truth. Every change happens in a unit of work from `write()`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock: DataDirLock | None = None) -> None:
         self.url = url
+        self._lock = lock
         self.engine: Engine = create_engine(url, pool_size=8, max_overflow=16)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         self._ensure_schema()
         self._generation = 0
         self._generation_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, data_dir: Path, url: str | None = None) -> Store:
+        """The store a server runs on: the database at `url`, or else the data dir's own
+        SQLite file, locked for this process (one server per data dir)."""
+        if url is not None:
+            return cls(url)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = DataDirLock(data_dir)
+        try:
+            return cls(sqlite_url(data_dir), lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @property
+    def sole_writer(self) -> bool:
+        """Whether this process is sure to be the store's only writer: it holds the data
+        dir's lock. The response cache relies on it."""
+        return self._lock is not None and self._lock.held
 
     @property
     def generation(self) -> int:
@@ -106,6 +133,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _ensure_schema(self) -> None:
         with self.engine.connect() as conn:

@@ -203,7 +203,7 @@ def serve(
 
     from hyperpod_local.backend import Backend
     from hyperpod_local.demo import DEMO_NAME, DEMO_SCOPE, ensure_demo_cluster
-    from hyperpod_local.http_protocol import server_protocol
+    from hyperpod_local.http.protocol import server_protocol
     from hyperpod_local.server import create_app
 
     _exit_cleanly_on(signal.SIGINT, signal.SIGTERM)
@@ -311,7 +311,7 @@ def nodes(cluster: str, endpoint_url: str, region: str) -> None:
     """Print the nodes of CLUSTER (name or ARN) as a table."""
     from rich.console import Console
 
-    from hyperpod_local.views_cli import sagemaker_client, show
+    from hyperpod_local.cli.views import sagemaker_client, show
 
     _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, Console()))
 
@@ -326,8 +326,8 @@ def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: 
     """Show the nodes of CLUSTER live, refreshing as their states change (Ctrl-C to stop)."""
     from rich.console import Console
 
-    from hyperpod_local.views_cli import sagemaker_client
-    from hyperpod_local.views_cli import watch as watch_nodes
+    from hyperpod_local.cli.views import sagemaker_client
+    from hyperpod_local.cli.views import watch as watch_nodes
 
     client = sagemaker_client(endpoint_url, region)
     with contextlib.suppress(KeyboardInterrupt):

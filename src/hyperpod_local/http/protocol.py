@@ -1,5 +1,5 @@
 """The HTTP protocol the server runs: uvicorn's (httptools, or h11 if that is absent), with a
-deadline for request headers (http_timeouts) and one write per answer (http_writes)."""
+deadline for request headers (timeouts.py) and one write per answer (writes.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from hyperpod_local.http_timeouts import HeaderDeadline
-from hyperpod_local.http_writes import CoalescedWrites
+from hyperpod_local.http.timeouts import HeaderDeadline
+from hyperpod_local.http.writes import CoalescedWrites
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
