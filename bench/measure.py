@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -175,3 +176,7 @@ def throughput(
         raise RuntimeError(f"{target.key}: {errors[0]!r}") from errors[0]
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Throughput(threads, sum(counts), elapsed, cpu)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

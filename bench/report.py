@@ -11,12 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from measure import Sample
-
-if TYPE_CHECKING:
-    from run import Results
+from results import Results
 
 PAIRS = [("ours-server", "moto-server"), ("ours-mock", "moto-mock")]
 # Ours with every answer computed (Cache-Control: no-cache): shown against moto, not targets.

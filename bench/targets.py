@@ -119,3 +119,11 @@ class Target:
         from servers import cpu_seconds
 
         return None if self.pid is None else cpu_seconds(self.pid())
+
+
+def two_groups(per_group: int) -> list[dict[str, Any]]:
+    return [group("workers-a", per_group), group("workers-b", per_group)]
+
+
+def create(client: Any, name: str, groups: list[dict[str, Any]]) -> None:
+    client.create_cluster(ClusterName=name, InstanceGroups=groups)

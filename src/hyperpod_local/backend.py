@@ -17,7 +17,7 @@ from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock, ManualClock, ScaledClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
-from hyperpod_local.providers.sim import SimProvider
+from hyperpod_local.providers import build_provider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store
 
@@ -47,7 +47,7 @@ class Backend:
         self.clock: Clock = clock or (
             ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
         )
-        self.provider = SimProvider(self.ids)
+        self.provider = build_provider(settings.provider, self.ids)
         self.request_faults = RequestFaults(self.store, self.ids.chance)
         self.policy = RecoveryPolicy(
             max_in_flight=settings.recovery_max_in_flight,

@@ -147,7 +147,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
 
 
 def _about() -> HttpResponse:
-    from hyperpod_local import __version__
+    from hyperpod_local.version import __version__
 
     body = {
         "service": "hyperpod-local",

@@ -28,6 +28,8 @@ class Settings:
     # Automatic node recovery's safety limits, per instance group.
     recovery_max_in_flight: int = 2
     recovery_unhealthy_threshold: float = 0.2
+    # Where instances come from (providers.PROVIDERS): "sim" keeps them in the store.
+    provider: str = "sim"
     # "open": any well-formed signature; "strict": SigV4 checked against `credentials_file`.
     auth: str = "open"
     credentials_file: Path | None = None

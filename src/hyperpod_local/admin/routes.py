@@ -70,7 +70,7 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
         return cluster
 
     async def health(_request: Request) -> JSONResponse:
-        from hyperpod_local import __version__
+        from hyperpod_local.version import __version__
 
         return JSONResponse({"status": "ok", "version": __version__})
 

@@ -11,7 +11,7 @@ from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.model import ClusterStatus, InstanceGroup, Node, NodeStatus, Operation
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.engine.health_checks import start_checks
+from hyperpod_local.engine.followups import start_checks
 
 
 def start_cluster_health_check(

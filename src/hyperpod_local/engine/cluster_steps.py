@@ -1,16 +1,14 @@
-"""Steps of a cluster's own lifecycle: creation, deletion, software updates."""
+"""Steps of a cluster's own lifecycle: creation, scaling of its groups, deletion."""
 
 from __future__ import annotations
 
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import place_instance
 from hyperpod_local.domain.events import EventLog
-from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
     Cluster,
     ClusterStatus,
-    EventLevel,
     GroupStatus,
     InstanceGroup,
     Node,
@@ -18,10 +16,18 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.engine.context import StepContext, step
-from hyperpod_local.engine.health_checks import start_checks
-from hyperpod_local.engine.health_steps import resume_recoveries
-from hyperpod_local.engine.node_steps import lifecycle_event, provisioning_failed, settle_scaling
-from hyperpod_local.providers.sim import LaunchError
+from hyperpod_local.engine.followups import (
+    fail_creation,
+    finish_group_creation,
+    group_gone,
+    lifecycle_event,
+    maybe_cluster_created,
+    provisioning_failed,
+    settle_scaling,
+    start_checks,
+)
+from hyperpod_local.engine.recovery import resume_recoveries
+from hyperpod_local.providers.base import LaunchError
 
 # Creation -----------------------------------------------------------------------------------
 
@@ -137,13 +143,13 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
     ready = ctx.tx.nodes.some_in_group(
         cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
     )
-    scripts_may_fail = ctx.tx.faults.aimed_at(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group.name)
+    failures = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, ready)
     checks: list[str] = group.spec.get("OnStartDeepHealthChecks") or []
     checking: list[Node] = []
     try:
         for node in ready:
             assert node.instance_id is not None
-            failure = lifecycle_failure(ctx, cluster, group, node) if scripts_may_fail else None
+            failure = failures.get(node.row_id or -1)
             if failure is not None:
                 if not cluster.continuous:
                     fail_creation(ctx, cluster, failure, log, keep=task.id)
@@ -187,63 +193,6 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
         return None
     finally:
         ctx.tx.events.add_all(log.events)
-
-
-def group_gone(ctx: StepContext, cluster: Cluster | None, task: Task) -> None:
-    """The group a step was for has been deleted: its scaling operation still ends."""
-    if cluster is not None and task.operation_id:
-        log = ctx.log(cluster)
-        settle_scaling(ctx, cluster, task.operation_id, log)
-        ctx.tx.events.add_all(log.events)
-    return None
-
-
-def lifecycle_failure(
-    ctx: StepContext, cluster: Cluster, group: InstanceGroup, node: Node
-) -> str | None:
-    """The failure message if an injected lifecycle-script fault takes this provisioning."""
-    if ctx.tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name) is None:
-        return None
-    script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
-    return (
-        f"Lifecycle script {script} failed on instance {node.instance_id} "
-        f"in InstanceGroup {group.name}: exit code 1."
-    )
-
-
-def fail_creation(
-    ctx: StepContext, cluster: Cluster, message: str, log: EventLog, *, keep: int | None
-) -> None:
-    """Classic creation is all or nothing: one failure fails the cluster, and what was
-    launched for it is terminated. The cluster stays, Failed, until it is deleted."""
-    move_cluster(cluster, "failed")
-    cluster.failure_message = message
-    ctx.provider.terminate(ctx.tx, ctx.tx.instances.ids_for_cluster(cluster.id))
-    for node in ctx.tx.nodes.in_group(cluster.id):
-        ctx.tx.nodes.remove(node.row_id or -1)
-    for group in cluster.groups:
-        group.status = GroupStatus.FAILED
-        ctx.tx.clusters.save_group(group)
-    ctx.tx.tasks.remove_for_cluster(cluster.id, keep=keep)
-    log.cluster(f"Cluster {cluster.name} creation failed", level=EventLevel.ERROR)
-    ctx.tx.clusters.save(cluster)
-
-
-def finish_group_creation(
-    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
-) -> None:
-    group.status = GroupStatus.IN_SERVICE
-    ctx.tx.clusters.save_group(group)
-    log.group(group.name, text.group_creation_completed(group.name, cluster.name))
-
-
-def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> None:
-    """A classic cluster is InService when every group is: all or nothing."""
-    if cluster.status == ClusterStatus.CREATING and all(
-        group.status == GroupStatus.IN_SERVICE for group in cluster.groups
-    ):
-        move_cluster(cluster, "created")
-        log.cluster(text.cluster_creation_completed(cluster.name))
 
 
 # Scaling -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, Task
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.providers.sim import SimProvider
+from hyperpod_local.providers.base import Provider
 from hyperpod_local.store.unit_of_work import Tx
 
 
@@ -20,7 +20,7 @@ class StepContext:
     # The HyperPod time the step happens at: its due time, even if the engine runs it late.
     now: float
     durations: Durations
-    provider: SimProvider
+    provider: Provider
     ids: IdSource
     policy: RecoveryPolicy
 

@@ -5,68 +5,21 @@ from __future__ import annotations
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import place_instance
 from hyperpod_local.domain.events import EventLog
-from hyperpod_local.domain.faults import FaultKind
-from hyperpod_local.domain.lifecycle import move_cluster, move_node
-from hyperpod_local.domain.model import (
-    Cluster,
-    ClusterStatus,
-    EventLevel,
-    GroupStatus,
-    InstanceGroup,
-    Node,
-    Task,
-)
+from hyperpod_local.domain.lifecycle import move_node
+from hyperpod_local.domain.model import Cluster, GroupStatus, InstanceGroup, Node, Task
 from hyperpod_local.engine.context import StepContext, reschedule, step
-from hyperpod_local.engine.health_checks import start_checks
-from hyperpod_local.engine.health_steps import recheck_faults, resume_recoveries
-from hyperpod_local.engine.operations import schedule_relaunch
-from hyperpod_local.engine.software_steps import desired_image
-from hyperpod_local.providers.sim import LaunchError
+from hyperpod_local.engine.followups import (
+    desired_image,
+    failure_event,
+    lifecycle_event,
+    settle_scaling,
+    start_checks,
+)
+from hyperpod_local.engine.recovery import recheck_faults, resume_recoveries
+from hyperpod_local.providers.base import LaunchError
 
 # What a replace is for, by the operation holding the node: its completion event's words.
 _COMPLETION_WORDS = {"provision": "creation", "recover": "replacement", "replace": "replacement"}
-
-
-def lifecycle_event(log: EventLog, group: InstanceGroup, node: Node, state: str) -> None:
-    assert node.instance_id is not None
-    log.instance(
-        group.name,
-        node.instance_id,
-        text.lifecycle_script(node.instance_id, state),
-        level=EventLevel.ERROR if state == "Failed" else EventLevel.INFO,
-        metadata={"Instance": {"LcsExecutionState": state, "NodeLogicalId": node.logical_id}},
-    )
-
-
-def provisioning_failed(
-    ctx: StepContext,
-    cluster: Cluster,
-    group: InstanceGroup,
-    node: Node,
-    message: str,
-    log: EventLog,
-    operation_id: str | None = None,
-) -> None:
-    """A node whose launch or lifecycle scripts failed: Failure, with the reason, and tried
-    again on a new instance (same NodeLogicalId) after `provision_retry`."""
-    node.status_message = message
-    failure_event(log, cluster, group, node, message)
-    if node.busy is None:
-        schedule_relaunch(
-            ctx.tx, cluster, node, ctx.now + ctx.durations.provision_retry, operation_id
-        )
-
-
-def failure_event(
-    log: EventLog, cluster: Cluster, group: InstanceGroup, node: Node, message: str
-) -> None:
-    log.instance(
-        group.name,
-        None,
-        text.provisioning_failed(cluster.name, group.name),
-        level=EventLevel.ERROR,
-        metadata={"Instance": {"FailureMessage": message, "NodeLogicalId": node.logical_id}},
-    )
 
 
 @step("node_replace")
@@ -129,14 +82,11 @@ def _finish_replace(
     log: EventLog,
 ) -> Task | None:
     assert node.instance_id is not None
-    script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
-    if ctx.tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name):
+    failure = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, [node])
+    if failure:
         lifecycle_event(log, group, node, "Failed")
         move_node(node, "provisioning_failed")
-        node.status_message = (
-            f"Lifecycle script {script} failed on instance {node.instance_id} "
-            f"in InstanceGroup {group.name}: exit code 1."
-        )
+        node.status_message = failure[node.row_id or -1]
         return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
     words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
     lifecycle_event(log, group, node, "Succeeded")
@@ -224,34 +174,3 @@ def resume_recoveries_step(ctx: StepContext, task: Task) -> Task | None:
         resume_recoveries(ctx, cluster, group, log)
         ctx.tx.events.add_all(log.events)
     return None
-
-
-def settle_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: EventLog) -> None:
-    """Called by the last steps of scaling work: when the operation has no step left it is
-    Done, and a classic cluster whose update this was is InService again."""
-    if ctx.tx.tasks.count(cluster.id, operation_id=operation_id) > 1:
-        return
-    finish_scaling(ctx, cluster, operation_id, log)
-    if (
-        cluster.status == ClusterStatus.UPDATING
-        and ctx.tx.tasks.count(cluster.id, any_operation=True) <= 1
-    ):
-        move_cluster(cluster, "updated")
-        for group in cluster.groups:
-            if group.status == GroupStatus.UPDATING:
-                group.status = GroupStatus.IN_SERVICE
-                ctx.tx.clusters.save_group(group)
-        ctx.tx.clusters.save(cluster)
-
-
-def finish_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: EventLog) -> None:
-    """The last node of a scaling operation is done: so is the operation, group by group."""
-    operation = ctx.tx.events.get_operation(cluster.id, operation_id)
-    if operation is None:
-        return
-    operation.status = "Done"
-    for detail in operation.details.get("ScalingDetails", []):
-        detail["Status"] = "Done"
-        name = detail["InstanceGroupName"]
-        log.group(name, text.group_scaling_completed(name, cluster.name), operation_id=operation_id)
-    ctx.tx.events.save_operation(operation)

@@ -12,7 +12,7 @@ from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import Clock, ManualClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
-from hyperpod_local.providers.sim import SimProvider
+from hyperpod_local.providers.base import Provider
 from hyperpod_local.store.database import Store
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -39,7 +39,7 @@ class Engine:
         store: Store,
         clock: Clock,
         durations: Durations,
-        provider: SimProvider,
+        provider: Provider,
         ids: IdSource,
         policy: RecoveryPolicy,
         *,

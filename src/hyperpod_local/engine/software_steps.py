@@ -23,26 +23,9 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.health_steps import recheck_faults
+from hyperpod_local.engine.followups import UPDATE_KEY
+from hyperpod_local.engine.recovery import recheck_faults
 from hyperpod_local.store.unit_of_work import Tx
-
-UPDATE_KEY = "_software_update"
-
-
-def desired_image(group: InstanceGroup) -> tuple[str, str]:
-    """(image id, release) a new instance of the group gets: during a software update the
-    update's target (its source while rolling back), else the group's own."""
-    update = group.spec.get(UPDATE_KEY)
-    if update and update["Status"] == "InProgress":
-        return update["To"]["ImageId"], update["To"]["Release"]
-    if update and update["Status"] == "RollbackInProgress":
-        return update["From"]["ImageId"], update["From"]["Release"]
-    from hyperpod_local.domain.model import DEFAULT_IMAGE_ID, LATEST_IMAGE_RELEASE
-
-    return (
-        group.spec.get("ImageId", DEFAULT_IMAGE_ID),
-        group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
-    )
 
 
 @step("software_update")
@@ -148,7 +131,7 @@ def _reimage(
     ]
     instance_ids = [node.instance_id for node in nodes if node.instance_id]
     ctx.provider.reimage(ctx.tx, instance_ids, target["ImageId"])
-    faults = ctx.tx.faults.on_instances(instance_ids)
+    faults = ctx.provider.health(ctx.tx, instance_ids)
     words = "software rollback" if rollback else "software update"
     for node in nodes:
         assert node.instance_id is not None
@@ -193,9 +176,12 @@ def _reason_to_roll_back(
     for fault in ctx.tx.faults.all(FaultKind.ALARM):
         if fault.params.get("AlarmName") in alarms:
             return f"alarm {fault.params['AlarmName']} is in ALARM"
-    if nodes and ctx.tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name):
+    # A re-imaged instance runs the group's lifecycle script again.
+    failed = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, nodes)
+    if failed:
+        first = next(node for node in nodes if (node.row_id or -1) in failed)
         script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
-        return f"lifecycle script {script} failed on instance {nodes[0].instance_id}"
+        return f"lifecycle script {script} failed on instance {first.instance_id}"
     return None
 
 

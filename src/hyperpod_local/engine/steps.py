@@ -8,15 +8,17 @@ from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_n
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
 from hyperpod_local.engine import (
     cluster_steps,
-    health_checks,
-    health_steps,
+    deep_health_checks,
+    health_agent,
     node_steps,
     software_steps,
 )
 from hyperpod_local.engine.context import STEPS, StepContext
+from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
-# The step modules register their steps when imported.
-_MODULES = (cluster_steps, node_steps, health_steps, health_checks, software_steps)
+# The step modules register their steps when imported; a new kind of step is a new module
+# here, importing only context, followups, recovery and operations.
+_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 
@@ -38,11 +40,11 @@ def record_abandoned(ctx: StepContext, task: Task, error: Exception) -> None:
         node.status_message = message
         ctx.tx.nodes.save(node)
     if task.operation_id and ctx.tx.tasks.count(cluster.id, operation_id=task.operation_id) <= 1:
-        node_steps.finish_scaling(ctx, cluster, task.operation_id, log)
+        finish_scaling(ctx, cluster, task.operation_id, log)
     if task.kind in ("cluster_create", "group_provision") and cluster_allows(
         cluster.status, "failed"
     ):
-        cluster_steps.fail_creation(ctx, cluster, message, log, keep=task.id)
+        fail_creation(ctx, cluster, message, log, keep=task.id)
     elif task.kind == "software_update":
         for member in ctx.tx.nodes.in_group(cluster.id, task.group_name):
             if member.busy == "update":

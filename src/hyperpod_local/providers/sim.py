@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperpod_local.domain.faults import CAPACITY_MESSAGE
+from hyperpod_local.domain.faults import CAPACITY_MESSAGE, Fault, FaultKind
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+from hyperpod_local.providers.base import LaunchError
 from hyperpod_local.store.unit_of_work import Tx
 
 ROOT_VOLUME_GB = 100
 
 
-class LaunchError(Exception):
-    """No instance could be had; the message is the one HyperPod reports."""
-
-
 class SimProvider:
+    """Instances and volumes as rows of the store; capacity, lifecycle scripts and hardware
+    health as the faults injected through the admin API say."""
+
     name = "sim"
 
     def __init__(self, ids: IdSource) -> None:
@@ -64,6 +64,27 @@ class SimProvider:
         tx.instances.replace_roots(
             {instance_id: self._root() for instance_id in instance_ids}, image_id
         )
+
+    def run_lifecycle_scripts(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]
+    ) -> dict[int, str]:
+        """A script fails where an injected lifecycle-script fault strikes, one node a strike."""
+        failed: dict[int, str] = {}
+        if not nodes or not tx.faults.aimed_at(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group.name):
+            return failed
+        script = (group.spec.get("LifeCycleConfig") or {}).get("OnCreate", "on_create.sh")
+        for node in nodes:
+            strike = tx.faults.take(FaultKind.LIFECYCLE_SCRIPT, cluster.id, group_name=group.name)
+            if strike is None:
+                break  # no strike left
+            failed[node.row_id or -1] = (
+                f"Lifecycle script {script} failed on instance {node.instance_id} "
+                f"in InstanceGroup {group.name}: exit code 1."
+            )
+        return failed
+
+    def health(self, tx: Tx, instance_ids: list[str]) -> dict[str, list[Fault]]:
+        return tx.faults.on_instances(instance_ids)
 
     def inside_view(self, tx: Tx, node: Node) -> dict[str, Any] | None:
         """What a node looks like from inside: its instance, hostname and volumes."""

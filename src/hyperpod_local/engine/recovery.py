@@ -14,56 +14,13 @@ from __future__ import annotations
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import Fault
-from hyperpod_local.domain.lifecycle import move_node
-from hyperpod_local.domain.model import (
-    Cluster,
-    EventLevel,
-    InstanceGroup,
-    Node,
-    NodeStatus,
-    Task,
-)
-from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
+from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
 
 
 def automatic(cluster: Cluster) -> bool:
     return cluster.spec.get("NodeRecovery", "Automatic") == "Automatic"
-
-
-@step("health_check")
-def health_check(ctx: StepContext, task: Task) -> Task | None:
-    found = ctx.node_context(task)
-    if found is None:
-        return None
-    cluster, group, node = found
-    fault = ctx.tx.faults.get(task.data.get("fault_id", ""))
-    if fault is None or node.instance_id != task.data.get("instance_id"):
-        return None  # the fault was lifted, or the instance is gone with it
-    if node.busy is not None or node.status == NodeStatus.FAILURE:
-        # An operation is under way and looks at the faults again when it ends; or the node
-        # has already failed.
-        return None
-    if node.status != NodeStatus.RUNNING:
-        task.due_at = round(ctx.now + ctx.durations.health_detection, 3)
-        return task
-    log = ctx.log(cluster)
-    move_node(node, "fault_detected")
-    node.status_message = fault.hardware.message
-    log.instance(
-        group.name,
-        node.instance_id,
-        text.health_check_failed(node.instance_id, cluster.name, group.name, node.status_message),
-        level=EventLevel.ERROR,
-        metadata={
-            "Instance": {"FailureMessage": fault.hardware.message, "NodeLogicalId": node.logical_id}
-        },
-    )
-    ctx.tx.nodes.save(node)
-    if automatic(cluster):
-        attempt_recovery(ctx, cluster, group, node, fault.hardware.action, log, first=True)
-    ctx.tx.events.add_all(log.events)
-    return None
 
 
 def recheck_faults(
@@ -80,7 +37,7 @@ def recheck_faults(
     node's hardware faults, when the caller has them already."""
     assert node.instance_id is not None
     if faults is None:
-        faults = ctx.tx.faults.on_instance(node.instance_id)
+        faults = ctx.provider.health(ctx.tx, [node.instance_id]).get(node.instance_id, [])
     remaining = []
     for fault in faults:
         if cured_by_reboot and fault.hardware.action == "reboot":
@@ -113,7 +70,7 @@ def resume_recoveries(
     for node in ctx.tx.nodes.failed_idle(cluster.id, group.name):
         if not node.instance_id:
             continue  # a provisioning failure: its own retry brings it back
-        faults = ctx.tx.faults.on_instance(node.instance_id)
+        faults = ctx.provider.health(ctx.tx, [node.instance_id]).get(node.instance_id, [])
         # A node whose fault has been lifted is still down: a reboot brings it back.
         action = faults[0].hardware.action if faults else "reboot"
         if not attempt_recovery(ctx, cluster, group, node, action, log, first=False):

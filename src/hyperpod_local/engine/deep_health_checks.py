@@ -5,83 +5,37 @@ its checks take; a node with a hardware fault fails the check and is replaced.""
 from __future__ import annotations
 
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_node
-from hyperpod_local.domain.model import (
-    Cluster,
-    EventLevel,
-    GroupStatus,
-    InstanceGroup,
-    Node,
-    NodeStatus,
-    Task,
-)
+from hyperpod_local.domain.model import EventLevel, GroupStatus, NodeStatus, Task
 from hyperpod_local.engine.context import StepContext, step
-from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.health_steps import resume_recoveries
+from hyperpod_local.engine.followups import (
+    finish_group_creation,
+    group_gone,
+    maybe_cluster_created,
+    settle_scaling,
+)
 from hyperpod_local.engine.operations import start_node_action
-from hyperpod_local.store.unit_of_work import Tx
-
-
-def start_checks(
-    tx: Tx,
-    cluster: Cluster,
-    group: InstanceGroup,
-    nodes: list[Node],
-    checks: list[str],
-    now: float,
-    durations: Durations,
-    log: EventLog,
-    *,
-    operation_id: str | None = None,
-) -> None:
-    """Put the nodes under deep health checks and schedule their verdict."""
-    for node in nodes:
-        move_node(node, "deep_health_check")
-        # A check that is part of an automatic recovery still counts for the recovery limits.
-        node.busy = "recover" if node.busy == "recover" else "dhc"
-        assert node.instance_id is not None
-        log.instance(
-            group.name,
-            node.instance_id,
-            text.deep_health_check_started(checks, node.instance_id, cluster.name, group.name),
-            operation_id=operation_id,
-        )
-    tx.nodes.save_all(nodes)
-    tx.tasks.add(
-        Task(
-            cluster_id=cluster.id,
-            group_name=group.name,
-            kind="deep_health_check",
-            step="verdict",
-            due_at=round(now + durations.deep_health_checks(checks), 3),
-            operation_id=operation_id,
-            data={"node_ids": [node.row_id for node in nodes], "checks": checks},
-        )
-    )
+from hyperpod_local.engine.recovery import resume_recoveries
 
 
 @step("deep_health_check")
 def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
-    from hyperpod_local.engine.cluster_steps import (
-        finish_group_creation,
-        group_gone,
-        maybe_cluster_created,
-    )
-    from hyperpod_local.engine.node_steps import settle_scaling
-
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None
     if cluster is None or group is None:
         return group_gone(ctx, cluster, task)
     log = ctx.log(cluster)
     checks: list[str] = task.data["checks"]
-    for row_id in task.data["node_ids"]:
-        node = ctx.tx.nodes.get(row_id)
-        if node is None or node.status != NodeStatus.DEEP_HEALTH_CHECK_IN_PROGRESS:
-            continue
+    checked = [
+        node
+        for row_id in task.data["node_ids"]
+        if (node := ctx.tx.nodes.get(row_id)) is not None
+        and node.status == NodeStatus.DEEP_HEALTH_CHECK_IN_PROGRESS
+    ]
+    health = ctx.provider.health(ctx.tx, [node.instance_id for node in checked if node.instance_id])
+    for node in checked:
         assert node.instance_id is not None
-        faults = ctx.tx.faults.on_instance(node.instance_id)
+        faults = health.get(node.instance_id, [])
         node.busy = None
         if not faults:
             move_node(node, "check_passed")

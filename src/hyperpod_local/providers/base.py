@@ -1,0 +1,56 @@
+"""What the engine asks of a provider, the place instances come from.
+
+The engine depends on this module only; `sim` is one implementation (instances and volumes
+that live in the store), and another (real processes, a cloud) plugs in beside it without the
+engine changing. Every method runs inside the engine's unit of work `tx`, so what a provider
+records about its instances commits, or rolls back, with the step that asked for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hyperpod_local.domain.faults import Fault
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+from hyperpod_local.store.unit_of_work import Tx
+
+
+class LaunchError(Exception):
+    """No instance could be had; the message is the one HyperPod reports."""
+
+
+class Provider(Protocol):
+    name: str
+
+    def check_capacity(self, tx: Tx, cluster: Cluster, group: InstanceGroup) -> None:
+        """LaunchError when no instance of the group's type can be had now."""
+
+    def launch(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, *, checked: bool = False
+    ) -> str:
+        """A fresh instance of the group's configuration and image, with new empty volumes;
+        its instance id. LaunchError when there is no capacity (`checked`: the caller has
+        just called check_capacity, for a whole batch of launches)."""
+
+    def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
+        """The instances and every volume attached to them are gone for good."""
+
+    def reboot(self, tx: Tx, instance_id: str) -> None:
+        """The same instance starts again; its volumes stay."""
+
+    def reimage(self, tx: Tx, instance_ids: list[str], image_id: str) -> None:
+        """A software update: new root volumes from the image; secondary volumes stay."""
+
+    def run_lifecycle_scripts(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]
+    ) -> dict[int, str]:
+        """Run the group's lifecycle script (OnCreate) on each node's instance; the nodes
+        whose script failed, by row id, with the failure message HyperPod shows."""
+
+    def health(self, tx: Tx, instance_ids: list[str]) -> dict[str, list[Fault]]:
+        """The hardware faults each instance has, oldest first (instances without any are
+        left out): what the health agent reports and a deep health check finds."""
+
+    def inside_view(self, tx: Tx, node: Node) -> dict[str, Any] | None:
+        """What a node looks like from inside (instance, image, boots, volumes), for the
+        admin API; None when it has no instance."""

@@ -1,0 +1,81 @@
+"""The provider seam: the engine asks its provider for instances, lifecycle scripts and
+health, so a second provider plugs in by name without the engine changing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from hyperpod_local import providers
+from hyperpod_local.domain.ids import IdSource
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+from hyperpod_local.mock import HyperPodMock
+from hyperpod_local.providers.sim import SimProvider
+from hyperpod_local.store.unit_of_work import Tx
+
+ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
+
+
+class FailingScripts(SimProvider):
+    """Sim instances whose lifecycle script always exits 3, with its own message."""
+
+    name = "failing-scripts"
+
+    def run_lifecycle_scripts(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]
+    ) -> dict[int, str]:
+        return {node.row_id or -1: f"on_create.sh exited 3 on {node.instance_id}" for node in nodes}
+
+
+def _create(sm: Any) -> None:
+    sm.create_cluster(
+        ClusterName="seam",
+        InstanceGroups=[
+            {
+                "InstanceGroupName": "workers",
+                "InstanceType": "ml.g5.8xlarge",
+                "InstanceCount": 2,
+                "ExecutionRole": ROLE,
+                "LifeCycleConfig": {"SourceS3Uri": "s3://bucket/lcs", "OnCreate": "on_create.sh"},
+            }
+        ],
+    )
+
+
+def test_a_provider_named_in_the_settings_runs_the_lifecycle_scripts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(providers.PROVIDERS, "failing-scripts", FailingScripts)
+    with HyperPodMock(provider="failing-scripts") as hp:
+        sm = boto3.client(
+            "sagemaker",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        _create(sm)
+        hp.settle()
+        cluster = sm.describe_cluster(ClusterName="seam")
+    assert cluster["ClusterStatus"] == "Failed"
+    assert cluster["FailureMessage"].startswith("on_create.sh exited 3 on i-")
+
+
+def test_the_default_provider_is_the_simulated_one() -> None:
+    with HyperPodMock() as hp:
+        sm = boto3.client(
+            "sagemaker",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        _create(sm)
+        hp.settle()
+        assert sm.describe_cluster(ClusterName="seam")["ClusterStatus"] == "InService"
+        assert hp.backend is not None and hp.backend.provider.name == "sim"
+
+
+def test_an_unknown_provider_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown provider 'cloud'; known providers: sim"):
+        providers.build_provider("cloud", IdSource(1))
