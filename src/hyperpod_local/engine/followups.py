@@ -28,7 +28,7 @@ from hyperpod_local.store.unit_of_work import Tx
 
 
 def group_gone(ctx: StepContext, cluster: Cluster | None, task: Task) -> None:
-    """The group a step was for has been deleted: its scaling operation still ends."""
+    """The group or node a step was for is gone: its scaling operation still ends."""
     if cluster is not None and task.operation_id:
         log = ctx.log(cluster)
         settle_scaling(ctx, cluster, task.operation_id, log)

@@ -11,6 +11,7 @@ from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.followups import (
     desired_image,
     failure_event,
+    group_gone,
     lifecycle_event,
     settle_scaling,
     start_checks,
@@ -29,7 +30,8 @@ def node_replace(ctx: StepContext, task: Task) -> Task | None:
     the node in Failure and is tried again later."""
     found = ctx.node_context(task)
     if found is None:
-        return None
+        # The node went while its step waited: a scaling operation it belonged to still ends.
+        return group_gone(ctx, ctx.tx.clusters.get(task.cluster_id), task)
     cluster, group, node = found
     log = ctx.log(cluster)
     try:
@@ -53,6 +55,8 @@ def _relaunch(
     old = node.instance_id
     if old is not None:
         ctx.provider.terminate(ctx.tx, [old])
+        # Its faults went with it: no detection of them may stay due.
+        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind="health_check")
         log.instance(group.name, old, text.instance_terminated(old, cluster.name, group.name))
         node.instance_id = None
     try:
@@ -99,13 +103,27 @@ def _finish_replace(
     recheck_faults(ctx, cluster, node, cured_by_reboot=False)
     checks = group.spec.get("OnStartDeepHealthChecks") or []
     if checks:
-        # A new instance is checked before it serves; the check's end brings it to Running.
-        start_checks(ctx.tx, cluster, group, [node], checks, ctx.now, ctx.durations, log)
+        # A new instance is checked before it serves; the check's end brings it to Running
+        # and settles the operation it was retried for.
+        start_checks(
+            ctx.tx,
+            cluster,
+            group,
+            [node],
+            checks,
+            ctx.now,
+            ctx.durations,
+            log,
+            operation_id=task.operation_id,
+        )
         return None
     move_node(node, "provisioned")
     node.busy = None
     ctx.tx.nodes.save(node)
     resume_recoveries(ctx, cluster, group, log)
+    if task.operation_id:
+        # A node of a scaling operation that had to be retried: the operation may be over.
+        settle_scaling(ctx, cluster, task.operation_id, log)
     return None
 
 
@@ -146,6 +164,7 @@ def node_delete(ctx: StepContext, task: Task) -> Task | None:
     instance_id = node.instance_id
     if instance_id is not None:
         ctx.provider.terminate(ctx.tx, [instance_id])
+        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind="health_check")
         for description in (
             text.instance_terminated(instance_id, cluster.name, group.name),
             text.instance_deletion_completed(instance_id, cluster.name, group.name),

@@ -52,8 +52,20 @@ class TaskRepository:
     def remove(self, task_id: int) -> None:
         self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
-    def remove_for_node(self, node_id: int) -> None:
-        self.conn.execute(delete(tasks).where(tasks.c.node_id == node_id))
+    def remove_for_node(self, node_id: int, kind: str | None = None) -> None:
+        stmt = delete(tasks).where(tasks.c.node_id == node_id)
+        if kind is not None:
+            stmt = stmt.where(tasks.c.kind == kind)
+        self.conn.execute(stmt)
+
+    def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
+        """The cluster's tasks of one kind due by `now`, in order."""
+        rows = self.conn.execute(
+            select(tasks)
+            .where(tasks.c.cluster_id == cluster_id, tasks.c.kind == kind, tasks.c.due_at <= now)
+            .order_by(tasks.c.due_at, tasks.c.id)
+        )
+        return [_task(row) for row in rows]
 
     def remove_for_cluster(self, cluster_id: str, *, keep: int | None = None) -> None:
         stmt = delete(tasks).where(tasks.c.cluster_id == cluster_id)
