@@ -342,7 +342,11 @@ def _rebuild(conn: sa.Connection, found: Any, table: Table) -> None:
     table deletes no rows that refer to it."""
     have = {c["name"] for c in found.get_columns(table.name)}
     new_name = f"_new_{table.name}"
-    new = table.to_metadata(MetaData(), name=new_name)
+    # The copy goes beside copies of the other tables, for its foreign keys to resolve.
+    scratch = MetaData()
+    for other in TARGET.tables.values():
+        other.to_metadata(scratch)
+    new = table.to_metadata(scratch, name=new_name)
     for index in list(new.indexes):  # index names are global; the old table still has them
         new.indexes.discard(index)
     conn.execute(sa.schema.CreateTable(new))
