@@ -36,7 +36,7 @@ RELEASED = {
     "0001_initial.py": "80533502a19c0e604f082587746fbc6b9c25aba8c221f9fd72e47345ba5f81f9",
     "0002_node_counts_index.py": "7f8a69669060d0962682fb1c15eddfed0576604aa9dbc9304ed45c1031a1b9fe",
     "0003_every_released_schema.py": (
-        "0b16b85c7c207cf542021033bdc97a5ed69059de8da4e9c0f7c5d3ea2af4a4d6"
+        "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
     ),
 }
 

@@ -323,16 +323,11 @@ def _add_columns(found: Any, table: Table) -> None:
     have = {c["name"] for c in found.get_columns(table.name)}
     for column in table.columns:
         if column.name not in have:
+            # A column belongs to one table: the target's is copied, its default by value.
+            default = getattr(column.server_default, "arg", None)
             op.add_column(
                 table.name,
-                Column(
-                    column.name,
-                    column.type,
-                    nullable=column.nullable,
-                    server_default=(
-                        None if column.server_default is None else column.server_default.arg  # type: ignore[attr-defined]
-                    ),
-                ),
+                Column(column.name, column.type, nullable=column.nullable, server_default=default),
             )
 
 
@@ -341,6 +336,9 @@ def _rebuild(conn: sa.Connection, found: Any, table: Table) -> None:
     rename the new. The Store turns foreign keys off around migrations, so dropping the old
     table deletes no rows that refer to it."""
     have = {c["name"] for c in found.get_columns(table.name)}
+    unknown = have - set(table.columns.keys())
+    if unknown:  # no release had it; dropping it would lose what it holds
+        raise RuntimeError(f"unknown columns {sorted(unknown)} in {table.name}")
     new_name = f"_new_{table.name}"
     # The copy goes beside copies of the other tables, for its foreign keys to resolve.
     scratch = MetaData()
