@@ -24,13 +24,28 @@ from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
 
-# The newest Alembic revision; a test checks it against the migration scripts.
-HEAD_REVISION = "0002"
+# Every Alembic revision this release has, oldest first, the last one the head; a test checks
+# them against the migration scripts. Kept here so a start-up needs no Alembic to know them.
+REVISIONS = ("0001", "0002", "0003")
+HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'hyperpod.db'}"
+
+
+class NewerStoreError(ValueError):
+    """The store was written by a newer release: one whose revision this one does not know.
+    Migrating or using it could lose what that release keeps, so it is refused."""
+
+    def __init__(self, url: str, revision: str) -> None:
+        super().__init__(
+            f"the store at {url} was written by a newer hyperpod-local (revision {revision}); "
+            f"this release knows up to {HEAD_REVISION}: run that release, or use another "
+            "data dir"
+        )
+        self.revision = revision
 
 
 class Store:
@@ -157,9 +172,13 @@ class Store:
                     )
                     return
                 current = conn.scalar(text("SELECT version_num FROM alembic_version"))
-        if current != HEAD_REVISION:
-            log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
-            upgrade(self.engine)
+        if current == HEAD_REVISION:
+            return
+        # No row is Alembic's base: a store whose first revision never ran.
+        if current is not None and current not in REVISIONS:
+            raise NewerStoreError(_without_password(self.engine), str(current))
+        log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
+        upgrade(self.engine)
 
 
 @contextmanager
@@ -172,16 +191,43 @@ def _busy_as_error() -> Iterator[None]:
         raise
 
 
+def _without_password(engine: Engine) -> str:
+    url = engine.url
+    return str(url.database) if url.drivername.startswith("sqlite") else url.render_as_string()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations on the engine's database."""
+    """Run the Alembic migrations on the engine's database, in one transaction."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with _foreign_keys_off(conn), conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+
+@contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite changes a table by making a new one and dropping the old, and with foreign
+    keys on, dropping it would first delete every row that refers to it (ON DELETE CASCADE).
+    The pragma is ignored inside a transaction, so it is set on the driver's connection
+    before the migration's transaction begins, and put back after it ends; a revision that
+    rebuilds a table runs foreign_key_check before it commits."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    was_on = driver.execute("PRAGMA foreign_keys").fetchone()[0]
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA foreign_keys={'ON' if was_on else 'OFF'}")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,0 +1,283 @@
+"""Upgrades: every schema a release made opens as the head's, keeps its rows, and serves.
+
+tests/fixtures/schemas/*.sql are data dirs that the servers of earlier commits made, dumped
+(record.py says how). Revision 0001 was edited after it was released, so one revision id
+stands for several schemas there; each must come out as what a new store gets."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from hyperpod_local.store import database
+from hyperpod_local.store.database import HEAD_REVISION, REVISIONS, NewerStoreError, Store
+from tests.support import ServerProcess, group
+
+VERSIONS = Path(database.__file__).parent / "migrations" / "versions"
+FIXTURES = Path(__file__).parent / "fixtures" / "schemas"
+SCHEMAS = sorted(FIXTURES.glob("*.sql"))
+# The commits of main whose new stores had a schema of their own under revision 0001: fresh
+# stores were made by schema.metadata.create_all and stamped, so schema.py decided it.
+MADE_AT = ["4231732", "9caf4ce", "5eb78c1", "6b7ec6d", "ed6a56e"]
+
+# A released revision never changes: a store that ran it would not get the change. A new
+# revision adds its line here; a line that no longer matches means a released file was
+# edited: put the change in a new revision instead.
+RELEASED = {
+    "__init__.py": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "0001_initial.py": "80533502a19c0e604f082587746fbc6b9c25aba8c221f9fd72e47345ba5f81f9",
+    "0002_node_counts_index.py": "7f8a69669060d0962682fb1c15eddfed0576604aa9dbc9304ed45c1031a1b9fe",
+    "0003_every_released_schema.py": (
+        "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
+    ),
+}
+
+
+def test_released_migrations_are_never_edited() -> None:
+    found = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in VERSIONS.iterdir()
+        if path.is_file() and path.suffix == ".py"
+    }
+    assert found == RELEASED
+
+
+def test_the_store_knows_every_revision_in_order() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(VERSIONS.parent))
+    scripts = ScriptDirectory.from_config(config)
+    newest_first = [script.revision for script in scripts.walk_revisions()]
+    assert tuple(reversed(newest_first)) == REVISIONS
+    assert scripts.get_heads() == [HEAD_REVISION]
+
+
+def test_there_is_a_fixture_for_every_schema_a_release_made() -> None:
+    # 0001 as each commit that changed schema.py before 0002 made it, alone and after
+    # 5777f74 (which added 0002) opened it.
+    expected = {f"0001-{c}" for c in MADE_AT} | {f"0002-{c}-5777f74" for c in MADE_AT}
+    assert {path.stem for path in SCHEMAS} == expected | {"0002-5777f74"}
+
+
+def load(fixture: Path, data_dir: Path) -> Path:
+    """A data dir holding the fixture's database."""
+    data_dir.mkdir()
+    path = data_dir / "hyperpod.db"
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(fixture.read_text())
+    finally:
+        conn.close()
+    return path
+
+
+def shape(path: Path) -> dict[str, Any]:
+    """Everything inspection tells of the schema, names and column order included."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        found = inspect(engine)
+        return {
+            table: {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                    for c in found.get_columns(table)
+                ],
+                "pk": found.get_pk_constraint(table)["constrained_columns"],
+                "fks": sorted(
+                    (
+                        tuple(fk["constrained_columns"]),
+                        fk["referred_table"],
+                        tuple(fk["referred_columns"]),
+                        fk.get("options", {}).get("ondelete"),
+                    )
+                    for fk in found.get_foreign_keys(table)
+                ),
+                "uniques": sorted(
+                    (u["name"] or "", tuple(u["column_names"]))
+                    for u in found.get_unique_constraints(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                    for i in found.get_indexes(table)
+                ),
+            }
+            for table in found.get_table_names()
+        }
+    finally:
+        engine.dispose()
+
+
+def rows(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            for name in names
+            if name not in ("alembic_version", "sqlite_sequence")
+        }
+    finally:
+        conn.close()
+
+
+def revision_of(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def head_shape(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("fresh") / "fresh.db"
+    Store(f"sqlite:///{path}").close()
+    return shape(path)
+
+
+@pytest.mark.parametrize("fixture", SCHEMAS, ids=[p.stem for p in SCHEMAS])
+def test_a_released_schema_opens_as_the_head_with_its_rows(
+    fixture: Path, tmp_path: Path, head_shape: dict[str, Any]
+) -> None:
+    path = load(fixture, tmp_path / "data")
+    before = rows(path)
+    Store(f"sqlite:///{path}").close()
+    assert revision_of(path) == HEAD_REVISION
+    assert shape(path) == head_shape
+    after = rows(path)
+    # Every row is still there (a rebuilt clusters table cascades no deletes); the tables
+    # the old schema lacked are there too, empty.
+    assert {name: after[name] for name in before} == before
+    assert all(after[name] == 0 for name in set(after) - set(before))
+    # Opening it again changes nothing.
+    Store(f"sqlite:///{path}").close()
+    assert shape(path) == head_shape and rows(path) == after
+
+
+def test_a_table_with_a_constraint_it_lacks_is_rebuilt_with_its_rows(
+    tmp_path: Path, head_shape: dict[str, Any]
+) -> None:
+    # No release made this one, but 0003 must not need one to rebuild a table that others
+    # refer to (nodes, to clusters) and that lacks a constraint (UNIQUE instance_id).
+    path = load(FIXTURES / "0002-5777f74.sql", tmp_path / "data")
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "PRAGMA foreign_keys=OFF; BEGIN; CREATE TABLE n AS SELECT * FROM nodes; "
+        "DROP TABLE nodes; ALTER TABLE n RENAME TO nodes; COMMIT;"
+    )
+    conn.close()
+    before = rows(path)
+    Store(f"sqlite:///{path}").close()
+    assert shape(path) == head_shape and rows(path) == before
+
+
+def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    path = load(FIXTURES / "0002-5777f74.sql", tmp_path / "data")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0009'")
+        conn.execute("DROP TABLE faults")  # what 0003 would add back, were it to run
+    conn.close()
+    before = shape(path)
+    with pytest.raises(NewerStoreError) as refused:
+        Store.open(tmp_path / "data").close()
+    assert str(refused.value) == (
+        f"the store at {path} was written by a newer hyperpod-local (revision 0009); "
+        f"this release knows up to {HEAD_REVISION}: run that release, or use another data dir"
+    )
+    assert refused.value.revision == "0009"
+    assert shape(path) == before and revision_of(path) == "0009"
+    # The lock was let go: the data dir can be opened once it is fixed.
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+    conn.close()
+    Store.open(tmp_path / "data").close()
+    assert revision_of(path) == HEAD_REVISION
+
+
+def test_a_schema_the_upgrade_cannot_make_whole_is_left_as_it_was(tmp_path: Path) -> None:
+    path = load(FIXTURES / "0001-4231732.sql", tmp_path / "data")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE stranger (id INTEGER PRIMARY KEY)")
+    conn.close()
+    before, counted = shape(path), rows(path)
+    with pytest.raises(RuntimeError, match="unknown table stranger"):
+        Store(f"sqlite:///{path}").close()
+    # One transaction: nothing of the half-done upgrade stayed.
+    assert shape(path) == before and rows(path) == counted and revision_of(path) == "0001"
+
+
+# A server for each release that made a data dir. The stores 5777f74 migrated to 0002 hold
+# the same rows as their 0001 originals and come out of 0003 the same (the test above), so
+# they are not served again: a server start is the slow part.
+SERVED = [FIXTURES / f"0001-{c}.sql" for c in MADE_AT] + [FIXTURES / "0002-5777f74.sql"]
+
+
+@pytest.fixture
+def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    load(request.param, tmp_path / "data")
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    yield server
+    server.kill()  # the data dir is thrown away; a clean stop only costs time
+
+
+@pytest.mark.parametrize("upgraded", SERVED, ids=[p.stem for p in SERVED], indirect=True)
+def test_a_server_on_an_upgraded_data_dir_serves_its_clusters(upgraded: ServerProcess) -> None:
+    sm = upgraded.client()
+    summaries = sm.list_clusters()["ClusterSummaries"]
+    assert sorted(s["ClusterName"] for s in summaries) == ["old-eks", "old-plain"]
+    plain = sm.describe_cluster(ClusterName="old-plain")
+    assert plain["ClusterStatus"] == "InService"
+    assert [(g["InstanceGroupName"], g["CurrentCount"]) for g in plain["InstanceGroups"]] == [
+        ("workers", 2),
+        ("controller", 1),
+    ]
+    nodes = sm.list_cluster_nodes(ClusterName="old-plain")["ClusterNodeSummaries"]
+    assert len(nodes) == 3
+    first = nodes[0]["InstanceId"]
+    node = sm.describe_cluster_node(ClusterName="old-plain", NodeId=first)["NodeDetails"]
+    assert node["InstanceStatus"]["Status"] == "Running"
+    tags = sm.list_tags(ResourceArn=plain["ClusterArn"])["Tags"]
+    assert tags == [{"Key": "team", "Value": "ml"}]
+    # A cluster this store already has keeps its name and its EKS cluster to itself.
+    with pytest.raises(sm.exceptions.ResourceInUse):
+        sm.create_cluster(
+            ClusterName="old-eks",
+            InstanceGroups=[group("g", 1)],
+        )
+
+    # What the missing tables broke: BatchAddClusterNodes (client_tokens), faults (faults).
+    eks_before = len(sm.list_cluster_nodes(ClusterName="old-eks")["ClusterNodeSummaries"])
+    added = sm.batch_add_cluster_nodes(
+        ClusterName="old-eks",
+        ClientToken="after-upgrade",
+        NodesToAdd=[{"InstanceGroupName": "g", "IncrementTargetCountBy": 1}],
+    )
+    assert added["Failed"] == [] and len(added["Successful"]) == 1
+    status, body = upgraded.admin(
+        "POST",
+        "/_hyperpod/faults",
+        {"Kind": "hardware", "Cluster": "old-plain", "InstanceId": first, "Type": "GpuXid79"},
+    )
+    assert status == 201, body
+    upgraded.settle()
+    status, body = upgraded.admin("GET", "/_hyperpod/faults")
+    assert status == 200, body
+    eks_nodes = sm.list_cluster_nodes(ClusterName="old-eks")["ClusterNodeSummaries"]
+    assert len(eks_nodes) == eks_before + 1
+    assert all(n["InstanceStatus"]["Status"] == "Running" for n in eks_nodes)
+    # The faulty node was replaced on a new instance, as on a store made by this release.
+    after = {
+        n["InstanceId"]
+        for n in sm.list_cluster_nodes(ClusterName="old-plain")["ClusterNodeSummaries"]
+    }
+    assert first not in after and len(after) == 3
