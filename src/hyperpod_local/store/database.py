@@ -8,6 +8,7 @@ another database is another configuration of the same Store."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
+from hyperpod_local.startup import StartupError, os_failure
 from hyperpod_local.store import schema
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
@@ -27,10 +29,11 @@ log = logging.getLogger(__name__)
 # The newest Alembic revision; a test checks it against the migration scripts.
 HEAD_REVISION = "0002"
 _WRITE_OPTION = "hyperpod_write"
+DATABASE_FILE = "hyperpod.db"
 
 
 def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'hyperpod.db'}"
+    return f"sqlite:///{data_dir / DATABASE_FILE}"
 
 
 class Store:
@@ -52,13 +55,19 @@ class Store:
         SQLite file, locked for this process (one server per data dir)."""
         if url is not None:
             return cls(url)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_failure("create the data dir", data_dir, error) from error
         lock = DataDirLock(data_dir)
         try:
             return cls(sqlite_url(data_dir), lock=lock)
-        except BaseException:
+        except BaseException as error:
             lock.release()
-            raise
+            unusable = _unusable_database(error, data_dir / DATABASE_FILE)
+            if unusable is None:
+                raise  # no known state of the file: a bug, whose traceback helps
+            raise unusable from error
 
     @property
     def sole_writer(self) -> bool:
@@ -160,6 +169,49 @@ class Store:
         if current != HEAD_REVISION:
             log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
             upgrade(self.engine)
+
+
+# What to do about a data dir's SQLite file that fails with one of these primary result
+# codes; sqlite's own message says what is wrong.
+_RESTORE = "restore it from a backup, or move it away to start with an empty store"
+_SQLITE_ADVICE = {
+    8: "make it and its data dir writable by the user running the server",  # READONLY
+    10: "check the disk and its file system",  # IOERR
+    11: _RESTORE,  # CORRUPT
+    13: "free some space on its disk and start again",  # FULL
+    14: "it must be a file in a directory the server can write",  # CANTOPEN
+    26: _RESTORE,  # NOTADB
+}
+_SQLITE_CANTOPEN = 14
+
+
+def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
+    """The one line that says why the data dir's database cannot be used, or None when
+    `error` is not about the file (a bug, to be seen whole)."""
+    if isinstance(error, DatabaseError):
+        code = getattr(error.orig, "sqlite_errorcode", None)
+        advice = None if code is None else _SQLITE_ADVICE.get(code & 0xFF)
+        if advice is None:
+            return None
+        if code is not None and code & 0xFF == _SQLITE_CANTOPEN and path.is_dir():
+            # sqlite says only "unable to open database file".
+            return StartupError(
+                f"cannot open the database {path}: it is a directory; it must be a file: "
+                "move the directory out of the way"
+            )
+        return StartupError(f"cannot use the database {path}: {error.orig}; {advice}")
+    # Alembic is imported only to migrate; if it was not, this is none of its errors.
+    alembic_errors = sys.modules.get("alembic.util.exc")
+    if (
+        alembic_errors is not None
+        and isinstance(error, alembic_errors.CommandError)
+        and "locate revision" in str(error)  # its revision is none of this release's
+    ):
+        return StartupError(
+            f"the database {path} was made by a newer hyperpod-local ({error}); "
+            "run that release, or choose another --data-dir"
+        )
+    return None
 
 
 @contextmanager
