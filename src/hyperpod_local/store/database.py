@@ -8,6 +8,7 @@ another database is another configuration of the same Store."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -39,9 +40,13 @@ def sqlite_url(data_dir: Path) -> str:
 class Store:
     """The single source of truth. Every change happens in a unit of work from `write()`."""
 
-    def __init__(self, url: str, *, lock: DataDirLock | None = None) -> None:
+    def __init__(
+        self, url: str, *, lock: DataDirLock | None = None, database: Path | None = None
+    ) -> None:
         self.url = url
         self._lock = lock
+        # The data dir's SQLite file, to name in a StartupError (None: some other database).
+        self._database = database
         self.engine: Engine = create_engine(url, pool_size=8, max_overflow=16)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
@@ -60,14 +65,20 @@ class Store:
         except OSError as error:
             raise os_failure("create the data dir", data_dir, error) from error
         lock = DataDirLock(data_dir)
+        database = data_dir / DATABASE_FILE
         try:
-            return cls(sqlite_url(data_dir), lock=lock)
+            return cls(sqlite_url(data_dir), lock=lock, database=database)
         except BaseException as error:
             lock.release()
-            unusable = _unusable_database(error, data_dir / DATABASE_FILE)
+            unusable = _unusable_database(error, database)
             if unusable is None:
                 raise  # no known state of the file: a bug, whose traceback helps
             raise unusable from error
+
+    def unusable(self, error: BaseException) -> StartupError | None:
+        """Why the data dir's database cannot be used, when `error` says so: for the first
+        reads after `open`, which may find a page that it did not (a corrupt one)."""
+        return None if self._database is None else _unusable_database(error, self._database)
 
     @property
     def sole_writer(self) -> bool:
@@ -173,16 +184,20 @@ class Store:
 
 # What to do about a data dir's SQLite file that fails with one of these primary result
 # codes; sqlite's own message says what is wrong.
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
 _RESTORE = "restore it from a backup, or move it away to start with an empty store"
+_FREE_SPACE = "free some space on its disk and start again"
 _SQLITE_ADVICE = {
-    8: "make it and its data dir writable by the user running the server",  # READONLY
-    10: "check the disk and its file system",  # IOERR
-    11: _RESTORE,  # CORRUPT
-    13: "free some space on its disk and start again",  # FULL
-    14: "it must be a file in a directory the server can write",  # CANTOPEN
-    26: _RESTORE,  # NOTADB
+    _SQLITE_READONLY: "make it and its data dir writable by the user running the server",
+    _SQLITE_IOERR: "check the disk and its file system",
+    _SQLITE_CORRUPT: _RESTORE,
+    _SQLITE_FULL: _FREE_SPACE,
+    _SQLITE_CANTOPEN: "it must be a file in a directory the server can write",
+    _SQLITE_NOTADB: _RESTORE,
 }
-_SQLITE_CANTOPEN = 14
+# Less free space than this on the data dir's disk is why sqlite failed to write there.
+_NEARLY_FULL_BYTES = 1024 * 1024
 
 
 def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
@@ -190,15 +205,20 @@ def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
     `error` is not about the file (a bug, to be seen whole)."""
     if isinstance(error, DatabaseError):
         code = getattr(error.orig, "sqlite_errorcode", None)
-        advice = None if code is None else _SQLITE_ADVICE.get(code & 0xFF)
+        primary = None if code is None else code & 0xFF
+        advice = _SQLITE_ADVICE.get(primary) if primary is not None else None
         if advice is None:
             return None
-        if code is not None and code & 0xFF == _SQLITE_CANTOPEN and path.is_dir():
+        if primary == _SQLITE_CANTOPEN and path.is_dir():
             # sqlite says only "unable to open database file".
             return StartupError(
                 f"cannot open the database {path}: it is a directory; it must be a file: "
                 "move the directory out of the way"
             )
+        if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and _nearly_full(path.parent):
+            # sqlite says "full" only when the database itself cannot grow; when its
+            # shared-memory or journal file cannot, it says "disk I/O error".
+            advice = f"its disk is full: {_FREE_SPACE}"
         return StartupError(f"cannot use the database {path}: {error.orig}; {advice}")
     # Alembic is imported only to migrate; if it was not, this is none of its errors.
     alembic_errors = sys.modules.get("alembic.util.exc")
@@ -212,6 +232,14 @@ def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
             "run that release, or choose another --data-dir"
         )
     return None
+
+
+def _nearly_full(directory: Path) -> bool:
+    try:
+        disk = os.statvfs(directory)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+    return disk.f_bavail * disk.f_frsize < _NEARLY_FULL_BYTES
 
 
 @contextmanager
