@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -49,6 +50,17 @@ def strict(tmp_path: Path, text: str = CREDENTIALS) -> tuple[str, ...]:
     return ("--auth", "strict", "--credentials", str(credentials))
 
 
+def _as_plain_user() -> tuple[str, ...]:
+    """How to run the server so that file modes hold: root reads and writes anything
+    unless it gives up the capabilities that let it."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root ignores file modes, and setpriv is not here to stop it")
+    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
+
+
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -82,6 +94,14 @@ def test_a_corrupt_page_that_only_the_first_reads_touch(tmp_path: Path) -> None:
         file.write(b"\x0d" + b"\xff" * (page_size - 1))
     line = refused(tmp_path / "data")
     assert f"cannot use the database {database}: database disk image is malformed" in line
+
+
+def test_a_database_the_server_may_not_write(tmp_path: Path) -> None:
+    database = made(tmp_path / "data")
+    database.chmod(0o444)
+    # sqlite opens it read-only without a word: the server would start, and fail to write.
+    line = refused(tmp_path / "data", prefix=_as_plain_user())
+    assert f"cannot use the database {database}: attempt to write a readonly database" in line
 
 
 def test_a_database_from_a_newer_release(tmp_path: Path) -> None:
@@ -122,21 +142,10 @@ def test_a_data_dir_whose_parent_cannot_be_made(tmp_path: Path) -> None:
 # The credentials file: read, and refused, before the data dir exists.
 
 
-def _unreadable_prefix() -> tuple[str, ...]:
-    """How to run the server so that a mode-000 file is unreadable: root reads anything
-    unless it gives up the capabilities that let it."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root reads a mode-000 file, and setpriv is not here to stop it")
-    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
-
-
 def test_an_unreadable_credentials_file(tmp_path: Path) -> None:
     options = strict(tmp_path)
     (tmp_path / "credentials").chmod(0)
-    line = refused(tmp_path / "data", *options, prefix=_unreadable_prefix())
+    line = refused(tmp_path / "data", *options, prefix=_as_plain_user())
     assert f"cannot read the credentials file {tmp_path / 'credentials'}" in line
     assert "Permission denied" in line
     assert not (tmp_path / "data").exists()
@@ -212,3 +221,29 @@ def test_a_full_disk(tiny_disk: Path, leave: int) -> None:
     line = refused(tiny_disk / "data")
     assert str(tiny_disk / "data") in line
     assert "free some space" in line
+
+
+# Only what is foreseen is a line: anything else is a bug, and its traceback is kept.
+
+
+def test_an_unforeseen_error_is_not_made_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from hyperpod_local import backend
+    from hyperpod_local.cli.commands import main
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(backend.Backend, "__init__", broken)
+    # serve installs its own SIGINT and SIGTERM handlers: pytest gets its own back.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path / "data")])
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert result.exit_code == 1

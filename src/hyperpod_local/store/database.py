@@ -67,13 +67,25 @@ class Store:
         lock = DataDirLock(data_dir)
         database = data_dir / DATABASE_FILE
         try:
-            return cls(sqlite_url(data_dir), lock=lock, database=database)
+            store = cls(sqlite_url(data_dir), lock=lock, database=database)
+            try:
+                store._prove_writable()
+            except BaseException:
+                store.close()
+                raise
+            return store
         except BaseException as error:
             lock.release()
             unusable = _unusable_database(error, database)
             if unusable is None:
                 raise  # no known state of the file: a bug, whose traceback helps
             raise unusable from error
+
+    def _prove_writable(self) -> None:
+        """Write once now: sqlite opens a file it may not write (an immutable one, say)
+        read-only without a word, and the engine's first step would fail, then every one."""
+        with self.write() as tx:
+            tx.conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
 
     def unusable(self, error: BaseException) -> StartupError | None:
         """Why the data dir's database cannot be used, when `error` says so: for the first
