@@ -139,6 +139,12 @@ def test_a_data_dir_whose_parent_cannot_be_made(tmp_path: Path) -> None:
     assert "Not a directory" in line
 
 
+def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    line = refused(tmp_path / "data")
+    assert f"cannot use the data dir {tmp_path / 'data'}: it is a file" in line
+
+
 # The credentials file: read, and refused, before the data dir exists.
 
 

@@ -77,7 +77,8 @@ def main() -> None:
     "--data-dir",
     default=str(DEFAULT_DATA_DIR),
     show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    # Not checked here: the store says in one line what is wrong with it.
+    type=click.Path(path_type=Path),
     envvar="HYPERPOD_LOCAL_DATA_DIR",
     show_envvar=True,
     help="Where the state (SQLite) lives; it survives restarts.",

@@ -62,6 +62,11 @@ class Store:
             return cls(url)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as error:  # exist_ok covers a directory only
+            raise StartupError(
+                f"cannot use the data dir {data_dir}: it is a file, not a directory; "
+                "choose another --data-dir, or move the file away"
+            ) from error
         except OSError as error:
             raise os_failure("create the data dir", data_dir, error) from error
         lock = DataDirLock(data_dir)
@@ -217,10 +222,10 @@ def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
     `error` is not about the file (a bug, to be seen whole)."""
     if isinstance(error, DatabaseError):
         code = getattr(error.orig, "sqlite_errorcode", None)
-        primary = None if code is None else code & 0xFF
-        advice = _SQLITE_ADVICE.get(primary) if primary is not None else None
-        if advice is None:
+        if code is None or code & 0xFF not in _SQLITE_ADVICE:
             return None
+        primary = code & 0xFF  # the extended code's low byte
+        advice = _SQLITE_ADVICE[primary]
         if primary == _SQLITE_CANTOPEN and path.is_dir():
             # sqlite says only "unable to open database file".
             return StartupError(
