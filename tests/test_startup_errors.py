@@ -104,6 +104,18 @@ def test_a_database_the_server_may_not_write(tmp_path: Path) -> None:
     assert f"cannot use the database {database}: attempt to write a readonly database" in line
 
 
+def test_a_database_another_program_holds_locked(tmp_path: Path) -> None:
+    database = made(tmp_path / "data")
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        line = refused(tmp_path / "data")  # after the busy timeout, 10 s
+    finally:
+        holder.close()
+    assert f"cannot use the database {database}: database is locked" in line
+    assert "another program" in line
+
+
 def test_a_database_from_a_newer_release(tmp_path: Path) -> None:
     database = made(tmp_path / "data")
     with sqlite3.connect(database) as conn:

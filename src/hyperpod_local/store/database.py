@@ -201,11 +201,13 @@ class Store:
 
 # What to do about a data dir's SQLite file that fails with one of these primary result
 # codes; sqlite's own message says what is wrong.
-_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 8, 10, 11
+_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 8, 10, 11
 _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
 _RESTORE = "restore it from a backup, or move it away to start with an empty store"
 _FREE_SPACE = "free some space on its disk and start again"
+_LOCKED = "another program holds it (a sqlite3 shell, a backup?): let it finish, then start again"
 _SQLITE_ADVICE = {
+    _SQLITE_BUSY: _LOCKED,
     _SQLITE_READONLY: "make it and its data dir writable by the user running the server",
     _SQLITE_IOERR: "check the disk and its file system",
     _SQLITE_CORRUPT: _RESTORE,
@@ -220,6 +222,8 @@ _NEARLY_FULL_BYTES = 1024 * 1024
 def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
     """The one line that says why the data dir's database cannot be used, or None when
     `error` is not about the file (a bug, to be seen whole)."""
+    if isinstance(error, Busy):  # what write() and read() make of SQLITE_BUSY
+        return StartupError(f"cannot use the database {path}: {error}; {_LOCKED}")
     if isinstance(error, DatabaseError):
         code = getattr(error.orig, "sqlite_errorcode", None)
         if code is None or code & 0xFF not in _SQLITE_ADVICE:
