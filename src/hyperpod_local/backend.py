@@ -34,7 +34,14 @@ class Backend:
         # A backend that fails half-built leaves nothing open: the data dir's lock least of all.
         with contextlib.ExitStack() as undo:
             undo.callback(self.store.close)
-            self._build(settings, clock)
+            try:
+                self._build(settings, clock)
+            except Exception as error:
+                # Its first reads of the store are the first to touch some of its pages.
+                unusable = self.store.unusable(error)
+                if unusable is None:
+                    raise
+                raise unusable from error
             undo.pop_all()
 
     def _build(self, settings: Settings, clock: Clock | None) -> None:

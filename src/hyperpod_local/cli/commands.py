@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import click
 
@@ -22,6 +24,29 @@ from hyperpod_local.settings import (
     DEFAULT_SPEED,
     Settings,
 )
+from hyperpod_local.startup import StartupError, os_failure
+
+P = ParamSpec("P")
+
+
+class CannotStart(click.ClickException):
+    """A StartupError as the command line shows it: `Error: <the line>`, exit code 2."""
+
+    exit_code = 2
+
+
+def _startup_errors_in_one_line(command: Callable[P, None]) -> Callable[P, None]:
+    """The one place a StartupError becomes its line on stderr; any other error is a bug,
+    left to show its traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except StartupError as error:
+            raise CannotStart(str(error)) from None
+
+    return run
 
 
 @click.group()
@@ -52,7 +77,8 @@ def main() -> None:
     "--data-dir",
     default=str(DEFAULT_DATA_DIR),
     show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    # Not checked here: the store says in one line what is wrong with it.
+    type=click.Path(path_type=Path),
     envvar="HYPERPOD_LOCAL_DATA_DIR",
     show_envvar=True,
     help="Where the state (SQLite) lives; it survives restarts.",
@@ -131,7 +157,8 @@ def main() -> None:
 @click.option(
     "--credentials",
     "credentials_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    # Not checked here: serve reads it first, and says what is wrong in one line.
+    type=click.Path(readable=False, path_type=Path),
     envvar="HYPERPOD_LOCAL_CREDENTIALS",
     show_envvar=True,
     help="For --auth strict: one 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' a line.",
@@ -179,6 +206,7 @@ def main() -> None:
     envvar="HYPERPOD_LOCAL_LOG_LEVEL",
     show_envvar=True,
 )
+@_startup_errors_in_one_line
 def serve(
     host: str,
     port: int,
@@ -216,6 +244,9 @@ def serve(
             f"listening on {host} lets anyone who reaches it in: use --auth strict with "
             "--credentials FILE, or say --insecure-open if that is what you want"
         )
+    if auth == "strict" and credentials_file is not None:
+        # Before the data dir is made or migrated: a bad file leaves nothing behind.
+        _check_credentials(credentials_file)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -250,7 +281,10 @@ def serve(
         )
     admin_token = None
     if auth == "strict":
-        admin_token, created = _admin_token(data_dir)
+        try:
+            admin_token, created = _admin_token(data_dir)
+        except (OSError, ValueError) as error:
+            raise _token_unusable(data_dir / ADMIN_TOKEN_FILE, error) from error
         if created:
             click.echo(f"admin API token (shown once; also in {data_dir / ADMIN_TOKEN_FILE}):")
             click.echo(f"  {admin_token}")
@@ -284,6 +318,30 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         backend.close()
+
+
+def _check_credentials(path: Path) -> None:
+    """Read the credentials file as --auth strict will, so what is wrong with it is said at
+    once."""
+    from hyperpod_local.wire.auth import read_credentials
+
+    try:
+        read_credentials(path)
+    except OSError as error:
+        raise os_failure("read the credentials file", path, error) from error
+    except UnicodeDecodeError as error:
+        raise StartupError(
+            f"cannot read the credentials file {path}: it is not UTF-8 text "
+            f"(byte {error.start}); it holds one 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' a line"
+        ) from error
+    except ValueError as error:  # the file's own errors name it, and the line
+        raise StartupError(str(error)) from error
+
+
+def _token_unusable(path: Path, error: OSError | ValueError) -> StartupError:
+    if isinstance(error, OSError):
+        return os_failure("use the admin token file", path, error)
+    return StartupError(f"cannot use the admin token file {path}: {error}")
 
 
 _endpoint_option = click.option(
@@ -452,6 +510,8 @@ def _read_durations(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         durations = json.loads(path.read_text())
+    except OSError as error:
+        raise os_failure("read the durations file", path, error) from error
     except ValueError as error:
         raise click.ClickException(f"{path}: not valid JSON: {error}") from None
     if not isinstance(durations, dict):

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from hyperpod_local.startup import StartupError, os_failure
+
 fcntl: ModuleType | None
 try:
     import fcntl
@@ -17,7 +19,7 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_FILE = "hyperpod.lock"
 
 
-class DataDirInUse(ValueError):
+class DataDirInUse(StartupError):
     pass
 
 
@@ -30,7 +32,10 @@ class DataDirLock:
         self._fd: int | None = None
         if fcntl is None:  # no flock here (Windows): nothing is locked, nor cached
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise os_failure("open the lock file", self.path, error) from error
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -40,8 +45,11 @@ class DataDirLock:
                     f"the data dir {data_dir} is in use by another hyperpod-local "
                     f"(pid {holder}); stop it or choose another --data-dir"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+            except OSError as error:  # a full disk, most likely
+                raise os_failure("write the lock file", self.path, error) from error
         except BaseException:
             os.close(fd)  # closing the file drops the lock, if it was taken
             raise
