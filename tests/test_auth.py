@@ -223,3 +223,161 @@ def test_request_sizes_are_bounded(server: ServerProcess) -> None:
     assert body["__type"] == "RequestHeaderFieldsTooLarge"
     # And the server is still there.
     assert server.client().list_clusters()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_a_key_given_twice_in_the_credentials_file_stops_the_start(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"{' '.join(ALICE)}\n# bob\n{ALICE[0]} other-secret {BOB[2]}\n")
+    server = _strict_on(tmp_path / "data", credentials)
+    refused = subprocess.run(
+        server.command(), capture_output=True, text=True, timeout=30, env=server.environment()
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert f"{credentials}:3: access key {ALICE[0]} is given twice (first on line 1)" in lines[0]
+    assert "serving" not in refused.stdout
+
+
+def _strict_on(data_dir: Path, credentials: Path) -> ServerProcess:
+    return ServerProcess(data_dir, "--auth", "strict", "--credentials", str(credentials))
+
+
+def _credentials(tmp_path: Path) -> Path:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(" ".join(ALICE) + "\n")
+    return credentials
+
+
+def _admin_status(server: ServerProcess, headers: dict[str, str]) -> int:
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("GET", "/_hyperpod/clock", headers=headers)
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 200 or "error" in body
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("left", ["", " \n\t\n"])
+def test_an_empty_admin_token_file_is_replaced_and_opens_nothing(tmp_path: Path, left: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "admin-token").write_text(left)
+    server = _strict_on(data_dir, _credentials(tmp_path)).start()
+    try:
+        # A new token, shown as on a first start, and on disk in place of the empty one.
+        assert server.admin_token
+        assert (data_dir / "admin-token").read_text() == server.admin_token + "\n"
+        assert stat.S_IMODE((data_dir / "admin-token").stat().st_mode) == 0o600
+        for given in ("Bearer ", "Bearer", "Bearer  ", f"Bearer {left.strip()}"):
+            assert _admin_status(server, {"Authorization": given}) == 401
+        assert _admin_status(server, {"Authorization": f"Bearer {server.admin_token}"}) == 200
+    finally:
+        server.stop()
+    assert [p.name for p in data_dir.iterdir() if "admin-token" in p.name] == ["admin-token"]
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda path: path.mkdir(), "cannot read the admin token"),
+        (lambda path: path.write_bytes(b"\xff\xfe token\n"), "cannot read the admin token"),
+        (lambda path: path.write_text("two words\n"), "one word of visible ASCII"),
+    ],
+    ids=["a-directory", "not-ascii", "two-words"],
+)
+def test_an_admin_token_that_cannot_be_used_stops_the_start(
+    tmp_path: Path, make: Any, fragment: str
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    make(data_dir / "admin-token")
+    server = _strict_on(data_dir, _credentials(tmp_path))
+    refused = subprocess.run(
+        server.command(), capture_output=True, text=True, timeout=30, env=server.environment()
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert fragment in refused.stderr and str(data_dir / "admin-token") in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+def test_an_admin_token_is_whole_or_absent_after_a_failed_write(tmp_path: Path) -> None:
+    """The token goes to a temporary file, is synced, then renamed into place: a start that
+    dies before the rename (here, a disk that refuses the sync) leaves no empty token."""
+    import click
+
+    from hyperpod_local.cli.commands import _admin_token
+
+    full = OSError(28, "No space left on device")
+    with mock.patch("os.fsync", side_effect=full), pytest.raises(click.ClickException) as error:
+        _admin_token(tmp_path)
+    assert "No space left on device" in error.value.message
+    assert list(tmp_path.iterdir()) == []
+    token, created = _admin_token(tmp_path)
+    assert created and len(token) >= 32
+    assert (tmp_path / "admin-token").read_text() == token + "\n"
+    assert _admin_token(tmp_path) == (token, False)
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"X-Forwarded-For": "203.0.113.7"},
+        {"Forwarded": "for=127.0.0.1"},
+        {"Forwarded": "for=203.0.113.7;proto=https"},
+        {"X-Real-IP": "127.0.0.1"},
+    ],
+)
+def test_open_admin_api_does_not_answer_through_a_proxy(
+    server: ServerProcess, forwarded: dict[str, str]
+) -> None:
+    """A reverse proxy on the same host arrives from loopback for every client it forwards:
+    a request that says it was forwarded is not a loopback client's."""
+    assert _admin_status(server, {}) == 200
+    assert _admin_status(server, forwarded) == 403
+
+
+def test_an_empty_token_given_to_the_app_opens_nothing(tmp_path: Path) -> None:
+    """The app's own rule, whatever its caller hands it: no token text, no admin API."""
+    import asyncio
+
+    from hyperpod_local.backend import Backend
+    from hyperpod_local.server import create_app
+    from hyperpod_local.settings import Settings
+
+    backend = Backend(Settings(data_dir=tmp_path, clock="manual"))
+    try:
+
+        async def status(token: str, given: bytes) -> int:
+            app = create_app(backend, token)
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/_hyperpod/clock",
+                "headers": [(b"authorization", given)],
+                "client": ("127.0.0.1", 1),
+            }
+            await app(scope, receive, send)
+            return sent[0]["status"]
+
+        for token in ("", " "):
+            for given in (b"Bearer ", b"Bearer  ", b"Bearer", b""):
+                assert asyncio.run(status(token, given)) == 401
+        assert asyncio.run(status("t0ken", b"Bearer t0ken")) == 200
+    finally:
+        backend.close()

@@ -176,19 +176,32 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+# Headers a reverse proxy adds: a request that carries one came through a proxy, and the
+# loopback address it arrived from is the proxy's, not the client's.
+_FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
+
+
 def _admin_refusal(scope: ASGIScope, token: str | None) -> HttpResponse | None:
-    """The admin API: with a token, only requests that carry it; without, loopback only."""
+    """The admin API: with a token, only requests that carry it; without, loopback only, and
+    never through a proxy."""
     if token is not None:
-        given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        # An empty token would let in `Bearer ` alone: it opens nothing.
+        if token.strip() and hmac.compare_digest(given, f"Bearer {token}".encode()):
             return None
         return _admin_error(
             401, "Unauthorized", "The admin API needs 'Authorization: Bearer <token>'."
         )
     client = (scope.get("client") or ("", 0))[0]
-    if is_loopback(client):
+    forwarded = any(name in _FORWARDING_HEADERS for name, _ in scope["headers"])
+    if is_loopback(client) and not forwarded:
         return None
-    return _admin_error(403, "Forbidden", "The admin API answers loopback clients only.")
+    return _admin_error(
+        403,
+        "Forbidden",
+        "The admin API answers loopback clients only, not through a proxy; behind one, "
+        "serve with --auth strict and send the admin token.",
+    )
 
 
 def _admin_error(status: int, code: str, message: str) -> HttpResponse:

@@ -288,6 +288,8 @@ def serve(
         if created:
             click.echo(f"admin API token (shown once; also in {data_dir / ADMIN_TOKEN_FILE}):")
             click.echo(f"  {admin_token}")
+    # The credentials file was checked before the data dir was touched.
+    app = create_app(backend, admin_token)
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
@@ -304,13 +306,16 @@ def serve(
     click.echo(f"  aws sagemaker list-clusters --endpoint-url {url} --region {DEMO_SCOPE.region}")
     sys.stdout.flush()
     config = uvicorn.Config(
-        create_app(backend, admin_token),
+        app,
         log_level=log_level,
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,
         # AWS sends no Server header; a client has one header fewer to read per call.
         server_header=False,
+        # The client address stays the socket's: uvicorn would otherwise take it from
+        # X-Forwarded-For, and the admin API's loopback rule would trust whoever wrote that.
+        proxy_headers=False,
         http=server_protocol(backend.settings.client_timeout_seconds),
     )
     backend.start()
@@ -491,17 +496,51 @@ ADMIN_TOKEN_FILE = "admin-token"
 
 
 def _admin_token(data_dir: Path) -> tuple[str, bool]:
-    """The admin API's bearer token, made on first start, readable by its owner only."""
+    """The admin API's bearer token, made on first start, readable by its owner only.
+
+    An empty (or all-whitespace) file holds no secret anyone can rely on, so a new token
+    replaces it; a file that cannot be read, or holds more than one visible-ASCII word, is
+    refused: that token would either open the admin API to an empty bearer or never match.
+    """
     import os
+    import re
     import secrets
 
     path = data_dir / ADMIN_TOKEN_FILE
-    if path.exists():
-        return path.read_text().strip(), False
+    if path.exists() or path.is_symlink():
+        try:
+            token = path.read_bytes().decode("ascii").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not ASCII text"
+            raise click.ClickException(f"cannot read the admin token {path}: {reason}") from None
+        if token:
+            if not re.fullmatch(r"[\x21-\x7e]+", token):
+                raise click.ClickException(
+                    f"the admin token in {path} must be one word of visible ASCII; "
+                    "delete the file to have a new token made"
+                )
+            return token, False
     token = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token + "\n")
+    # Written aside and renamed into place: a crash leaves the old file or the whole token,
+    # never an empty file (the data dir's lock keeps a second server from racing us).
+    partial = path.with_name(f".{ADMIN_TOKEN_FILE}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(token + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+        directory = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # so the rename itself survives a power cut
+        finally:
+            os.close(directory)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(
+            f"cannot write the admin token {path}: {error.strerror}"
+        ) from None
     return token, True
 
 

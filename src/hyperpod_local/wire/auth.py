@@ -6,11 +6,15 @@ Two policies:
 - `StrictAuth`: the canonical request is rebuilt on the server with botocore's own signing
   code and the signature checked, in constant time, against the secret of the access key in
   the credentials file; the timestamp must be within 15 minutes, and the scope must name
-  sagemaker and a real region. The account is the one the file gives the key.
+  sagemaker and a real region. The account is the one the file gives the key. What the
+  signature covers is the server's to decide, not the client's: the body's hash is computed
+  here (an X-Amz-Content-SHA256 header must agree with it), and `host` and `x-amz-target`
+  must be signed, so a captured signature cannot be sent on with another body or operation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -26,6 +30,15 @@ from hyperpod_local.domain.scope import DEFAULT_REGION, Scope, account_for_acces
 SERVICE = "sagemaker"
 ALGORITHM = "AWS4-HMAC-SHA256"
 SKEW = timedelta(minutes=15)
+# AWS's cap on a presigned URL's lifetime: seven days.
+MAX_EXPIRES = 604800
+# The headers a signature must cover: host as AWS requires, and the operation, which the
+# AWS JSON protocol carries in a header rather than in the signed path or body.
+REQUIRED_SIGNED = (
+    ("host", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."),
+    ("x-amz-target", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."),
+)
+_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _HEADER = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),"
     r"\s*Signature=(?P<signature>[0-9a-f]+)\s*$"
@@ -91,19 +104,24 @@ def _parse(request: SignedRequest) -> _Signature | None:
         return _signature(credential, match["signed"], match["signature"], timestamp, None, False)
     query = dict(parse_qsl(request.query, keep_blank_values=True))
     if query.get("X-Amz-Algorithm") == ALGORITHM and "X-Amz-Signature" in query:
-        try:
-            expires = int(query.get("X-Amz-Expires", "0"))
-        except ValueError:
-            raise InvalidSignature("X-Amz-Expires must be a number of seconds.") from None
         return _signature(
             query.get("X-Amz-Credential", "").split("/"),
             query.get("X-Amz-SignedHeaders", ""),
             query["X-Amz-Signature"],
             query.get("X-Amz-Date", ""),
-            expires,
+            _expires(query.get("X-Amz-Expires", "")),
             True,
         )
     return None
+
+
+def _expires(text: str) -> int:
+    """X-Amz-Expires as a number; one too long to read is over the cap, whatever it says
+    (int() of thousands of digits is slow or refused, and timedelta() overflows far sooner)."""
+    if not re.fullmatch(r"[0-9]+", text):
+        raise InvalidSignature("X-Amz-Expires must be a non-negative number of seconds.")
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(MAX_EXPIRES)) else MAX_EXPIRES + 1
 
 
 def _signature(
@@ -152,6 +170,7 @@ class Principal:
 def read_credentials(path: Path) -> dict[str, Principal]:
     """The credentials file: one `ACCESS_KEY SECRET_KEY ACCOUNT_ID` a line; `#` comments."""
     principals: dict[str, Principal] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
@@ -161,7 +180,15 @@ def read_credentials(path: Path) -> dict[str, Principal]:
             raise ValueError(
                 f"{path}:{number}: expected 'ACCESS_KEY SECRET_KEY ACCOUNT_ID' (12 digits)"
             )
+        # A key given twice is a mistake in the file, not an update: which secret and account
+        # it should have is the operator's to say, so neither line wins.
+        if fields[0] in principals:
+            raise ValueError(
+                f"{path}:{number}: access key {fields[0]} is given twice "
+                f"(first on line {lines[fields[0]]})"
+            )
         principals[fields[0]] = Principal(*fields)
+        lines[fields[0]] = number
     if not principals:
         raise ValueError(f"{path}: no credentials")
     return principals
@@ -186,8 +213,23 @@ class StrictAuth:
         if parsed.region not in self._regions:
             raise InvalidSignature("Credential should be scoped to a valid region.")
         self._check_time(parsed)
-        expected = self._expected_signature(request, parsed, principal)
-        if not hmac.compare_digest(expected, parsed.signature):
+        signed = {name.lower() for name in parsed.signed_headers}
+        for name, message in REQUIRED_SIGNED:
+            if name not in signed:
+                raise InvalidSignature(message)
+        payload_hash = hashlib.sha256(request.body).hexdigest()
+        claimed = request.headers.get("x-amz-content-sha256")
+        # UNSIGNED-PAYLOAD (and its streaming kin) never equals a hash, so it is refused too:
+        # SageMaker signs every body.
+        if claimed is not None and claimed != payload_hash:
+            raise InvalidSignature(
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            )
+        expected = self._expected_signature(request, parsed, principal, payload_hash)
+        # Checked as text first: compare_digest takes ASCII strings only.
+        if not _HEX_SIGNATURE.fullmatch(parsed.signature) or not hmac.compare_digest(
+            expected, parsed.signature
+        ):
             raise InvalidSignature(
                 "The request signature we calculated does not match the signature you "
                 "provided. Check your AWS Secret Access Key and signing method. Consult the "
@@ -210,24 +252,30 @@ class StrictAuth:
             )
         now = datetime.now(UTC)
         show = lambda moment: moment.strftime(_TIMESTAMP)  # noqa: E731
-        if parsed.presigned:
-            if now > signed_at + timedelta(seconds=parsed.expires or 0):
-                raise InvalidSignature("Signature expired: the presigned request has expired.")
-            return
-        if signed_at < now - SKEW:
-            raise InvalidSignature(
-                f"Signature expired: {show(signed_at)} is now earlier than "
-                f"{show(now - SKEW)} ({show(now)} - 15 min.)"
-            )
+        # First, and for presigned URLs too: a URL dated ahead would outlive its seven days
+        # (and a date near year 9999 plus its lifetime would overflow).
         if signed_at > now + SKEW:
             raise InvalidSignature(
                 f"Signature not yet current: {show(signed_at)} is still later than "
                 f"{show(now + SKEW)} ({show(now)} + 15 min.)"
             )
+        if parsed.presigned:
+            expires = parsed.expires or 0
+            if expires > MAX_EXPIRES:
+                raise InvalidSignature(
+                    f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES}"
+                )
+            if now > signed_at + timedelta(seconds=expires):
+                raise InvalidSignature("Signature expired: the presigned request has expired.")
+        elif signed_at < now - SKEW:
+            raise InvalidSignature(
+                f"Signature expired: {show(signed_at)} is now earlier than "
+                f"{show(now - SKEW)} ({show(now)} - 15 min.)"
+            )
 
     @staticmethod
     def _expected_signature(
-        request: SignedRequest, parsed: _Signature, principal: Principal
+        request: SignedRequest, parsed: _Signature, principal: Principal, payload_hash: str
     ) -> str:
         query = request.query
         if parsed.presigned:
@@ -239,7 +287,11 @@ class StrictAuth:
             query = "&".join(
                 f"{quote(key, safe='-_.~')}={quote(value, safe='-_.~')}" for key, value in kept
             )
-        url = f"http://{request.headers.get('host', 'localhost')}{request.path}"
+        # The URL gives botocore only the path and the query: the host is signed as a header.
+        # The path comes percent-decoded; quoted again it is what the client signed, and a
+        # '?' or '#' in it stays path (a Host header never goes through URL parsing, which
+        # raises on some, such as '[').
+        url = f"http://localhost{quote(request.path, safe='/')}"
         if query:
             url += f"?{query}"
         from hyperpod_local.wire.sigv4 import expected_signature
@@ -248,7 +300,7 @@ class StrictAuth:
             method=request.method,
             url=url,
             headers=request.headers,
-            body=request.body,
+            payload_hash=payload_hash,
             timestamp=parsed.timestamp,
             service=SERVICE,
             region=parsed.region,
