@@ -1,0 +1,134 @@
+"""Smaller divergences from AWS (issue 12): how many nodes a Batch node operation may name, the
+primary list of a List operation sent even when empty, a ThreadsPerCore left out of
+UpdateCluster, messages that never print "None", and the metadata of scaling events; through
+boto3 against the real server under the manual clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support import ServerProcess, error_of, group
+
+UNKNOWN_IDS = [f"i-{index:017x}" for index in range(1, 200)]
+
+
+def eks_cluster(sm: Any, name: str, groups: list[dict[str, Any]]) -> None:
+    """A Continuous EKS cluster on an EKS cluster ARN of its own."""
+    sm.create_cluster(
+        ClusterName=name,
+        InstanceGroups=groups,
+        NodeProvisioningMode="Continuous",
+        Orchestrator={"Eks": {"ClusterArn": f"arn:aws:eks:us-east-1:123456789012:cluster/{name}"}},
+    )
+
+
+def logical_ids(sm: Any, name: str) -> list[str]:
+    listed = sm.list_cluster_nodes(ClusterName=name, IncludeNodeLogicalIds=True)
+    return [node["NodeLogicalId"] for node in listed["ClusterNodeSummaries"]]
+
+
+def unknown_logical(count: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(count)]
+
+
+def refused(call: Any, **params: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as excinfo:
+        call(**params)
+    return error_of(excinfo)
+
+
+# 1: how many nodes one request may name -------------------------------------------------------
+
+
+def test_batch_delete_takes_at_most_50_logical_ids_and_50_identifiers_in_all(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 2)])
+    server.settle()
+    [real, other] = logical_ids(sm, name)
+
+    code, message = refused(
+        sm.batch_delete_cluster_nodes, ClusterName=name, NodeLogicalIds=unknown_logical(51)
+    )
+    assert code == "ValidationException"
+    assert message.startswith("1 validation error detected: Value '[")
+    assert message.endswith(
+        "]' at 'nodeLogicalIds' failed to satisfy constraint: Member must have length less "
+        "than or equal to 50"
+    )
+
+    code, message = refused(
+        sm.batch_delete_cluster_nodes,
+        ClusterName=name,
+        NodeIds=UNKNOWN_IDS[:30],
+        NodeLogicalIds=unknown_logical(30),
+    )
+    assert (code, message) == (
+        "ValidationException",
+        "BatchDeleteClusterNodes accepts a combined maximum of 50 NodeIds and NodeLogicalIds "
+        "in a single request; this request has 60 (30 NodeIds and 30 NodeLogicalIds).",
+    )
+
+    # Both lists over their own limits: one message with both violations, Coral's way.
+    code, message = refused(
+        sm.batch_delete_cluster_nodes,
+        ClusterName=name,
+        NodeIds=UNKNOWN_IDS[:100],
+        NodeLogicalIds=unknown_logical(51),
+    )
+    assert code == "ValidationException"
+    assert message.startswith("2 validation errors detected: Value '[")
+    assert "at 'nodeIds' failed to satisfy constraint: Member must have length less than or " in (
+        message
+    )
+    assert "at 'nodeLogicalIds' failed to satisfy constraint" in message
+    assert sorted(logical_ids(sm, name)) == sorted([real, other])  # nothing was deleted
+
+    # 50 identifiers in all is allowed: each unknown one fails on its own, the real one goes.
+    deleted = sm.batch_delete_cluster_nodes(
+        ClusterName=name, NodeIds=UNKNOWN_IDS[:25], NodeLogicalIds=[real, *unknown_logical(24)]
+    )
+    assert deleted["SuccessfulNodeLogicalIds"] == [real]
+    assert len(deleted["Failed"]) == 25 and len(deleted["FailedNodeLogicalIds"]) == 24
+    # NodeIds alone keep the documented 99 (their own documentation; the combined maximum is
+    # NodeLogicalIds').
+    code, message = refused(
+        sm.batch_delete_cluster_nodes, ClusterName=name, NodeIds=UNKNOWN_IDS[:99]
+    )
+    assert code == "ValidationException" and message.startswith("All nodes failed validation")
+
+
+@pytest.mark.parametrize("operation", ["batch_replace_cluster_nodes", "batch_reboot_cluster_nodes"])
+def test_replace_and_reboot_take_at_most_25_nodes_whichever_list_names_them(
+    server: ServerProcess, name: str, operation: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1)])
+    server.settle()
+    [real] = logical_ids(sm, name)
+    call = getattr(sm, operation)
+    title = "BatchReplaceClusterNodes" if "replace" in operation else "BatchRebootClusterNodes"
+
+    assert refused(
+        call, ClusterName=name, NodeIds=UNKNOWN_IDS[:25], NodeLogicalIds=unknown_logical(25)
+    ) == (
+        "ValidationException",
+        f"{title} accepts a combined maximum of 25 NodeIds and NodeLogicalIds in a single "
+        "request; this request has 50 (25 NodeIds and 25 NodeLogicalIds).",
+    )
+    assert refused(
+        call, ClusterName=name, NodeIds=UNKNOWN_IDS[:1], NodeLogicalIds=unknown_logical(25)
+    )[1].endswith("this request has 26 (1 NodeIds and 25 NodeLogicalIds).")
+
+    answered = call(
+        ClusterName=name, NodeIds=UNKNOWN_IDS[:13], NodeLogicalIds=[real, *unknown_logical(11)]
+    )
+    assert answered["SuccessfulNodeLogicalIds"] == [real]
+    assert len(answered["Failed"]) == 13 and len(answered["FailedNodeLogicalIds"]) == 11
+    server.settle()
