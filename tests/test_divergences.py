@@ -132,3 +132,46 @@ def test_replace_and_reboot_take_at_most_25_nodes_whichever_list_names_them(
     assert answered["SuccessfulNodeLogicalIds"] == [real]
     assert len(answered["Failed"]) == 13 and len(answered["FailedNodeLogicalIds"]) == 11
     server.settle()
+
+
+# 2: a List operation's primary list is there even when empty ---------------------------------
+
+
+def test_list_operations_answer_their_primary_list_even_when_empty(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    arn = sm.create_cluster(
+        ClusterName=name, InstanceGroups=[group("w", 1)], NodeProvisioningMode="Continuous"
+    )["ClusterArn"]
+    # A cluster still being created has no node with an instance, no tags and no operation.
+    assert sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"] == []
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == []
+    assert sm.list_cluster_operations(ClusterName=name)["ClusterOperationSummaries"] == []
+    assert (
+        sm.list_cluster_events(ClusterName=name, ResourceType="Instance", NodeId=UNKNOWN_IDS[0])[
+            "Events"
+        ]
+        == []
+    )
+    assert sm.list_clusters(NameContains=f"{name}-none")["ClusterSummaries"] == []
+    server.settle()
+    # Filters that match nothing on a settled cluster answer the same.
+    assert (
+        sm.list_cluster_operations(ClusterName=name, Type="DeepHealthCheck")[
+            "ClusterOperationSummaries"
+        ]
+        == []
+    )
+    far = sm.describe_cluster(ClusterName=name)["CreationTime"].timestamp() + 10**6
+    assert sm.list_cluster_events(ClusterName=name, EventTimeAfter=far)["Events"] == []
+    assert (
+        sm.list_cluster_nodes(ClusterName=name, InstanceGroupNameContains="nope")[
+            "ClusterNodeSummaries"
+        ]
+        == []
+    )
+    # Optional lists elsewhere are still left out when empty.
+    deleted = sm.batch_delete_cluster_nodes(ClusterName=name, NodeLogicalIds=logical_ids(sm, name))
+    assert "Failed" not in deleted and "FailedNodeLogicalIds" not in deleted
+    server.settle()
