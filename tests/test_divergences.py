@@ -175,3 +175,35 @@ def test_list_operations_answer_their_primary_list_even_when_empty(
     deleted = sm.batch_delete_cluster_nodes(ClusterName=name, NodeLogicalIds=logical_ids(sm, name))
     assert "Failed" not in deleted and "FailedNodeLogicalIds" not in deleted
     server.settle()
+
+
+# 3: an UpdateCluster that leaves ThreadsPerCore out does not change it -----------------------
+
+
+def test_update_cluster_that_leaves_out_threads_per_core_keeps_it(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("w", 1, ThreadsPerCore=2)])
+    server.settle()
+
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 2)])  # no ThreadsPerCore
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "Updating"
+    server.settle()
+    [described] = sm.describe_cluster(ClusterName=name)["InstanceGroups"]
+    assert (described["ThreadsPerCore"], described["CurrentCount"]) == (2, 2)
+    listed = sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+    assert len(listed) == 2
+    for node in listed:
+        details = sm.describe_cluster_node(ClusterName=name, NodeId=node["InstanceId"])
+        assert details["NodeDetails"]["ThreadsPerCore"] == 2
+
+    # Spelled out, a different value is still a change AWS refuses; the same value is none.
+    assert refused(
+        sm.update_cluster, ClusterName=name, InstanceGroups=[group("w", 2, ThreadsPerCore=1)]
+    ) == (
+        "ValidationException",
+        "Updating fields ThreadsPerCore on an InstanceGroup not supported",
+    )
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 2, ThreadsPerCore=2)])
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "InService"

@@ -118,9 +118,11 @@ _EMPTY = InstanceGroup(cluster_id="", name="", position=0, spec={}, target_count
 
 
 def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]) -> None:
-    spec.setdefault("ThreadsPerCore", 1)
     tx = scaling.tx
     group = cluster.group(spec["InstanceGroupName"])
+    # A group's ThreadsPerCore is what it was created with (1 if not given); an update that
+    # leaves it out keeps it.
+    spec.setdefault("ThreadsPerCore", (group.spec if group else {}).get("ThreadsPerCore", 1))
     count = spec["InstanceCount"]
     if group is None:
         group = InstanceGroup(
