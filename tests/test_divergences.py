@@ -207,3 +207,40 @@ def test_update_cluster_that_leaves_out_threads_per_core_keeps_it(
     )
     sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 2, ThreadsPerCore=2)])
     assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "InService"
+
+
+# 4: messages never print "None" ---------------------------------------------------------------
+
+
+def test_conflicts_name_nodes_without_an_instance_by_their_logical_id(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("cpu", 1), group("p5", 1, "ml.p5.48xlarge")])
+    status, made = server.admin(
+        "POST",
+        "/_hyperpod/faults",
+        {"Kind": "capacity", "InstanceType": "ml.p5.48xlarge", "Cluster": name},
+    )
+    assert status == 201, made
+    try:
+        server.advance(300 + 240 + 2)  # the p5 launch fails; the cpu node comes up
+        nodes = sm.list_cluster_nodes(ClusterName=name, IncludeNodeLogicalIds=True)
+        [waiting] = [n for n in nodes["ClusterNodeSummaries"] if n["InstanceGroupName"] == "p5"]
+        assert waiting["InstanceStatus"]["Status"] == "Failure" and "InstanceId" not in waiting
+        logical = waiting["NodeLogicalId"]
+
+        code, message = refused(
+            sm.update_cluster_software,
+            ClusterName=name,
+            InstanceGroups=[{"InstanceGroupName": "p5"}],
+        )
+        assert code == "ConflictException"
+        assert f"({logical})" in message and "None" not in message
+        code, message = refused(sm.update_cluster, ClusterName=name, InstanceGroupsToDelete=["p5"])
+        assert code == "ConflictException"
+        assert f"({logical})" in message and "None" not in message
+    finally:
+        for fault in made["Faults"]:
+            server.admin("DELETE", f"/_hyperpod/faults/{fault['FaultId']}")
+    server.settle()
