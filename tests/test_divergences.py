@@ -244,3 +244,62 @@ def test_conflicts_name_nodes_without_an_instance_by_their_logical_id(
         for fault in made["Faults"]:
             server.admin("DELETE", f"/_hyperpod/faults/{fault['FaultId']}")
     server.settle()
+
+
+# 5: scaling events carry InstanceGroupScaling metadata -----------------------------------------
+
+
+def scaling_events(sm: Any, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(Description, EventMetadata) of the cluster's scaling events, oldest first."""
+    listed = sm.list_cluster_events(
+        ClusterName=name, ResourceType="InstanceGroup", SortOrder="Ascending"
+    )["Events"]
+    found = []
+    for event in listed:
+        if " scaling " not in event["Description"]:
+            continue
+        described = sm.describe_cluster_event(ClusterName=name, EventId=event["EventId"])
+        found.append(
+            (event["Description"], described["EventDetails"]["EventDetails"]["EventMetadata"])
+        )
+    return found
+
+
+def test_scaling_events_carry_instance_group_scaling_metadata(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1)])
+    server.settle()
+    started = f"InstanceGroup w scaling started successfully in Cluster {name}"
+    completed = f"Instance Group w scaling in Cluster {name} completed successfully"
+
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 3, MinInstanceCount=2)])
+    assert scaling_events(sm, name) == [
+        (started, {"InstanceGroupScaling": {"InstanceCount": 1, "TargetCount": 3, "MinCount": 2}})
+    ]
+    server.settle()
+
+    # A delete of two of the three: the target the whole request aims at.
+    w0, w1, _ = logical_ids(sm, name)
+    sm.batch_delete_cluster_nodes(ClusterName=name, NodeLogicalIds=[w0, w1])
+    assert scaling_events(sm, name)[-1] == (
+        started,
+        {"InstanceGroupScaling": {"InstanceCount": 3, "TargetCount": 1, "MinCount": 2}},
+    )
+    server.settle()
+
+    # BatchAddClusterNodes, then an UpdateCluster that takes the two unlaunched nodes away
+    # again: that one is done at once, and its completion event carries the counts too.
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 1)])  # MinCount dropped
+    server.settle()
+    sm.batch_add_cluster_nodes(
+        ClusterName=name, NodesToAdd=[{"InstanceGroupName": "w", "IncrementTargetCountBy": 2}]
+    )
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 1)])
+    assert scaling_events(sm, name)[-3:] == [
+        (started, {"InstanceGroupScaling": {"InstanceCount": 1, "TargetCount": 3}}),
+        (started, {"InstanceGroupScaling": {"InstanceCount": 1, "TargetCount": 1}}),
+        (completed, {"InstanceGroupScaling": {"InstanceCount": 1, "TargetCount": 1}}),
+    ]
+    server.settle()
