@@ -22,12 +22,11 @@ from hyperpod_local.domain.model import (
     InstanceGroup,
     Node,
 )
+from hyperpod_local.domain.node_limits import check_node_counts
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
 from hyperpod_local.store.unit_of_work import Tx
 
-# BatchDeleteClusterNodes' documented limit, below the model's 3000.
-MAX_DELETE_NODE_IDS = 99
 _OPERATION_NAMES = {
     "replace": "BatchReplaceClusterNodes",
     "reboot": "BatchRebootClusterNodes",
@@ -50,13 +49,6 @@ def batch_reboot(services: Services, scope: Scope, params: dict[str, Any]) -> di
 
 
 def batch_delete(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
-    node_ids = params.get("NodeIds") or []
-    if len(node_ids) > MAX_DELETE_NODE_IDS:
-        raise ValidationError(
-            f"1 validation error detected: Value '[{', '.join(node_ids)}]' at 'nodeIds' failed "
-            "to satisfy constraint: Member must have length less than or equal to "
-            f"{MAX_DELETE_NODE_IDS}"
-        )
     return _batch(services, scope, params, "delete")
 
 
@@ -65,6 +57,7 @@ def _batch(services: Services, scope: Scope, params: dict[str, Any], action: str
     logical_ids: list[str] = params.get("NodeLogicalIds") or []
     if not node_ids and not logical_ids:
         raise ValidationError("Either NodeIds or NodeLogicalIds must be specified.")
+    check_node_counts(action, node_ids, logical_ids)
     with services.store.write() as tx:
         cluster = find_cluster(tx, scope, params["ClusterName"])
         _check_cluster(cluster, action, logical_ids)

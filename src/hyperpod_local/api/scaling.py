@@ -45,7 +45,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
         check_update_request(cluster, params)
         to_delete = params.get("InstanceGroupsToDelete") or []
         busy = [
-            node.instance_id
+            node.label
             for name in to_delete
             for node in tx.nodes.in_group(cluster.id, name)
             if node.busy is not None
@@ -53,7 +53,7 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
         if busy:
             raise ConflictError(
                 f"Nodes of the groups to delete are busy with other operations "
-                f"({', '.join(str(i) for i in busy[:10])}); try again when they have finished."
+                f"({', '.join(busy[:10])}); try again when they have finished."
             )
         total = sum(g.target_count for g in cluster.groups if g.name not in to_delete)
         total += sum(
@@ -118,9 +118,11 @@ _EMPTY = InstanceGroup(cluster_id="", name="", position=0, spec={}, target_count
 
 
 def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]) -> None:
-    spec.setdefault("ThreadsPerCore", 1)
     tx = scaling.tx
     group = cluster.group(spec["InstanceGroupName"])
+    # A group's ThreadsPerCore is what it was created with (1 if not given); an update that
+    # leaves it out keeps it.
+    spec.setdefault("ThreadsPerCore", (group.spec if group else {}).get("ThreadsPerCore", 1))
     count = spec["InstanceCount"]
     if group is None:
         group = InstanceGroup(

@@ -8,8 +8,8 @@ from typing import Any
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import new_node
-from hyperpod_local.domain.events import EventLog
-from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, Operation, Task
+from hyperpod_local.domain.events import EventLog, scaling_metadata
+from hyperpod_local.domain.model import Cluster, Event, InstanceGroup, Node, Operation, Task
 from hyperpod_local.engine.operations import start_node_action
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -21,6 +21,9 @@ class ScalingRecord:
         self.operation: Operation | None = None
         # group name -> (group, its counts before the request)
         self._touched: dict[str, tuple[InstanceGroup, tuple[int, int, int | None]]] = {}
+        # group name -> its "scaling started" event, whose metadata is filled in by finish(),
+        # when the counts the request aims at are known.
+        self._started: dict[str, Event] = {}
 
     @property
     def operation_id(self) -> str:
@@ -40,7 +43,7 @@ class ScalingRecord:
         if group.name in self._touched:
             return
         self._touched[group.name] = (group, (current, target, minimum))
-        self.log.group(
+        self._started[group.name] = self.log.group(
             group.name,
             text.group_scaling_started(group.name, self.cluster.name),
             operation_id=self.operation_id,
@@ -95,6 +98,9 @@ class ScalingRecord:
         if operation is not None:
             details: list[dict[str, Any]] = []
             for group, (current, target, minimum) in self._touched.values():
+                self._started[group.name].metadata = scaling_metadata(
+                    current, group.target_count, group.min_count
+                )
                 details.append(
                     {
                         "InstanceGroupName": group.name,
@@ -110,14 +116,17 @@ class ScalingRecord:
             if not self.tx.tasks.count(self.cluster.id, operation_id=operation.operation_id):
                 # Nothing left for the engine (only unlaunched nodes were removed): done now.
                 operation.status = "Done"
+                for group, _ in self._touched.values():
+                    self.log.group(
+                        group.name,
+                        text.group_scaling_completed(group.name, self.cluster.name),
+                        operation_id=operation.operation_id,
+                        metadata=scaling_metadata(
+                            group.current_count, group.target_count, group.min_count
+                        ),
+                    )
                 for detail in details:
                     detail["Status"] = "Done"
-                    name = detail["InstanceGroupName"]
-                    self.log.group(
-                        name,
-                        text.group_scaling_completed(name, self.cluster.name),
-                        operation_id=operation.operation_id,
-                    )
             operation.details = {"ScalingDetails": details}
             self.tx.events.add_operation(operation)
         self.tx.events.add_all(self.log.events)

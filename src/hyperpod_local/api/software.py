@@ -48,7 +48,7 @@ def update_cluster_software(
                 f"({', '.join(changing)}); update the software when they are InService."
             )
         busy = [
-            node.instance_id
+            node.label
             for group in targets
             for node in tx.nodes.in_group(cluster.id, group.name)
             if node.busy is not None
@@ -56,7 +56,7 @@ def update_cluster_software(
         if busy:
             raise ConflictError(
                 f"Nodes of cluster {cluster.name} are busy with other operations "
-                f"({', '.join(str(i) for i in busy[:10])}); update the software when they "
+                f"({', '.join(busy[:10])}); update the software when they "
                 "have finished."
             )
         now = services.clock.now()

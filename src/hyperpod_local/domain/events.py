@@ -33,30 +33,30 @@ class EventLog:
         level: str = EventLevel.INFO,
         operation_id: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> Event:
         if metadata is None:
             # EventMetadata is a union: exactly one subtree, the one of the resource type.
             metadata = {_METADATA_KEY[resource_type]: {}}
-        self.events.append(
-            Event(
-                event_id=self._ids.uuid(),
-                cluster_id=self._cluster_id,
-                event_time=self._now,
-                resource_type=resource_type,
-                description=description,
-                level=level,
-                group_name=group,
-                instance_id=instance_id,
-                operation_id=operation_id,
-                metadata=metadata,
-            )
+        event = Event(
+            event_id=self._ids.uuid(),
+            cluster_id=self._cluster_id,
+            event_time=self._now,
+            resource_type=resource_type,
+            description=description,
+            level=level,
+            group_name=group,
+            instance_id=instance_id,
+            operation_id=operation_id,
+            metadata=metadata,
         )
+        self.events.append(event)
+        return event
 
-    def cluster(self, text: str, level: str = EventLevel.INFO, **kw: Any) -> None:
-        self._add(ResourceType.CLUSTER, text, level=level, **kw)
+    def cluster(self, text: str, level: str = EventLevel.INFO, **kw: Any) -> Event:
+        return self._add(ResourceType.CLUSTER, text, level=level, **kw)
 
-    def group(self, group: str, text: str, level: str = EventLevel.INFO, **kw: Any) -> None:
-        self._add(ResourceType.INSTANCE_GROUP, text, group=group, level=level, **kw)
+    def group(self, group: str, text: str, level: str = EventLevel.INFO, **kw: Any) -> Event:
+        return self._add(ResourceType.INSTANCE_GROUP, text, group=group, level=level, **kw)
 
     def instance(
         self,
@@ -65,10 +65,27 @@ class EventLog:
         text: str,
         level: str = EventLevel.INFO,
         **kw: Any,
-    ) -> None:
-        self._add(
+    ) -> Event:
+        return self._add(
             ResourceType.INSTANCE, text, group=group, instance_id=instance_id, level=level, **kw
         )
+
+
+def scaling_metadata(
+    instance_count: int,
+    target_count: int,
+    min_count: int | None,
+    failure_message: str | None = None,
+) -> dict[str, Any]:
+    """EventMetadata of a scaling event (spec 6.14): the InstanceGroupScaling subtree, not an
+    empty InstanceGroup one. InstanceCount is the group's instances when the event happens,
+    TargetCount the count the scaling aims at; MinCount only for a group that has one."""
+    subtree: dict[str, Any] = {"InstanceCount": instance_count, "TargetCount": target_count}
+    if min_count is not None:
+        subtree["MinCount"] = min_count
+    if failure_message is not None:
+        subtree["FailureMessage"] = failure_message
+    return {"InstanceGroupScaling": subtree}
 
 
 # Templates. <c> cluster, <g> instance group, <i> instance id.

@@ -131,6 +131,16 @@ class Node:
     busy: str | None = None
     row_id: int | None = None
 
+    @property
+    def label(self) -> str:
+        """How a message names the node: its instance id, else its NodeLogicalId (a node still
+        waiting for an instance), never "None"."""
+        if self.instance_id:
+            return self.instance_id
+        if self.logical_id:
+            return self.logical_id
+        return f"a node of instance group {self.group_name} without an instance yet"
+
 
 @dataclass(slots=True)
 class Task:

@@ -19,6 +19,10 @@ IMMUTABLE_GROUP_FIELDS = (
     "OverrideVpcConfig",
 )
 
+# Of those, the ones an update that leaves them out keeps as they are: ThreadsPerCore is
+# optional with a default, so leaving it out is no change of it.
+LEFT_OUT_IS_KEPT = frozenset({"ThreadsPerCore"})
+
 
 def check_update_request(cluster: Cluster, params: dict[str, Any]) -> None:
     if cluster.status == ClusterStatus.FAILED:
@@ -68,6 +72,7 @@ def check_update_request(cluster: Cluster, params: dict[str, Any]) -> None:
         changed = [
             field
             for field in IMMUTABLE_GROUP_FIELDS
+            if field not in LEFT_OUT_IS_KEPT or field in spec
             if _normal(field, spec.get(field)) != _normal(field, existing.spec.get(field))
         ]
         if changed:

@@ -8,7 +8,7 @@ import os
 import botocore.loaders
 from botocore.model import OperationModel, ServiceModel
 
-from hyperpod_local.wire.serialize import Serializer, compile_serializer
+from hyperpod_local.wire.serialize import Serializer, compile_serializer, primary_lists
 from hyperpod_local.wire.validate import Validator, compile_validator
 
 
@@ -40,7 +40,8 @@ class ServiceSpec:
     def serializer(self, name: str) -> Serializer:
         found = self._serializers.get(name)
         if found is None:
-            found = compile_serializer(self.operation(name).output_shape)
+            shape = self.operation(name).output_shape
+            found = compile_serializer(shape, primary_lists(name, shape))
             self._serializers[name] = found
         return found
 

@@ -1,5 +1,7 @@
 """Output serialization compiled from the model: only members of the output shape, timestamps
-as epoch seconds, and None or empty optional lists and maps left out."""
+as epoch seconds, and None or empty optional lists and maps left out, but for the members
+named to be sent even when empty (a List operation's primary list, which scripts written
+against AWS index directly)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,22 @@ from botocore.model import Shape
 Serializer = Callable[[Any], Any]
 
 
-def compile_serializer(shape: Shape | None) -> Serializer:
+def compile_serializer(shape: Shape | None, keep_empty: frozenset[str] = frozenset()) -> Serializer:
+    """The output shape's serializer; top-level members in `keep_empty` go out even empty."""
     if shape is None:
         return lambda _value: {}
+    if keep_empty:
+        assert shape.type_name == "structure"
+        return _Compiler().structure(shape, keep_empty)
     return _Compiler().compile(shape) or _identity
+
+
+def primary_lists(operation_name: str, shape: Shape | None) -> frozenset[str]:
+    """The list members a List operation answers even when empty ("Events": [], "Tags": []):
+    every top-level list member of a List* operation's output."""
+    if shape is None or not operation_name.startswith("List"):
+        return frozenset()
+    return frozenset(name for name, member in shape.members.items() if member.type_name == "list")
 
 
 def _identity(value: Any) -> Any:
@@ -40,7 +54,7 @@ class _Compiler:
         if shape.type_name == "structure":
             cell: list[Serializer] = []
             self._done[key] = lambda value: cell[0](value)
-            result = self._structure(shape)
+            result = self.structure(shape)
             cell.append(result)
         elif shape.type_name == "list":
             result = self._list(shape)
@@ -53,8 +67,8 @@ class _Compiler:
         self._done[key] = result
         return result
 
-    def _structure(self, shape: Shape) -> Serializer:
-        required = set(shape.required_members)
+    def structure(self, shape: Shape, keep_empty: frozenset[str] = frozenset()) -> Serializer:
+        required = set(shape.required_members) | keep_empty
         members = [
             (
                 name,
