@@ -310,14 +310,13 @@ def test_an_admin_token_that_cannot_be_used_stops_the_start(
 def test_an_admin_token_is_whole_or_absent_after_a_failed_write(tmp_path: Path) -> None:
     """The token goes to a temporary file, is synced, then renamed into place: a start that
     dies before the rename (here, a disk that refuses the sync) leaves no empty token."""
-    import click
-
     from hyperpod_local.cli.commands import _admin_token
+    from hyperpod_local.startup import StartupError
 
     full = OSError(28, "No space left on device")
-    with mock.patch("os.fsync", side_effect=full), pytest.raises(click.ClickException) as error:
+    with mock.patch("os.fsync", side_effect=full), pytest.raises(StartupError) as error:
         _admin_token(tmp_path)
-    assert "No space left on device" in error.value.message
+    assert "No space left on device" in str(error.value)
     assert list(tmp_path.iterdir()) == []
     token, created = _admin_token(tmp_path)
     assert created and len(token) >= 32

@@ -279,6 +279,11 @@ def test_scaling_events_carry_instance_group_scaling_metadata(
         (started, {"InstanceGroupScaling": {"InstanceCount": 1, "TargetCount": 3, "MinCount": 2}})
     ]
     server.settle()
+    # The engine's completion event, once the new nodes are up, carries the counts too.
+    assert scaling_events(sm, name)[-1] == (
+        completed,
+        {"InstanceGroupScaling": {"InstanceCount": 3, "TargetCount": 3, "MinCount": 2}},
+    )
 
     # A delete of two of the three: the target the whole request aims at.
     w0, w1, _ = logical_ids(sm, name)

@@ -281,10 +281,7 @@ def serve(
         )
     admin_token = None
     if auth == "strict":
-        try:
-            admin_token, created = _admin_token(data_dir)
-        except (OSError, ValueError) as error:
-            raise _token_unusable(data_dir / ADMIN_TOKEN_FILE, error) from error
+        admin_token, created = _admin_token(data_dir)
         if created:
             click.echo(f"admin API token (shown once; also in {data_dir / ADMIN_TOKEN_FILE}):")
             click.echo(f"  {admin_token}")
@@ -341,12 +338,6 @@ def _check_credentials(path: Path) -> None:
         ) from error
     except ValueError as error:  # the file's own errors name it, and the line
         raise StartupError(str(error)) from error
-
-
-def _token_unusable(path: Path, error: OSError | ValueError) -> StartupError:
-    if isinstance(error, OSError):
-        return os_failure("use the admin token file", path, error)
-    return StartupError(f"cannot use the admin token file {path}: {error}")
 
 
 _endpoint_option = click.option(
@@ -512,10 +503,10 @@ def _admin_token(data_dir: Path) -> tuple[str, bool]:
             token = path.read_bytes().decode("ascii").strip()
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not ASCII text"
-            raise click.ClickException(f"cannot read the admin token {path}: {reason}") from None
+            raise StartupError(f"cannot read the admin token {path}: {reason}") from None
         if token:
             if not re.fullmatch(r"[\x21-\x7e]+", token):
-                raise click.ClickException(
+                raise StartupError(
                     f"the admin token in {path} must be one word of visible ASCII; "
                     "delete the file to have a new token made"
                 )
@@ -538,9 +529,7 @@ def _admin_token(data_dir: Path) -> tuple[str, bool]:
             os.close(directory)
     except OSError as error:
         partial.unlink(missing_ok=True)
-        raise click.ClickException(
-            f"cannot write the admin token {path}: {error.strerror}"
-        ) from None
+        raise os_failure("write the admin token", path, error) from None
     return token, True
 
 

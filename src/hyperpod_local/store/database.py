@@ -39,7 +39,7 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / DATABASE_FILE}"
 
 
-class NewerStoreError(ValueError):
+class NewerStoreError(StartupError):
     """The store was written by a newer release: one whose revision this one does not know.
     Migrating or using it could lose what that release keeps, so it is refused."""
 
