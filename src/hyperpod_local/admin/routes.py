@@ -204,6 +204,8 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
         ],
         exception_handlers=HANDLERS,
     )
+    # A path with a stray slash is a JSON 404, not Starlette's empty-bodied redirect.
+    app.router.redirect_slashes = False
     return guarded(app)
 
 
