@@ -6,16 +6,20 @@ past their limits, and admin errors that are JSON with a 4xx where the input is 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from hyperpod_local.admin import admin_app
 from hyperpod_local.engine.clock import MAX_SPEED, MAX_TIME, ManualClock, ScaledClock
 from tests.support import CLI, ServerProcess, exchange, group, request_bytes
 
@@ -339,3 +343,43 @@ def test_admin_errors_are_json_with_a_4xx_for_the_clients_fault(server: ServerPr
     assert (status, answer["error"]) == (405, "MethodNotAllowed"), answer
     status, answer = server.admin("GET", "/_hyperpod/nowhere")
     assert (status, answer["error"]) == (404, "NotFound"), answer
+
+
+def test_an_unexpected_admin_error_is_a_json_500_with_the_traceback_only_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BrokenStore:
+        def read(self) -> Any:
+            raise RuntimeError("secret detail")
+
+    backend = SimpleNamespace(engine=None, store=BrokenStore())
+    app = admin_app(backend)  # type: ignore[arg-type]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/_hyperpod/instances",
+        "raw_path": b"/_hyperpod/instances",
+        "query_string": b"",
+        "headers": [],
+        "root_path": "",
+        "scheme": "http",
+        "server": ("127.0.0.1", 4577),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+    }
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(app(scope, receive, send))  # the error stays inside the admin app
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    assert start["status"] == 500
+    assert (b"content-type", b"application/json") in start["headers"]
+    answer = json.loads(body)
+    assert answer["error"] == "InternalError" and "secret detail" not in body.decode()
+    assert "secret detail" in caplog.text and "Traceback" in caplog.text
