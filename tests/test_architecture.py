@@ -25,7 +25,7 @@ ALLOWED = {
     "engine": {"domain", "store", "providers"},
     "api": {"domain", "store", "engine", "wire"},
     "admin": {"domain", "store", "engine", "api", "wire", "backend"},
-    "cli": {"domain", "settings", "backend", "demo", "http", "server", "wire"},
+    "cli": {"domain", "settings", "backend", "demo", "http", "server", "wire", "engine"},
 }
 
 

@@ -100,7 +100,18 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             if refusal is not None:
                 await _send(send, refusal)
                 return
-            await admin(scope, receive, send)
+            # Bounded and timed as the API's bodies are: no admin body is held unbounded.
+            try:
+                async with asyncio.timeout(settings.client_timeout_seconds):
+                    admin_body = await _read_body(receive, settings.max_body_bytes)
+            except TimeoutError:
+                await _send(send, _admin_error(408, "RequestTimeout", _late(settings)))
+                return
+            except PayloadTooLarge as too_large:
+                await _send(send, _admin_error(413, too_large.code, too_large.message))
+                return
+            if admin_body is not None:
+                await admin(scope, _replay(admin_body, receive), send)
             return
         if scope["method"] == "GET" and scope["path"] == "/":
             await _send(send, _about())
@@ -116,9 +127,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             async with asyncio.timeout(settings.client_timeout_seconds):
                 body = await _read_body(receive, settings.max_body_bytes)
         except TimeoutError:
-            error: ServiceError = RequestTimeout(
-                f"The request body did not arrive within {settings.client_timeout_seconds:g} s."
-            )
+            error: ServiceError = RequestTimeout(_late(settings))
             await _send(send, error_response(error))
             return
         except PayloadTooLarge as too_large:
@@ -179,6 +188,24 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 # Headers a reverse proxy adds: a request that carries one came through a proxy, and the
 # loopback address it arrived from is the proxy's, not the client's.
 _FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
+
+
+def _late(settings: Settings) -> str:
+    return f"The request body did not arrive within {settings.client_timeout_seconds:g} s."
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands over the body already read, then waits as the client's does."""
+    given = False
+
+    async def replayed() -> dict[str, Any]:
+        nonlocal given
+        if given:
+            return dict(await receive())
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 def _admin_refusal(scope: ASGIScope, token: str | None) -> HttpResponse | None:

@@ -19,35 +19,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperpod_local.admin.spec import checked
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.faults import (
-    HARDWARE_FAULTS,
-    Fault,
-    FaultKind,
-    check_hardware_type,
-)
+from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind
 from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import Cluster, Task
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
 from hyperpod_local.store.unit_of_work import Tx
 
-MAX_LATENCY_SECONDS = 30.0
-# A day of HyperPod time: longer than any real health agent takes, and finite.
-MAX_DETECTION_DELAY = 86400.0
-
 
 def inject(backend: Backend, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Store the fault (one per node for a group-wide hardware fault) and schedule what it
-    sets off; returns the faults as the admin API shows them."""
-    kind = spec.get("Kind")
-    if not isinstance(kind, str) or kind not in set(FaultKind):
-        raise ValidationError(f"Kind must be one of {', '.join(FaultKind)}; got {kind!r}.")
+    sets off; returns the faults as the admin API shows them. Every field is checked first
+    (admin/spec.py), so what is stored can always be listed and removed again."""
+    kind, spec = checked(spec)
     now = backend.clock.now()
     with backend.store.write() as tx:
         cluster = _cluster(tx, spec) if spec.get("Cluster") else None
-        faults = _build(backend, tx, FaultKind(kind), spec, cluster, now)
+        faults = _build(backend, tx, kind, spec, cluster, now)
         for fault in faults:
             tx.faults.add(fault)
             if fault.kind == FaultKind.HARDWARE:
@@ -110,10 +101,7 @@ def _need(spec: dict[str, Any], key: str, kind: str) -> Any:
 
 
 def _count(spec: dict[str, Any]) -> int:
-    count = spec.get("Count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValidationError("Count must be a positive integer.")
-    return count
+    return int(spec.get("Count", 1))
 
 
 def _build(
@@ -138,16 +126,7 @@ def _build(
         assert cluster is not None
     if kind == FaultKind.HARDWARE:
         fault_type = str(_need(spec, "Type", kind))
-        check_hardware_type(fault_type)
         delay = spec.get("DetectionDelaySeconds", backend.durations.health_detection)
-        if (
-            not isinstance(delay, int | float)
-            or isinstance(delay, bool)
-            or not 0 <= delay <= MAX_DETECTION_DELAY
-        ):
-            raise ValidationError(
-                f"DetectionDelaySeconds must be a number from 0 to {MAX_DETECTION_DELAY:g}."
-            )
         params = {"Type": fault_type, "DetectionDelaySeconds": float(delay)}
         return [
             fault(group_name=node.group_name, instance_id=node.instance_id, params=params)
@@ -160,8 +139,6 @@ def _build(
         return [fault(group_name=group, remaining=_count(spec))]
     if kind == FaultKind.ALARM:
         name = _need(spec, "AlarmName", kind)
-        if not isinstance(name, str):
-            raise ValidationError("AlarmName must be a string.")
         return [fault(params={"AlarmName": name})]
     if kind == FaultKind.CAPACITY:
         return [fault(instance_type=str(_need(spec, "InstanceType", kind)))]
@@ -171,22 +148,13 @@ def _build(
         if tx.nodes.by_instance_id(cluster.id, node_id) is None:
             raise ValidationError(f"No node {node_id} in cluster {cluster.name}.")
         return [fault(instance_id=node_id, remaining=_count(spec))]
+    # An empty list: every operation.
     operations = spec.get("Operations") or []
-    if not isinstance(operations, list) or not all(isinstance(op, str) for op in operations):
-        raise ValidationError("Operations must be a list of operation names.")
     if kind == FaultKind.THROTTLING:
         rate = spec.get("Rate", 1.0)
-        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1:
-            raise ValidationError("Rate must be a number in (0, 1].")
         return [fault(params={"Operations": operations, "Rate": float(rate)})]
-    seconds = spec.get("Seconds")
-    if (
-        not isinstance(seconds, int | float)
-        or isinstance(seconds, bool)
-        or not 0 < seconds <= MAX_LATENCY_SECONDS
-    ):
-        raise ValidationError(f"Seconds must be a number in (0, {MAX_LATENCY_SECONDS:g}].")
-    return [fault(params={"Operations": operations, "Seconds": float(seconds)})]
+    seconds = float(_need(spec, "Seconds", kind))
+    return [fault(params={"Operations": operations, "Seconds": seconds})]
 
 
 def _target_nodes(tx: Tx, cluster: Cluster, spec: dict[str, Any]) -> list[Any]:

@@ -7,35 +7,32 @@ parameters, by default 123456789012 and us-east-1) or by ARN.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from hyperpod_local.admin import faults
+from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, guarded
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import LEGACY_IMAGE_RELEASE, Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
-from hyperpod_local.engine.runner import NotManual
 from hyperpod_local.wire.response_cache import ResponseCache
 
-# A clock moved further than this would stamp times no client can print.
+# The most one advance may ask for; HyperPod time as a whole ends at engine/clock.py MAX_TIME.
 MAX_ADVANCE = 10 * 365 * 86400.0
+# A volume marker is a label a test writes to see which volume survives, not a payload.
+MAX_MARKER_BYTES = 64 * 1024
 
 
-class AdminError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette:
+def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
     """The admin routes; `cache` is the API's response cache, whose counters /stats shows."""
     engine, store = backend.engine, backend.store
 
@@ -69,25 +66,26 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             raise AdminError(404, "ClusterNotFound", f"Could not find cluster '{given}'.")
         return cluster
 
-    async def health(_request: Request) -> JSONResponse:
+    async def health(_request: Request) -> AdminJSON:
         from hyperpod_local.version import __version__
 
-        return JSONResponse({"status": "ok", "version": __version__})
+        return AdminJSON({"status": "ok", "version": __version__})
 
-    async def stats(_request: Request) -> JSONResponse:
+    async def stats(_request: Request) -> AdminJSON:
         view = cache.stats() if cache is not None else {"Enabled": False}
-        return JSONResponse({"ResponseCache": view})
+        return AdminJSON({"ResponseCache": view})
 
-    async def get_clock(_request: Request) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(clock_view))
+    async def get_clock(_request: Request) -> AdminJSON:
+        return AdminJSON(await run_in_threadpool(clock_view))
 
-    async def advance(request: Request) -> JSONResponse:
+    async def advance(request: Request) -> AdminJSON:
         body = await _json(request)
         seconds = body.get("seconds")
         if (
             not isinstance(seconds, int | float)
             or isinstance(seconds, bool)
             or not 0 <= seconds <= MAX_ADVANCE
+            or not math.isfinite(seconds)
         ):
             raise AdminError(
                 400,
@@ -95,11 +93,11 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
                 f'Body must be {{"seconds": N}} with 0 <= N <= {MAX_ADVANCE:g} (ten years).',
             )
         await run_in_threadpool(engine.advance, float(seconds))
-        return JSONResponse(await run_in_threadpool(clock_view))
+        return AdminJSON(await run_in_threadpool(clock_view))
 
-    async def settle(_request: Request) -> JSONResponse:
+    async def settle(_request: Request) -> AdminJSON:
         elapsed = await run_in_threadpool(engine.settle)
-        return JSONResponse({**(await run_in_threadpool(clock_view)), "Elapsed": elapsed})
+        return AdminJSON({**(await run_in_threadpool(clock_view)), "Elapsed": elapsed})
 
     def node_view(request: Request) -> dict[str, Any]:
         cluster = find(request)
@@ -113,11 +111,20 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             )
         return view
 
-    async def get_node(request: Request) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(node_view, request))
+    async def get_node(request: Request) -> AdminJSON:
+        return AdminJSON(await run_in_threadpool(node_view, request))
 
     async def put_marker(request: Request) -> Response:
-        marker = (await request.body()).decode("utf-8", errors="replace")
+        raw = await request.body()
+        if len(raw) > MAX_MARKER_BYTES:
+            raise AdminError(
+                413, "MarkerTooLarge", f"A volume marker is at most {MAX_MARKER_BYTES} bytes."
+            )
+        try:
+            # Strict: a marker is shown again as JSON text, which cannot carry broken UTF-8.
+            marker = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AdminError(400, "InvalidMarker", "A volume marker must be UTF-8 text.") from None
 
         def write() -> None:
             cluster = find(request)
@@ -149,10 +156,10 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             orphans = tx.instances.orphan_volume_count()
         return {"Instances": instances, "OrphanVolumes": orphans}
 
-    async def list_instances(_request: Request) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(instances_view))
+    async def list_instances(_request: Request) -> AdminJSON:
+        return AdminJSON(await run_in_threadpool(instances_view))
 
-    async def make_legacy(request: Request) -> JSONResponse:
+    async def make_legacy(request: Request) -> AdminJSON:
         def mark() -> Cluster:
             cluster = find(request)
             with store.write() as tx:
@@ -160,20 +167,18 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             return cluster
 
         cluster = await run_in_threadpool(mark)
-        return JSONResponse(
-            {"ClusterName": cluster.name, "ClusterArn": cluster.arn, "Legacy": True}
-        )
+        return AdminJSON({"ClusterName": cluster.name, "ClusterArn": cluster.arn, "Legacy": True})
 
-    async def add_fault(request: Request) -> JSONResponse:
+    async def add_fault(request: Request) -> AdminJSON:
         spec = await _json(request)
         try:
             created = await run_in_threadpool(faults.inject, backend, spec)
         except ValidationError as error:
             raise AdminError(400, "InvalidFault", error.message) from None
-        return JSONResponse({"Faults": created}, status_code=201)
+        return AdminJSON({"Faults": created}, status_code=201)
 
-    async def list_faults(_request: Request) -> JSONResponse:
-        return JSONResponse({"Faults": await run_in_threadpool(faults.listing, backend)})
+    async def list_faults(_request: Request) -> AdminJSON:
+        return AdminJSON({"Faults": await run_in_threadpool(faults.listing, backend)})
 
     async def delete_fault(request: Request) -> Response:
         fault_id = request.path_params["fault_id"]
@@ -181,18 +186,8 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             raise AdminError(404, "FaultNotFound", f"No fault {fault_id}.")
         return Response(status_code=204)
 
-    async def not_found(request: Request, _exc: Exception) -> JSONResponse:
-        return _error(404, "NotFound", f"No admin route {request.method} {request.url.path}")
-
-    async def admin_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AdminError)
-        return _error(exc.status, exc.code, exc.message)
-
-    async def not_manual(_request: Request, exc: Exception) -> JSONResponse:
-        return _error(409, "ClockNotManual", str(exc))
-
     cluster_path = "/_hyperpod/clusters/{cluster}/nodes/{instance_id}"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/_hyperpod/health", health, methods=["GET"]),
             Route("/_hyperpod/stats", stats, methods=["GET"]),
@@ -207,12 +202,11 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Starlette
             Route("/_hyperpod/faults", list_faults, methods=["GET"]),
             Route("/_hyperpod/faults/{fault_id}", delete_fault, methods=["DELETE"]),
         ],
-        exception_handlers={404: not_found, AdminError: admin_error, NotManual: not_manual},
+        exception_handlers=HANDLERS,
     )
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    # A path with a stray slash is a JSON 404, not Starlette's empty-bodied redirect.
+    app.router.redirect_slashes = False
+    return guarded(app)
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -220,6 +214,8 @@ async def _json(request: Request) -> dict[str, Any]:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
         raise AdminError(400, "InvalidRequest", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise AdminError(400, "InvalidRequest", "The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise AdminError(400, "InvalidRequest", "The body must be a JSON object.")
     return body

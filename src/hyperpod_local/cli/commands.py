@@ -15,6 +15,7 @@ from typing import Any, ParamSpec
 
 import click
 
+from hyperpod_local.cli.numbers import MAX_BODY_BYTES, MAX_CLIENT_TIMEOUT, MAX_SPEED, Finite
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.settings import (
     DEFAULT_CLIENT_TIMEOUT,
@@ -68,7 +69,7 @@ def main() -> None:
     "--port",
     default=DEFAULT_PORT,
     show_default=True,
-    type=int,
+    type=click.IntRange(0, 65535),
     envvar="HYPERPOD_LOCAL_PORT",
     show_envvar=True,
     help="Port; 0 picks a free one.",
@@ -94,7 +95,7 @@ def main() -> None:
     "--max-instances-per-cluster",
     default=100_000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1_000_000),
     envvar="HYPERPOD_LOCAL_MAX_INSTANCES_PER_CLUSTER",
     show_envvar=True,
     help="CreateCluster asking for more is ResourceLimitExceeded.",
@@ -111,12 +112,12 @@ def main() -> None:
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(0, MAX_SPEED, min_open=True),
     default=DEFAULT_SPEED,
     show_default=True,
     envvar="HYPERPOD_LOCAL_SPEED",
     show_envvar=True,
-    help="HyperPod seconds per wall-clock second (60: a HyperPod minute each second).",
+    help="HyperPod seconds per wall-clock second (60: a HyperPod minute each second); at most 1e6.",
 )
 @click.option(
     "--durations",
@@ -129,7 +130,7 @@ def main() -> None:
 )
 @click.option(
     "--recovery-max-in-flight",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 10_000),
     default=2,
     show_default=True,
     envvar="HYPERPOD_LOCAL_RECOVERY_MAX_IN_FLIGHT",
@@ -138,7 +139,7 @@ def main() -> None:
 )
 @click.option(
     "--recovery-breaker-threshold",
-    type=click.FloatRange(min=0, max=1),
+    type=Finite(0, 1),
     default=0.2,
     show_default=True,
     envvar="HYPERPOD_LOCAL_RECOVERY_BREAKER_THRESHOLD",
@@ -165,7 +166,7 @@ def main() -> None:
 )
 @click.option(
     "--client-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(0, MAX_CLIENT_TIMEOUT, min_open=True),
     default=DEFAULT_CLIENT_TIMEOUT,
     show_default=True,
     envvar="HYPERPOD_LOCAL_CLIENT_TIMEOUT",
@@ -191,12 +192,12 @@ def main() -> None:
 )
 @click.option(
     "--max-body-bytes",
-    type=click.IntRange(min=1024),
+    type=click.IntRange(1024, MAX_BODY_BYTES),
     default=1024 * 1024,
     show_default=True,
     envvar="HYPERPOD_LOCAL_MAX_BODY_BYTES",
     show_envvar=True,
-    help="Larger request bodies are answered 413.",
+    help="Larger request bodies (API and admin) are answered 413; at most 64 MiB.",
 )
 @click.option(
     "--log-level",
@@ -374,7 +375,7 @@ def nodes(cluster: str, endpoint_url: str, region: str) -> None:
 @click.argument("cluster")
 @_endpoint_option
 @_region_option
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
+@click.option("--interval", default=1.0, show_default=True, type=Finite(0.05, 3600))
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many refreshes.")
 def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: int | None) -> None:
     """Show the nodes of CLUSTER live, refreshing as their states change (Ctrl-C to stop)."""
@@ -399,12 +400,12 @@ def fault() -> None:
 @click.option("--node", "instance_id", help="Instance id of the node.")
 @click.option("--group", "group_name", help="Instance group name.")
 @click.option("--type", "fault_type", help="Hardware fault type, e.g. GpuXid79.")
-@click.option("--delay", type=float, help="Detection delay in HyperPod seconds (hardware).")
+@click.option("--delay", type=Finite(), help="Detection delay in HyperPod seconds (hardware).")
 @click.option("--count", type=click.IntRange(min=1), help="Times it strikes (counted kinds).")
 @click.option("--instance-type", help="Instance type short of capacity.")
 @click.option("--operation", "operations", multiple=True, help="Operation it applies to.")
-@click.option("--rate", type=float, help="Share of requests throttled, in (0, 1].")
-@click.option("--seconds", type=float, help="Added latency per request.")
+@click.option("--rate", type=Finite(), help="Share of requests throttled, in (0, 1].")
+@click.option("--seconds", type=Finite(), help="Added latency per request.")
 @click.option("--account", default=None, help="Account of a cluster given by name.")
 @click.option("--region", default=None, help="Region of a cluster given by name.")
 @_endpoint_option

@@ -7,13 +7,44 @@ Two clocks, both injected, so a test can hold time still:
 
 HyperPod time starts at the wall-clock time of the first start of a data dir and, across
 restarts, goes on from where it stopped: the time a server was down does not pass.
+
+HyperPod time never passes MAX_TIME (the start of year 9000 UTC): every timestamp an answer
+carries stays printable by every client (Python's datetime ends at 9999), with room for the
+durations a step adds to it. A manual clock refuses to go past it; a real one stops there.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
+MAX_TIME_TEXT = "9000-01-01T00:00:00Z"
+# The real clock's fastest: a HyperPod day in under a tenth of a wall-clock second.
+MAX_SPEED = 1e6
+
+
+class ClockLimit(Exception):
+    """A move of the clock past MAX_TIME."""
+
+    def __init__(self, now: float, target: float) -> None:
+        super().__init__(
+            f"HyperPod time may not pass {MAX_TIME_TEXT} (epoch {MAX_TIME:.0f}); it is "
+            f"{now:.3f}, so it can move at most {max(0.0, MAX_TIME - now):.3f} s more "
+            f"(asked for {target - now:.3f} s)."
+        )
+        self.now, self.target = now, target
+
+
+def _start_time(start: float | None) -> float:
+    """Where a clock starts: a saved time that is not a time (a clock saved as nan by an older
+    release) starts afresh from the wall clock; one past the bound stays at the bound."""
+    if start is None or not math.isfinite(start):
+        return time.time()
+    return min(start, MAX_TIME)
 
 
 class Clock(Protocol):
@@ -33,16 +64,17 @@ class ScaledClock:
     mode = "real"
 
     def __init__(self, speed: float = 60.0, start: float | None = None) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+            raise ValueError(f"speed must be a number in (0, {MAX_SPEED:g}]; got {speed!r}")
         self.speed = speed
         # Elapsed time from the monotonic clock: a step of the system clock (NTP) must not
         # move HyperPod time backwards.
         self._monotonic_start = time.monotonic()
-        self._start = time.time() if start is None else start
+        self._start = _start_time(start)
 
     def now(self) -> float:
-        return round(self._start + (time.monotonic() - self._monotonic_start) * self.speed, 3)
+        elapsed = (time.monotonic() - self._monotonic_start) * self.speed
+        return round(min(self._start + elapsed, MAX_TIME), 3)
 
     def wall_seconds(self, hyperpod_seconds: float) -> float:
         return max(0.0, hyperpod_seconds / self.speed)
@@ -52,7 +84,7 @@ class ManualClock:
     mode = "manual"
 
     def __init__(self, start: float | None = None) -> None:
-        self._now = round(time.time() if start is None else start, 3)
+        self._now = round(_start_time(start), 3)
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -62,6 +94,8 @@ class ManualClock:
         return float("inf")
 
     def set(self, value: float) -> None:
-        """Move to `value`; time never goes back."""
+        """Move to `value`; time never goes back, nor past MAX_TIME (ClockLimit)."""
+        if not value <= MAX_TIME:  # nan too
+            raise ClockLimit(self._now, value)
         with self._lock:
             self._now = max(self._now, round(value, 3))

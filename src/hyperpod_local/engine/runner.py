@@ -9,7 +9,7 @@ import threading
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Task
-from hyperpod_local.engine.clock import Clock, ManualClock
+from hyperpod_local.engine.clock import MAX_TIME, Clock, ClockLimit, ManualClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
 from hyperpod_local.providers.base import Provider
@@ -31,6 +31,18 @@ _MAX_SLEEP = 1.0
 
 class NotManual(Exception):
     pass
+
+
+class Unsettled(RuntimeError):
+    """settle() gave up with work still scheduled: what it is, so the caller can say."""
+
+    def __init__(self, reason: str, clusters: list[str], operations: list[str], steps: int) -> None:
+        super().__init__(
+            f"operations still in flight {reason}: {steps} step(s) of "
+            f"{', '.join(operations) or 'no operation'} in "
+            f"{', '.join(clusters) or 'no cluster'}"
+        )
+        self.clusters, self.operations, self.steps = clusters, operations, steps
 
 
 class Engine:
@@ -120,6 +132,9 @@ class Engine:
         clock = self._manual()
         with self._lock:
             target = clock.now() + max(0.0, seconds)
+            if not target <= MAX_TIME:
+                # Refused before any step runs: an advance happens whole or not at all.
+                raise ClockLimit(clock.now(), target)
             while (due := self.next_due_at()) is not None and due <= target:
                 clock.set(due)
                 self.run_due()
@@ -134,11 +149,21 @@ class Engine:
             start = clock.now()
             while (due := self.next_due_at()) is not None:
                 if due - start > limit:
-                    raise RuntimeError(f"operations still in flight after {limit} s")
+                    raise self._unsettled(f"after {limit:g} s")
+                if due > MAX_TIME:
+                    raise self._unsettled("past the end of HyperPod time")
                 clock.set(due)
                 self.run_due()
             self.save_clock()
             return clock.now() - start
+
+    def _unsettled(self, reason: str) -> Unsettled:
+        with self.store.read() as tx:
+            names = {
+                cluster_id: cluster.name if (cluster := tx.clusters.get(cluster_id)) else cluster_id
+                for cluster_id in tx.tasks.cluster_ids()
+            }
+            return Unsettled(reason, sorted(names.values()), tx.tasks.kinds(), tx.tasks.total())
 
     def _manual(self) -> ManualClock:
         if not isinstance(self.clock, ManualClock):

@@ -90,6 +90,15 @@ class TaskRepository:
             stmt = stmt.where(tasks.c.operation_id == operation_id)
         return int(self.conn.scalar(stmt) or 0)
 
+    def cluster_ids(self) -> list[str]:
+        """The clusters with work scheduled."""
+        stmt = select(tasks.c.cluster_id).where(tasks.c.cluster_id.is_not(None)).distinct()
+        return sorted(self.conn.scalars(stmt))
+
+    def kinds(self) -> list[str]:
+        """The kinds of work scheduled (provision, health_check, ...)."""
+        return sorted(self.conn.scalars(select(tasks.c.kind).distinct()))
+
     def total(self) -> int:
         return int(self.conn.scalar(select(func.count()).select_from(tasks)) or 0)
 

@@ -1,0 +1,30 @@
+"""Numeric option types that take only finite numbers: click's FloatRange lets nan through
+(every comparison with nan is false) and inf through an open end."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+from hyperpod_local.engine.clock import MAX_SPEED
+
+__all__ = ["MAX_BODY_BYTES", "MAX_CLIENT_TIMEOUT", "MAX_SPEED", "Finite"]
+
+# A request body is held in memory whole: 64 MiB is far past any SageMaker request.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# An hour: a client slower than that to send a request has gone.
+MAX_CLIENT_TIMEOUT = 3600.0
+
+
+class Finite(click.FloatRange):
+    """A finite float, within [min, max] when they are given."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
