@@ -125,6 +125,17 @@ def test_the_engine_knows_providers_by_their_interface_only() -> None:
     assert reaches == []
 
 
+def test_the_engine_leaves_the_sim_providers_instances_to_it() -> None:
+    # The sim provider keeps its instances and volumes in the store; the engine asks the
+    # provider for them, so a provider that keeps them elsewhere needs no engine change.
+    reaches = sorted(
+        f"{module} uses tx.instances"
+        for module, path in MODULES.items()
+        if _room(module) == "engine" and "tx.instances" in path.read_text()
+    )
+    assert reaches == []
+
+
 def test_step_modules_do_not_import_each_other() -> None:
     steps = {
         f"{PACKAGE}.engine.{name}"

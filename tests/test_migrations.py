@@ -17,6 +17,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
+from hyperpod_local.startup import StartupError
 from hyperpod_local.store import database
 from hyperpod_local.store.database import HEAD_REVISION, REVISIONS, NewerStoreError, Store
 from tests.support import ServerProcess, group
@@ -210,8 +211,10 @@ def test_a_schema_the_upgrade_cannot_make_whole_is_left_as_it_was(tmp_path: Path
         conn.execute("CREATE TABLE stranger (id INTEGER PRIMARY KEY)")
     conn.close()
     before, counted = shape(path), rows(path)
-    with pytest.raises(RuntimeError, match="unknown table stranger"):
+    with pytest.raises(StartupError, match="unknown table stranger") as refused:
         Store(f"sqlite:///{path}").close()
+    assert "from revision 0001 to" in str(refused.value)
+    assert "it is left as it was" in str(refused.value)
     # One transaction: nothing of the half-done upgrade stayed.
     assert shape(path) == before and rows(path) == counted and revision_of(path) == "0001"
 

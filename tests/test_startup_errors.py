@@ -268,3 +268,24 @@ def test_an_unforeseen_error_is_not_made_a_line(
             signal.signal(signum, handler)
     assert isinstance(result.exception, RuntimeError), result.output
     assert result.exit_code == 1
+
+
+def test_a_database_cut_to_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    database = made(data_dir)
+    database.write_bytes(b"")
+    line = refused(data_dir)
+    assert str(database) in line and "empty (0 bytes)" in line
+    assert database.stat().st_size == 0  # not taken for a new store
+
+
+def test_a_schema_the_upgrade_cannot_make_whole(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    database = made(data_dir)
+    conn = sqlite3.connect(database)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+        conn.execute("CREATE TABLE stranger (id INTEGER PRIMARY KEY)")
+    conn.close()
+    line = refused(data_dir)
+    assert "cannot upgrade the store" in line and "stranger" in line

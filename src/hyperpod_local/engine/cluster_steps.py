@@ -236,7 +236,7 @@ def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
     cluster = ctx.tx.clusters.get(task.cluster_id)
     if cluster is None:
         return None
-    ctx.provider.terminate(ctx.tx, ctx.tx.instances.ids_for_cluster(cluster.id))
+    ctx.provider.terminate(ctx.tx, ctx.provider.instances(ctx.tx, cluster.id))
     ctx.tx.tasks.remove_for_cluster(cluster.id, keep=task.id)
     ctx.tx.events.remove_for_cluster(cluster.id)
     ctx.tx.faults.forget_cluster(cluster.id)

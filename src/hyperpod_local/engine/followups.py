@@ -43,7 +43,7 @@ def fail_creation(
     launched for it is terminated. The cluster stays, Failed, until it is deleted."""
     move_cluster(cluster, "failed")
     cluster.failure_message = message
-    ctx.provider.terminate(ctx.tx, ctx.tx.instances.ids_for_cluster(cluster.id))
+    ctx.provider.terminate(ctx.tx, ctx.provider.instances(ctx.tx, cluster.id))
     for node in ctx.tx.nodes.in_group(cluster.id):
         ctx.tx.nodes.remove(node.row_id or -1)
     for group in cluster.groups:

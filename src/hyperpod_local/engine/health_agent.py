@@ -16,9 +16,8 @@ from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, NodeStatus, Task
 from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.operations import DETECTION as KIND
 from hyperpod_local.engine.recovery import attempt_recovery, automatic
-
-KIND = "health_check"
 
 
 @step(KIND)

@@ -16,6 +16,7 @@ from hyperpod_local.engine.followups import (
     settle_scaling,
     start_checks,
 )
+from hyperpod_local.engine.operations import DETECTION
 from hyperpod_local.engine.recovery import recheck_faults, resume_recoveries
 from hyperpod_local.providers.base import LaunchError
 
@@ -56,20 +57,20 @@ def _relaunch(
     if old is not None:
         ctx.provider.terminate(ctx.tx, [old])
         # Its faults went with it: no detection of them may stay due.
-        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind="health_check")
+        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind=DETECTION)
         log.instance(group.name, old, text.instance_terminated(old, cluster.name, group.name))
         node.instance_id = None
+    # New instances come up on the image the group wants now (an update's target).
+    image_id, release = desired_image(group)
     try:
-        new = ctx.provider.launch(ctx.tx, cluster, group, ctx.now)
+        new = ctx.provider.launch(ctx.tx, cluster, group, ctx.now, image_id=image_id)
     except LaunchError as error:
         move_node(node, "launch_failed")
         node.status_message = str(error)
         failure_event(log, cluster, group, node, str(error))
         return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
     place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
-    # New instances come up on the image the group wants now (an update's target).
-    node.image_id, node.image_release_version = desired_image(group)
-    ctx.tx.instances.set_image(new, node.image_id)
+    node.image_id, node.image_release_version = image_id, release
     move_node(node, "relaunched")
     node.status_message = None
     log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
@@ -164,7 +165,7 @@ def node_delete(ctx: StepContext, task: Task) -> Task | None:
     instance_id = node.instance_id
     if instance_id is not None:
         ctx.provider.terminate(ctx.tx, [instance_id])
-        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind="health_check")
+        ctx.tx.tasks.remove_for_node(node.row_id or -1, kind=DETECTION)
         for description in (
             text.instance_terminated(instance_id, cluster.name, group.name),
             text.instance_deletion_completed(instance_id, cluster.name, group.name),

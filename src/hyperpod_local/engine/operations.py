@@ -3,6 +3,7 @@ for the Batch APIs, automatic recovery and provisioning retries alike."""
 
 from __future__ import annotations
 
+from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, Node, Task
 from hyperpod_local.engine.durations import Durations
@@ -63,5 +64,24 @@ def schedule_relaunch(
             due_at=round(due_at, 3),
             node_id=node.row_id,
             operation_id=operation_id,
+        )
+    )
+
+
+# The task kind of the health agent's detection of a fault (engine/health_agent.py).
+DETECTION = "health_check"
+
+
+def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, default_delay: float) -> None:
+    """The health agent notices the fault on the node's instance after its detection delay."""
+    delay = float(fault.params.get("DetectionDelaySeconds", default_delay))
+    tx.tasks.add(
+        Task(
+            cluster_id=node.cluster_id,
+            node_id=node.row_id,
+            kind=DETECTION,
+            step="detect",
+            due_at=round(now + delay, 3),
+            data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
         )
     )

@@ -1,12 +1,11 @@
-"""The health agent and automatic node recovery.
+"""Automatic node recovery, and what a reboot or a new instance does to a node's faults.
 
-An injected hardware fault is noticed after its detection delay: the node goes to Failure with
-the fault's message. With NodeRecovery Automatic the platform then reboots or replaces the
-node, as the fault needs, within the safety limits of the recovery policy (spec 7, anchors 4):
-at most `max_in_flight` automatic recoveries per group at once, and none at all while more
-than the threshold share of the group is unhealthy (a node being recovered counts as
-unhealthy). Held-back recoveries go when a node of the group is healthy again; manual Batch
-calls are not limited.
+Once the health agent (health_agent.py) has put a node in Failure, NodeRecovery Automatic
+reboots or replaces it, as its fault needs, within the safety limits of the recovery policy
+(spec 7, anchors 4): at most `max_in_flight` automatic recoveries per group at once, and none
+at all while more than the threshold share of the group is unhealthy (a node being recovered
+counts as unhealthy). Held-back recoveries go when a node of the group is healthy again;
+manual Batch calls are not limited.
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from __future__ import annotations
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import Fault
-from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, Task
+from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node
 from hyperpod_local.engine.context import StepContext
-from hyperpod_local.engine.operations import ACTION_WORDS, start_node_action
+from hyperpod_local.engine.operations import ACTION_WORDS, schedule_detection, start_node_action
 
 
 def automatic(cluster: Cluster) -> bool:
@@ -46,17 +45,7 @@ def recheck_faults(
             remaining.append(fault)
     if remaining:
         fault = remaining[0]
-        ctx.later(
-            Task(
-                cluster_id=cluster.id,
-                node_id=node.row_id,
-                kind="health_check",
-                step="detect",
-                due_at=0,
-                data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
-            ),
-            float(fault.params.get("DetectionDelaySeconds", ctx.durations.health_detection)),
-        )
+        schedule_detection(ctx.tx, node, fault, ctx.now, ctx.durations.health_detection)
 
 
 def resume_recoveries(

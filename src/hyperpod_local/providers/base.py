@@ -26,11 +26,22 @@ class Provider(Protocol):
         """LaunchError when no instance of the group's type can be had now."""
 
     def launch(
-        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, *, checked: bool = False
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        *,
+        image_id: str | None = None,
+        checked: bool = False,
     ) -> str:
-        """A fresh instance of the group's configuration and image, with new empty volumes;
-        its instance id. LaunchError when there is no capacity (`checked`: the caller has
-        just called check_capacity, for a whole batch of launches)."""
+        """A fresh instance of the group's configuration, on `image_id` (default: the
+        group's image), with new empty volumes; its instance id. LaunchError when there is
+        no capacity (`checked`: the caller has just called check_capacity, for a whole batch
+        of launches)."""
+
+    def instances(self, tx: Tx, cluster_id: str) -> list[str]:
+        """Every instance the provider holds for the cluster."""
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
         """The instances and every volume attached to them are gone for good."""

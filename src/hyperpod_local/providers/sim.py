@@ -33,7 +33,14 @@ class SimProvider:
             raise LaunchError(CAPACITY_MESSAGE)
 
     def launch(
-        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, *, checked: bool = False
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        *,
+        image_id: str | None = None,
+        checked: bool = False,
     ) -> str:
         """A fresh instance of the group's configuration and image, with new empty volumes;
         LaunchError when there is no capacity for it (`checked`: the caller has just asked
@@ -45,10 +52,13 @@ class SimProvider:
             instance_id,
             cluster.id,
             now,
-            group.spec.get("ImageId", "default"),
+            image_id or group.spec.get("ImageId", "default"),
             [self._root(), *self._secondaries(group)],
         )
         return instance_id
+
+    def instances(self, tx: Tx, cluster_id: str) -> list[str]:
+        return tx.instances.ids_for_cluster(cluster_id)
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
         """The instances and every volume attached to them are gone for good, and so are the

@@ -8,8 +8,6 @@ another database is another configuration of the same Store."""
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hyperpod_local.startup import StartupError, os_failure
 from hyperpod_local.store import schema
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
+from hyperpod_local.store.sqlite_failures import unusable_database
 from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,12 @@ class Store:
             raise os_failure("create the data dir", data_dir, error) from error
         lock = DataDirLock(data_dir)
         database = data_dir / DATABASE_FILE
+        if _emptied(database):
+            lock.release()
+            raise StartupError(
+                f"cannot use the database {database}: it is empty (0 bytes), so its data is "
+                "gone; restore it from a backup, or delete it to start with an empty store"
+            )
         try:
             store = cls(sqlite_url(data_dir), lock=lock, database=database)
             try:
@@ -96,7 +101,7 @@ class Store:
             return store
         except BaseException as error:
             lock.release()
-            unusable = _unusable_database(error, database)
+            unusable = unusable_database(error, database)
             if unusable is None:
                 raise  # no known state of the file: a bug, whose traceback helps
             raise unusable from error
@@ -110,7 +115,7 @@ class Store:
     def unusable(self, error: BaseException) -> StartupError | None:
         """Why the data dir's database cannot be used, when `error` says so: for the first
         reads after `open`, which may find a page that it did not (a corrupt one)."""
-        return None if self._database is None else _unusable_database(error, self._database)
+        return None if self._database is None else unusable_database(error, self._database)
 
     @property
     def sole_writer(self) -> bool:
@@ -215,71 +220,29 @@ class Store:
         if current is not None and current not in REVISIONS:
             raise NewerStoreError(_without_password(self.engine), str(current))
         log.info("migrating the store from revision %s to %s", current, HEAD_REVISION)
-        upgrade(self.engine)
+        try:
+            upgrade(self.engine)
+        except (RuntimeError, IntegrityError) as error:
+            # The migration met a schema or rows it cannot bring to the head; its
+            # transaction rolled back, so the store is as it was.
+            raise StartupError(
+                f"cannot upgrade the store at {_without_password(self.engine)} from revision "
+                f"{current} to {HEAD_REVISION}: {error}; it is left as it was: run the "
+                "release that wrote it, or move it away to start with an empty store"
+            ) from error
 
 
-# What to do about a data dir's SQLite file that fails with one of these primary result
-# codes; sqlite's own message says what is wrong.
-_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 8, 10, 11
-_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
-_RESTORE = "restore it from a backup, or move it away to start with an empty store"
-_FREE_SPACE = "free some space on its disk and start again"
-_LOCKED = "another program holds it (a sqlite3 shell, a backup?): let it finish, then start again"
-_SQLITE_ADVICE = {
-    _SQLITE_BUSY: _LOCKED,
-    _SQLITE_READONLY: "make it and its data dir writable by the user running the server",
-    _SQLITE_IOERR: "check the disk and its file system",
-    _SQLITE_CORRUPT: _RESTORE,
-    _SQLITE_FULL: _FREE_SPACE,
-    _SQLITE_CANTOPEN: "it must be a file in a directory the server can write",
-    _SQLITE_NOTADB: _RESTORE,
-}
-# Less free space than this on the data dir's disk is why sqlite failed to write there.
-_NEARLY_FULL_BYTES = 1024 * 1024
-
-
-def _unusable_database(error: BaseException, path: Path) -> StartupError | None:
-    """The one line that says why the data dir's database cannot be used, or None when
-    `error` is not about the file (a bug, to be seen whole)."""
-    if isinstance(error, Busy):  # what write() and read() make of SQLITE_BUSY
-        return StartupError(f"cannot use the database {path}: {error}; {_LOCKED}")
-    if isinstance(error, DatabaseError):
-        code = getattr(error.orig, "sqlite_errorcode", None)
-        if code is None or code & 0xFF not in _SQLITE_ADVICE:
-            return None
-        primary = code & 0xFF  # the extended code's low byte
-        advice = _SQLITE_ADVICE[primary]
-        if primary == _SQLITE_CANTOPEN and path.is_dir():
-            # sqlite says only "unable to open database file".
-            return StartupError(
-                f"cannot open the database {path}: it is a directory; it must be a file: "
-                "move the directory out of the way"
-            )
-        if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and _nearly_full(path.parent):
-            # sqlite says "full" only when the database itself cannot grow; when its
-            # shared-memory or journal file cannot, it says "disk I/O error".
-            advice = f"its disk is full: {_FREE_SPACE}"
-        return StartupError(f"cannot use the database {path}: {error.orig}; {advice}")
-    # Alembic is imported only to migrate; if it was not, this is none of its errors.
-    alembic_errors = sys.modules.get("alembic.util.exc")
-    if (
-        alembic_errors is not None
-        and isinstance(error, alembic_errors.CommandError)
-        and "locate revision" in str(error)  # its revision is none of this release's
-    ):
-        return StartupError(
-            f"the database {path} was made by a newer hyperpod-local ({error}); "
-            "run that release, or choose another --data-dir"
-        )
-    return None
-
-
-def _nearly_full(directory: Path) -> bool:
+def _emptied(database: Path) -> bool:
+    """A database file cut to nothing. SQLite would take it for a new, empty store and start
+    without a word; a store that was never written has no file at all, or its first pages
+    still in the write-ahead log beside it."""
     try:
-        disk = os.statvfs(directory)
-    except (OSError, AttributeError):  # no statvfs on Windows
+        if database.stat().st_size != 0:
+            return False
+    except OSError:
         return False
-    return disk.f_bavail * disk.f_frsize < _NEARLY_FULL_BYTES
+    wal = database.with_name(database.name + "-wal")
+    return not (wal.exists() and wal.stat().st_size > 0)
 
 
 @contextmanager

@@ -72,13 +72,6 @@ class InstanceRepository:
             .values(boot_count=sim_instances.c.boot_count + 1)
         )
 
-    def set_image(self, instance_id: str, image_id: str) -> None:
-        self.conn.execute(
-            update(sim_instances)
-            .where(sim_instances.c.instance_id == instance_id)
-            .values(image_id=image_id)
-        )
-
     def replace_roots(self, roots: dict[str, dict[str, Any]], image_id: str) -> None:
         """Give each instance a new root volume and the image, and count the boot; in bulk."""
         ids = list(roots)
