@@ -25,8 +25,9 @@ from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind
 from hyperpod_local.domain.ids import parse_cluster_arn
-from hyperpod_local.domain.model import Cluster, Task
+from hyperpod_local.domain.model import Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
+from hyperpod_local.engine.operations import schedule_detection
 from hyperpod_local.store.unit_of_work import Tx
 
 
@@ -177,17 +178,7 @@ def _target_nodes(tx: Tx, cluster: Cluster, spec: dict[str, Any]) -> list[Any]:
 def _schedule_detection(tx: Tx, fault: Fault, now: float, default_delay: float) -> None:
     node = tx.nodes.by_instance_id(fault.cluster_id or "", fault.instance_id or "")
     assert node is not None
-    delay = float(fault.params.get("DetectionDelaySeconds", default_delay))
-    tx.tasks.add(
-        Task(
-            cluster_id=node.cluster_id,
-            node_id=node.row_id,
-            kind="health_check",
-            step="detect",
-            due_at=round(now + delay, 3),
-            data={"instance_id": fault.instance_id, "fault_id": fault.fault_id},
-        )
-    )
+    schedule_detection(tx, node, fault, now, default_delay)
 
 
 KNOWN_HARDWARE_TYPES = tuple(HARDWARE_FAULTS)
