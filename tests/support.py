@@ -268,3 +268,35 @@ def _whole(received: bytes) -> bool:
         if line.lower().startswith(b"content-length:")
     )
     return len(body) >= length
+
+
+def asgi_get(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """GET `path` from an ASGI app in this process, from a loopback client: the response's
+    start message and its whole body."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers or [],
+        "root_path": "",
+        "scheme": "http",
+        "server": ("127.0.0.1", 4577),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent[0], b"".join(message.get("body", b"") for message in sent[1:])

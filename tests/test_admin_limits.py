@@ -6,7 +6,6 @@ past their limits, and admin errors that are JSON with a 4xx where the input is 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
@@ -21,7 +20,7 @@ import pytest
 
 from hyperpod_local.admin import admin_app
 from hyperpod_local.engine.clock import MAX_SPEED, MAX_TIME, ManualClock, ScaledClock
-from tests.support import CLI, ServerProcess, exchange, group, request_bytes
+from tests.support import CLI, ServerProcess, asgi_get, exchange, group, request_bytes
 
 TEN_YEARS = 10 * 365 * 86400.0
 
@@ -354,30 +353,8 @@ def test_an_unexpected_admin_error_is_a_json_500_with_the_traceback_only_in_the_
 
     backend = SimpleNamespace(engine=None, store=BrokenStore())
     app = admin_app(backend)  # type: ignore[arg-type]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/_hyperpod/instances",
-        "raw_path": b"/_hyperpod/instances",
-        "query_string": b"",
-        "headers": [],
-        "root_path": "",
-        "scheme": "http",
-        "server": ("127.0.0.1", 4577),
-        "client": ("127.0.0.1", 5000),
-        "http_version": "1.1",
-    }
     with caplog.at_level(logging.ERROR):
-        asyncio.run(app(scope, receive, send))  # the error stays inside the admin app
-    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        start, body = asgi_get(app, "/_hyperpod/instances")  # the error stays inside the app
     assert start["status"] == 500
     assert (b"content-type", b"application/json") in start["headers"]
     answer = json.loads(body)

@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support import CLI, Aws, ServerProcess, error_of, group
+from tests.support import CLI, Aws, ServerProcess, asgi_get, error_of, group
 
 ALICE = ("AKIDALICEEXAMPLE", "alice-secret", "111111111111")
 BOB = ("AKIDBOBEXAMPLE", "bob-secret", "222222222222")
@@ -345,8 +345,6 @@ def test_open_admin_api_does_not_answer_through_a_proxy(
 
 def test_an_empty_token_given_to_the_app_opens_nothing(tmp_path: Path) -> None:
     """The app's own rule, whatever its caller hands it: no token text, no admin API."""
-    import asyncio
-
     from hyperpod_local.backend import Backend
     from hyperpod_local.server import create_app
     from hyperpod_local.settings import Settings
@@ -354,29 +352,15 @@ def test_an_empty_token_given_to_the_app_opens_nothing(tmp_path: Path) -> None:
     backend = Backend(Settings(data_dir=tmp_path, clock="manual"))
     try:
 
-        async def status(token: str, given: bytes) -> int:
-            app = create_app(backend, token)
-            sent: list[dict[str, Any]] = []
-
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: dict[str, Any]) -> None:
-                sent.append(message)
-
-            scope = {
-                "type": "http",
-                "method": "GET",
-                "path": "/_hyperpod/clock",
-                "headers": [(b"authorization", given)],
-                "client": ("127.0.0.1", 1),
-            }
-            await app(scope, receive, send)
-            return sent[0]["status"]
+        def status(token: str, given: bytes) -> int:
+            start, _body = asgi_get(
+                create_app(backend, token), "/_hyperpod/clock", [(b"authorization", given)]
+            )
+            return int(start["status"])
 
         for token in ("", " "):
             for given in (b"Bearer ", b"Bearer  ", b"Bearer", b""):
-                assert asyncio.run(status(token, given)) == 401
-        assert asyncio.run(status("t0ken", b"Bearer t0ken")) == 200
+                assert status(token, given) == 401
+        assert status("t0ken", b"Bearer t0ken") == 200
     finally:
         backend.close()

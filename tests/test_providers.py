@@ -29,6 +29,15 @@ class FailingScripts(SimProvider):
         return {node.row_id or -1: f"on_create.sh exited 3 on {node.instance_id}" for node in nodes}
 
 
+def _client() -> Any:
+    return boto3.client(
+        "sagemaker",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def _create(sm: Any) -> None:
     sm.create_cluster(
         ClusterName="seam",
@@ -49,12 +58,7 @@ def test_a_provider_named_in_the_settings_runs_the_lifecycle_scripts(
 ) -> None:
     monkeypatch.setitem(providers.PROVIDERS, "failing-scripts", FailingScripts)
     with HyperPodMock(provider="failing-scripts") as hp:
-        sm = boto3.client(
-            "sagemaker",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        sm = _client()
         _create(sm)
         hp.settle()
         cluster = sm.describe_cluster(ClusterName="seam")
@@ -64,12 +68,7 @@ def test_a_provider_named_in_the_settings_runs_the_lifecycle_scripts(
 
 def test_the_default_provider_is_the_simulated_one() -> None:
     with HyperPodMock() as hp:
-        sm = boto3.client(
-            "sagemaker",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        sm = _client()
         _create(sm)
         hp.settle()
         assert sm.describe_cluster(ClusterName="seam")["ClusterStatus"] == "InService"
