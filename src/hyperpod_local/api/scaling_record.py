@@ -117,13 +117,11 @@ class ScalingRecord:
                 # Nothing left for the engine (only unlaunched nodes were removed): done now.
                 operation.status = "Done"
                 for group, _ in self._touched.values():
-                    self.log.group(
+                    self.log.scaling_completed(
+                        self.cluster.name,
                         group.name,
-                        text.group_scaling_completed(group.name, self.cluster.name),
-                        operation_id=operation.operation_id,
-                        metadata=scaling_metadata(
-                            group.current_count, group.target_count, group.min_count
-                        ),
+                        operation.operation_id,
+                        (group.current_count, group.target_count, group.min_count),
                     )
                 for detail in details:
                     detail["Status"] = "Done"

@@ -58,6 +58,22 @@ class EventLog:
     def group(self, group: str, text: str, level: str = EventLevel.INFO, **kw: Any) -> Event:
         return self._add(ResourceType.INSTANCE_GROUP, text, group=group, level=level, **kw)
 
+    def scaling_completed(
+        self,
+        cluster: str,
+        group: str,
+        operation_id: str,
+        counts: tuple[int, int, int | None],
+    ) -> Event:
+        """A group's part of a scaling operation is done; `counts`: its instances now, its
+        target and its MinCount (scaling_metadata)."""
+        return self.group(
+            group,
+            group_scaling_completed(group, cluster),
+            operation_id=operation_id,
+            metadata=scaling_metadata(*counts),
+        )
+
     def instance(
         self,
         group: str,

@@ -6,7 +6,7 @@ one new module that imports from here."""
 from __future__ import annotations
 
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.events import EventLog, scaling_metadata
+from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
     DEFAULT_IMAGE_ID,
@@ -104,13 +104,11 @@ def finish_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: E
         group = cluster.group(name)
         # Counted now: this step may have just added or removed a node of the group.
         members = ctx.tx.nodes.group_health(cluster.id, name).members if group else 0
-        log.group(
+        log.scaling_completed(
+            cluster.name,
             name,
-            text.group_scaling_completed(name, cluster.name),
-            operation_id=operation_id,
-            metadata=scaling_metadata(
-                members, group.target_count if group else 0, group.min_count if group else None
-            ),
+            operation_id,
+            (members, group.target_count, group.min_count) if group else (0, 0, None),
         )
     ctx.tx.events.save_operation(operation)
 
