@@ -22,8 +22,8 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.domain.software import UPDATE_KEY
 from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
-from hyperpod_local.engine.followups import UPDATE_KEY
 from hyperpod_local.store.unit_of_work import Tx
 
 # Cluster-level members UpdateCluster may set.

@@ -19,7 +19,8 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.engine.software_steps import UPDATE_KEY, start_batch
+from hyperpod_local.domain.software import UPDATE_KEY
+from hyperpod_local.engine.software_steps import start_batch
 
 
 def update_cluster_software(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE, Cluster, InstanceGroup, Node
-from hyperpod_local.engine.followups import UPDATE_KEY
+from hyperpod_local.domain.software import UPDATE_KEY
 
 # Group members that DescribeCluster returns as CreateCluster took them.
 _GROUP_ECHO = (

@@ -1,6 +1,5 @@
 """Follow-ups that several kinds of step end with: a group or a cluster finished or failed, a
-scaling operation settled, a node's lifecycle events, deep health checks started, the image a
-new instance gets. The step modules call these and never each other, so a new kind of step is
+scaling operation settled, a node's lifecycle events, deep health checks started. The step modules call these and never each other, so a new kind of step is
 one new module that imports from here."""
 
 from __future__ import annotations
@@ -9,8 +8,6 @@ from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
-    DEFAULT_IMAGE_ID,
-    LATEST_IMAGE_RELEASE,
     Cluster,
     ClusterStatus,
     EventLevel,
@@ -193,24 +190,4 @@ def start_checks(
             operation_id=operation_id,
             data={"node_ids": [node.row_id for node in nodes], "checks": checks},
         )
-    )
-
-
-# Software ------------------------------------------------------------------------------------
-
-
-UPDATE_KEY = "_software_update"
-
-
-def desired_image(group: InstanceGroup) -> tuple[str, str]:
-    """(image id, release) a new instance of the group gets: during a software update the
-    update's target (its source while rolling back), else the group's own."""
-    update = group.spec.get(UPDATE_KEY)
-    if update and update["Status"] == "InProgress":
-        return update["To"]["ImageId"], update["To"]["Release"]
-    if update and update["Status"] == "RollbackInProgress":
-        return update["From"]["ImageId"], update["From"]["Release"]
-    return (
-        group.spec.get("ImageId", DEFAULT_IMAGE_ID),
-        group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
     )

@@ -7,9 +7,9 @@ from hyperpod_local.domain.cluster_rules import place_instance
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, GroupStatus, InstanceGroup, Node, Task
+from hyperpod_local.domain.software import desired_image
 from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.followups import (
-    desired_image,
     failure_event,
     group_gone,
     lifecycle_event,

@@ -21,9 +21,9 @@ from hyperpod_local.domain.model import (
     Node,
     Task,
 )
+from hyperpod_local.domain.software import UPDATE_KEY
 from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.followups import UPDATE_KEY
 from hyperpod_local.engine.recovery import recheck_faults
 from hyperpod_local.store.unit_of_work import Tx
 
