@@ -1,6 +1,7 @@
 """Follow-ups that several kinds of step end with: a group or a cluster finished or failed, a
-scaling operation settled, a node's lifecycle events, deep health checks started. The step modules call these and never each other, so a new kind of step is
-one new module that imports from here."""
+scaling operation settled, a node's lifecycle events, deep health checks started. The step
+modules call these and never each other, so a new kind of step is one new module that
+imports from here."""
 
 from __future__ import annotations
 
