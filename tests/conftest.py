@@ -2,16 +2,47 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_timeout
 
 from hyperpod_local.mock import HyperPodMock
-from tests.support import ServerProcess
+from tests.support import ServerProcess, kill_live_servers
 
 _names = itertools.count()
+
+
+# pytest-timeout's default (a SIGALRM that raises in the test) can be swallowed when it lands
+# in a gc callback, and the test then runs on. A timer thread instead kills the test's
+# servers, prints every thread's stack and ends the worker process: the test fails, always.
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
+    def expire() -> None:
+        kill_live_servers()
+        pytest_timeout.timeout_timer(item, settings)
+
+    timer = threading.Timer(settings.timeout, expire)
+    timer.name = f"timeout {item.nodeid}"
+    timer.daemon = True
+    timer.start()
+    item.stash[_TIMER] = timer
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool:
+    timer = item.stash.get(_TIMER, None)
+    if timer is not None:
+        timer.cancel()
+        timer.join()
+    return True
+
+
+_TIMER = pytest.StashKey[threading.Timer]()
 
 
 @pytest.fixture(scope="session")

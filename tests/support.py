@@ -20,6 +20,15 @@ from botocore.config import Config
 
 ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
 CLI = str(Path(sys.executable).parent / "hyperpod-local")
+# Servers started and not yet stopped: a test that times out has them killed before its
+# process exits (tests/conftest.py), so none outlives the run.
+LIVE: set[ServerProcess] = set()
+
+
+def kill_live_servers() -> None:
+    for server in list(LIVE):
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
 
 
 class ServerProcess:
@@ -55,6 +64,7 @@ class ServerProcess:
                 env=self.environment(),
                 cwd=self.cwd,
             )
+        LIVE.add(self)
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -120,6 +130,7 @@ class ServerProcess:
 
     def _close(self) -> None:
         assert self.proc is not None
+        LIVE.discard(self)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
