@@ -577,8 +577,12 @@ def test_continuous_nodes_wait_out_a_capacity_shortage_and_keep_their_logical_id
         # Without logical ids, only nodes with an instance are listed.
         assert [n["InstanceGroupName"] for n in nodes_of(sm, name)] == ["cpu"]
         failed = [e for e in events_of(sm, name) if e["EventLevel"] == "Error"]
-        assert len(failed) == 2
-        assert all(e["Description"].startswith("Failed to provision EC2 Instance") for e in failed)
+        # Each failed provisioning is the EC2 failure, then the paired creation failure.
+        assert [e["Description"].split(" in Cluster")[0] for e in failed] == [
+            "Failed to provision EC2 Instance",
+            "Instance creation",
+        ] * 2
+        assert all(e["Description"].endswith("and InstanceGroup p5 failed") for e in failed[1::2])
 
         # A retry while the shortage lasts fails again.
         server.advance(PROVISION_RETRY)

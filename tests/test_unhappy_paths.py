@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support import ServerProcess, group
-from tests.test_faults import fault_in_force, hardware, inject, paused_events, recovery_events
+from tests.test_faults import (
+    fault_in_force,
+    faults,
+    hardware,
+    inject,
+    paused_events,
+    recovery_events,
+    remove,
+)
 from tests.test_scaling import add, eks_cluster, operations, shape
 
 GPU = "ml.g5.xlarge"
@@ -112,3 +120,86 @@ def test_a_replaced_node_leaves_no_detection_of_its_old_fault_behind(
     listed = sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
     assert node not in {n["InstanceId"] for n in listed}
     assert {n["InstanceStatus"]["Status"] for n in listed} == {"Running"}
+
+
+# Classic UpdateCluster rollback (spec 4.1) -----------------------------------------------------
+
+
+def watch_statuses(
+    server: ServerProcess, sm: Any, name: str, steps: int, every: float
+) -> list[str]:
+    """The cluster's status after each of `steps` advances of `every` HyperPod seconds."""
+    seen = []
+    for _ in range(steps):
+        server.advance(every)
+        seen.append(sm.describe_cluster(ClusterName=name)["ClusterStatus"])
+    return seen
+
+
+def test_a_classic_update_that_cannot_get_its_nodes_rolls_back(
+    fresh_server: ServerProcess, name: str
+) -> None:
+    server = fresh_server
+    sm = server.client()
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("w", 1), group("g", 1, GPU)])
+    server.settle()
+    before = {
+        n["InstanceId"] for n in sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+    }
+    spec = {"Kind": "capacity", "InstanceType": GPU, "Cluster": name}
+    with fault_in_force(server, spec):
+        sm.update_cluster(
+            ClusterName=name,
+            InstanceGroups=[group("w", 1), group("g", 3, GPU), group("new", 2, GPU)],
+        )
+        seen = watch_statuses(server, sm, name, 40, 60)
+        server.settle()
+        described = sm.describe_cluster(ClusterName=name)
+    assert seen[0] == "Updating"
+    assert "RollingBack" not in seen[:10]  # a failed launch is tried again first
+    assert "RollingBack" in seen
+    assert described["ClusterStatus"] == "InService"
+    assert "capacity" in described["FailureMessage"]
+    # Each group is back at its last good values; the group the update added is at 0.
+    assert shape(sm, name) == {
+        "w": ("InService", 1, 1, None),
+        "g": ("InService", 1, 1, None),
+        "new": ("InService", 0, 0, None),
+    }
+    nodes = sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+    assert {n["InstanceId"] for n in nodes} == before
+    assert {n["InstanceStatus"]["Status"] for n in nodes} == {"Running"}
+    assert scaling_statuses(sm, name) == ["Done"]
+    status, inventory = server.admin("GET", "/_hyperpod/instances")
+    assert status == 200
+    assert {i["InstanceId"] for i in inventory["Instances"]} == before
+    assert inventory["OrphanVolumes"] == 0
+    # The cluster takes the next update, and the reason of the rollback is history.
+    sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 2)])
+    server.settle()
+    assert shape(sm, name)["w"] == ("InService", 2, 2, None)
+    assert "FailureMessage" not in sm.describe_cluster(ClusterName=name)
+
+
+def test_a_classic_update_whose_scripts_keep_failing_rolls_back_without_failing_the_cluster(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("w", 2)])
+    server.settle()
+    inject(
+        server,
+        {"Kind": "lifecycle_script", "Cluster": name, "InstanceGroupName": "w", "Count": 100},
+    )
+    try:
+        sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", 4)])
+        server.settle()
+    finally:
+        for fault_id, fault in faults(server).items():
+            if fault.get("Cluster") == name:
+                remove(server, fault_id)
+    described = sm.describe_cluster(ClusterName=name)
+    assert described["ClusterStatus"] == "InService"
+    assert described["FailureMessage"]
+    assert shape(sm, name)["w"] == ("InService", 2, 2, None)
+    assert len(sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]) == 2

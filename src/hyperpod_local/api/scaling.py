@@ -43,6 +43,10 @@ def update_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
     with services.store.write() as tx:
         cluster = find_cluster(tx, scope, params["ClusterName"])
         check_update_request(cluster, params)
+        if cluster.failure_message is not None:
+            # The reason an earlier update rolled back is history once another is accepted.
+            cluster.failure_message = None
+            tx.clusters.save(cluster)
         to_delete = params.get("InstanceGroupsToDelete") or []
         busy = [
             node.label

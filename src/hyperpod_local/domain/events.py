@@ -169,6 +169,25 @@ def provisioning_failed(c: str, g: str) -> str:
     return f"Failed to provision EC2 Instance in Cluster {c} and InstanceGroup {g}"
 
 
+def instance_creation_failed(c: str, g: str) -> str:
+    return f"Instance creation in Cluster {c} and InstanceGroup {g} failed"
+
+
+def cluster_update_rolling_back(c: str) -> str:
+    return f"Cluster {c} update failed; rolling back to the last good configuration"
+
+
+def cluster_rollback_completed(c: str) -> str:
+    return f"Cluster {c} rollback completed successfully"
+
+
+def group_min_count_missed(g: str, c: str, minimum: int, hours: float) -> str:
+    return (
+        f"Instance Group {g} in Cluster {c} did not reach its MinCount of {minimum} within "
+        f"{hours:g} hours; rolling back"
+    )
+
+
 def health_check_failed(i: str, c: str, g: str, reason: str) -> str:
     return f"Instance {i} in Cluster {c} and InstanceGroup {g} failed a health check: {reason}"
 

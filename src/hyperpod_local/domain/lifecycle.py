@@ -48,8 +48,10 @@ NODE_TRANSITIONS.update({(status, "abandoned"): N.FAILURE for status in N})
 NODE_TRANSITIONS.update(
     {(status, "scaled_in"): N.SHUTTING_DOWN for status in (N.PENDING, N.RUNNING, N.FAILURE)}
 )
-# Deleting a whole group takes its nodes down from any state, as deleting a cluster does.
+# Deleting a whole group takes its nodes down from any state, as deleting a cluster does;
+# so does a rollback taking a group back to its last good size.
 NODE_TRANSITIONS.update({(status, "group_deleted"): N.SHUTTING_DOWN for status in N})
+NODE_TRANSITIONS.update({(status, "rolled_back"): N.SHUTTING_DOWN for status in N})
 
 CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.CREATING, "created"): C.IN_SERVICE,
@@ -62,6 +64,10 @@ CLUSTER_TRANSITIONS: dict[tuple[str, str], str] = {
     (C.IN_SERVICE, "update"): C.UPDATING,
     (C.UPDATING, "updated"): C.IN_SERVICE,
     (C.UPDATING, "delete"): C.DELETING,
+    # A classic update that cannot get its nodes goes back to the groups' last good values.
+    (C.UPDATING, "roll_back"): C.ROLLING_BACK,
+    (C.ROLLING_BACK, "rolled_back"): C.IN_SERVICE,
+    (C.ROLLING_BACK, "delete"): C.DELETING,
     (C.SYSTEM_UPDATING, "software_updated"): C.IN_SERVICE,
     # A delete can fail; the cluster is then Failed and DeleteCluster can be called again.
     (C.DELETING, "delete_failed"): C.FAILED,

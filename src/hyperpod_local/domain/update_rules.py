@@ -101,3 +101,18 @@ def pick_for_scale_down(nodes: list[Node], count: int, rng: random.Random) -> li
     rest = [n for n in free if n not in failed and n not in provisioning]
     rng.shuffle(rest)
     return (retrying + unlaunched + failed + provisioning + rest)[:count]
+
+
+def pick_for_rollback(nodes: list[Node], target: int) -> list[Node]:
+    """Nodes a rollback takes out so that `target` stay (spec 4.2): unhealthy ones first (no
+    instance, Failure, still provisioning), then the newest. Nodes already being deleted
+    are neither counted nor taken again."""
+    staying = [n for n in nodes if n.busy != "delete"]
+    unhealthy = [
+        n
+        for n in staying
+        if n.instance_id is None or n.status in (NodeStatus.FAILURE, NodeStatus.PENDING)
+    ]
+    healthy = [n for n in staying if n not in unhealthy]
+    healthy.sort(key=lambda n: (n.launch_time or 0.0, n.row_id or 0), reverse=True)
+    return (unhealthy + healthy)[: max(0, len(staying) - target)]

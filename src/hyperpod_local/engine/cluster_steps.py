@@ -27,6 +27,7 @@ from hyperpod_local.engine.followups import (
     start_checks,
 )
 from hyperpod_local.engine.recovery import resume_recoveries
+from hyperpod_local.engine.rollback import ROLLBACK_STEP
 from hyperpod_local.providers.base import LaunchError
 
 # Creation -----------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
             assert node.instance_id is not None
             failure = failures.get(node.row_id or -1)
             if failure is not None:
-                if not cluster.continuous:
+                if cluster.status == ClusterStatus.CREATING and not cluster.continuous:
                     fail_creation(ctx, cluster, failure, log, keep=task.id)
                     return None
                 lifecycle_event(log, group, node, "Failed")
@@ -226,6 +227,18 @@ def group_scale(ctx: StepContext, task: Task) -> Task | None:
     finally:
         ctx.tx.clusters.save(cluster)
         ctx.tx.events.add_all(log.events)
+
+
+@step(ROLLBACK_STEP)
+def update_rollback(ctx: StepContext, task: Task) -> Task | None:
+    """A rolled-back update's own work is over: once its terminations are too, the cluster is
+    InService again."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    if cluster is not None and task.operation_id:
+        log = ctx.log(cluster)
+        settle_scaling(ctx, cluster, task.operation_id, log)
+        ctx.tx.events.add_all(log.events)
+    return None
 
 
 # Deletion -----------------------------------------------------------------------------------

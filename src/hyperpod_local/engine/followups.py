@@ -79,12 +79,19 @@ def settle_scaling(ctx: StepContext, cluster: Cluster, operation_id: str, log: E
         return
     finish_scaling(ctx, cluster, operation_id, log)
     if (
-        cluster.status == ClusterStatus.UPDATING
+        cluster.status in (ClusterStatus.UPDATING, ClusterStatus.ROLLING_BACK)
         and ctx.tx.tasks.count(cluster.id, any_operation=True) <= 1
     ):
-        move_cluster(cluster, "updated")
+        # A group the rolled-back update created is left at 0 nodes, InService.
+        settling = {GroupStatus.UPDATING}
+        if cluster.status == ClusterStatus.ROLLING_BACK:
+            move_cluster(cluster, "rolled_back")
+            log.cluster(text.cluster_rollback_completed(cluster.name))
+            settling.add(GroupStatus.CREATING)
+        else:
+            move_cluster(cluster, "updated")
         for group in cluster.groups:
-            if group.status == GroupStatus.UPDATING:
+            if group.status in settling:
                 group.status = GroupStatus.IN_SERVICE
                 ctx.tx.clusters.save_group(group)
         ctx.tx.clusters.save(cluster)
@@ -147,13 +154,14 @@ def provisioning_failed(
 def failure_event(
     log: EventLog, cluster: Cluster, group: InstanceGroup, node: Node, message: str
 ) -> None:
-    log.instance(
-        group.name,
-        None,
+    """A failed provisioning, as HyperPod reports it: the EC2 failure, then the paired
+    "Instance creation ... failed" (spec 13)."""
+    metadata = {"Instance": {"FailureMessage": message, "NodeLogicalId": node.logical_id}}
+    for description in (
         text.provisioning_failed(cluster.name, group.name),
-        level=EventLevel.ERROR,
-        metadata={"Instance": {"FailureMessage": message, "NodeLogicalId": node.logical_id}},
-    )
+        text.instance_creation_failed(cluster.name, group.name),
+    ):
+        log.instance(group.name, None, description, level=EventLevel.ERROR, metadata=metadata)
 
 
 def start_checks(

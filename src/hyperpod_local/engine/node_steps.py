@@ -18,6 +18,7 @@ from hyperpod_local.engine.followups import (
 )
 from hyperpod_local.engine.operations import DETECTION
 from hyperpod_local.engine.recovery import recheck_faults, resume_recoveries
+from hyperpod_local.engine.rollback import update_gives_up
 from hyperpod_local.providers.base import LaunchError
 
 # What a replace is for, by the operation holding the node: its completion event's words.
@@ -40,9 +41,19 @@ def node_replace(ctx: StepContext, task: Task) -> Task | None:
             return _relaunch(ctx, task, cluster, group, node, log)
         return _finish_replace(ctx, task, cluster, group, node, log)
     finally:
-        ctx.tx.nodes.save(node)
         ctx.tx.clusters.save(cluster)
         ctx.tx.events.add_all(log.events)
+
+
+def _failed_again(
+    ctx: StepContext, task: Task, cluster: Cluster, node: Node, message: str, log: EventLog
+) -> Task | None:
+    """The node's launch or scripts failed: it is tried again later, unless it was a classic
+    update's last attempt and the update rolls back (which then owns the node)."""
+    ctx.tx.nodes.save(node)
+    if update_gives_up(ctx, cluster, task, message, log):
+        return None
+    return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
 
 
 def _relaunch(
@@ -60,6 +71,9 @@ def _relaunch(
         ctx.tx.tasks.remove_for_node(node.row_id or -1, kind=DETECTION)
         log.instance(group.name, old, text.instance_terminated(old, cluster.name, group.name))
         node.instance_id = None
+    if node.busy == "provision":
+        # Each retry of a failed provisioning is a creation of its own (spec 13).
+        log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
     # New instances come up on the image the group wants now (an update's target).
     image_id, release = desired_image(group)
     try:
@@ -68,13 +82,14 @@ def _relaunch(
         move_node(node, "launch_failed")
         node.status_message = str(error)
         failure_event(log, cluster, group, node, str(error))
-        return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
+        return _failed_again(ctx, task, cluster, node, str(error), log)
     place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
     node.image_id, node.image_release_version = image_id, release
     move_node(node, "relaunched")
     node.status_message = None
     log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
     lifecycle_event(log, group, node, "Started")
+    ctx.tx.nodes.save(node)
     return reschedule(ctx, task, "ready", ctx.durations.provision(node.instance_type))
 
 
@@ -92,7 +107,8 @@ def _finish_replace(
         lifecycle_event(log, group, node, "Failed")
         move_node(node, "provisioning_failed")
         node.status_message = failure[node.row_id or -1]
-        return reschedule(ctx, task, "terminate", ctx.durations.provision_retry)
+        failure_event(log, cluster, group, node, node.status_message)
+        return _failed_again(ctx, task, cluster, node, node.status_message, log)
     words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
     lifecycle_event(log, group, node, "Succeeded")
     log.instance(

@@ -80,7 +80,12 @@ class Engine:
             while True:
                 with self.store.write() as tx:
                     tasks = tx.tasks.due_together(now, self.batch)
+                    removals = tx.tasks.removals
                     for task in tasks:
+                        # A step before it may have removed it (its node went, a rollback
+                        # cancelled it): then it does not run.
+                        if tx.tasks.removals != removals and tx.tasks.get(task.id or -1) != task:
+                            continue
                         self._run_one(tx, task)
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
                     # An idle tick (every second) saves only the clock.

@@ -13,6 +13,9 @@ from hyperpod_local.store.schema import tasks
 class TaskRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # Bulk removals so far: the runner looks again at the tasks it loaded when a step
+        # removed others (SQLite reuses a removed task's id for the next one added).
+        self.removals = 0
 
     def add(self, task: Task) -> None:
         task.id = self.conn.execute(
@@ -52,10 +55,19 @@ class TaskRepository:
     def remove(self, task_id: int) -> None:
         self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
 
-    def remove_for_node(self, node_id: int, kind: str | None = None) -> None:
+    def get(self, task_id: int) -> Task | None:
+        row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        return None if row is None else _task(row)
+
+    def remove_for_node(
+        self, node_id: int, kind: str | None = None, *, keep: int | None = None
+    ) -> None:
         stmt = delete(tasks).where(tasks.c.node_id == node_id)
         if kind is not None:
             stmt = stmt.where(tasks.c.kind == kind)
+        if keep is not None:
+            stmt = stmt.where(tasks.c.id != keep)
+        self.removals += 1
         self.conn.execute(stmt)
 
     def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
@@ -71,6 +83,7 @@ class TaskRepository:
         stmt = delete(tasks).where(tasks.c.cluster_id == cluster_id)
         if keep is not None:
             stmt = stmt.where(tasks.c.id != keep)
+        self.removals += 1
         self.conn.execute(stmt)
 
     def count(
