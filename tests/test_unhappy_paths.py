@@ -203,3 +203,65 @@ def test_a_classic_update_whose_scripts_keep_failing_rolls_back_without_failing_
     assert described["FailureMessage"]
     assert shape(sm, name)["w"] == ("InService", 2, 2, None)
     assert len(sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]) == 2
+
+
+# Instance group status (spec 4.2) --------------------------------------------------------------
+
+
+def group_status(sm: Any, cluster: str, group_name: str) -> str:
+    return shape(sm, cluster)[group_name][0]
+
+
+def test_a_group_with_failed_nodes_is_degraded_then_failed_when_none_is_left(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 2), group("other", 1)], NodeRecovery="None")
+    server.settle()
+    nodes = sorted(
+        n["InstanceId"]
+        for n in sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+        if n["InstanceGroupName"] == "w"
+    )
+    hardware(server, name, nodes[0], "GpuXid79")
+    server.settle()
+    assert group_status(sm, name, "w") == "Degraded"
+    assert group_status(sm, name, "other") == "InService"
+    hardware(server, name, nodes[1], "GpuXid79")
+    server.settle()
+    # No healthy instance left, and with NodeRecovery None nothing gets one.
+    assert shape(sm, name)["w"][:3] == ("Failed", 0, 2)
+    sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[nodes[0]])
+    assert group_status(sm, name, "w") == "Degraded"  # a replacement is under way
+    server.settle()
+    assert group_status(sm, name, "w") == "Degraded"
+    sm.batch_replace_cluster_nodes(ClusterName=name, NodeIds=[nodes[1]])
+    server.settle()
+    assert group_status(sm, name, "w") == "InService"
+
+
+def test_a_group_waiting_out_a_capacity_shortage_is_degraded(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("g", 1, GPU)])
+    server.settle()
+    with fault_in_force(server, {"Kind": "capacity", "InstanceType": GPU, "Cluster": name}):
+        sm.batch_add_cluster_nodes(ClusterName=name, NodesToAdd=[add("g", 1)])
+        server.advance(120)
+        assert shape(sm, name)["g"] == ("Degraded", 1, 2, {"Scaling": 1})
+    server.settle()
+    assert shape(sm, name)["g"] == ("InService", 2, 2, None)
+
+
+def test_the_groups_of_a_cluster_being_deleted_are_deleting(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("w", 1), group("v", 1)])
+    server.settle()
+    sm.delete_cluster(ClusterName=name)
+    described = sm.describe_cluster(ClusterName=name)
+    assert described["ClusterStatus"] == "Deleting"
+    assert [g["Status"] for g in described["InstanceGroups"]] == ["Deleting", "Deleting"]
+    server.settle()

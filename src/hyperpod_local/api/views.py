@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE, Cluster, InstanceGroup, Node
+from hyperpod_local.domain.model import (
+    LATEST_IMAGE_RELEASE,
+    Cluster,
+    InstanceGroup,
+    Node,
+    shown_group_status,
+)
 from hyperpod_local.domain.software import UPDATE_KEY
 
 # Group members that DescribeCluster returns as CreateCluster took them.
@@ -46,7 +52,7 @@ def cluster_view(cluster: Cluster) -> dict[str, Any]:
         ClusterStatus=cluster.status,
         CreationTime=cluster.creation_time,
         FailureMessage=cluster.failure_message,
-        InstanceGroups=[group_view(group) for group in cluster.groups],
+        InstanceGroups=[group_view(group, cluster.status) for group in cluster.groups],
     )
     if "AutoScaling" in spec:
         view["AutoScaling"] = {**spec["AutoScaling"], "Status": "InService"}
@@ -63,7 +69,7 @@ def cluster_view(cluster: Cluster) -> dict[str, Any]:
     return view
 
 
-def group_view(group: InstanceGroup) -> dict[str, Any]:
+def group_view(group: InstanceGroup, cluster_status: str) -> dict[str, Any]:
     spec = group.spec
     view: dict[str, Any] = {key: spec[key] for key in _GROUP_ECHO if key in spec}
     current, desired = _images(spec)
@@ -71,7 +77,7 @@ def group_view(group: InstanceGroup) -> dict[str, Any]:
         CurrentCount=group.current_count,
         TargetCount=group.target_count,
         MinCount=group.min_count,
-        Status=group.status,
+        Status=shown_group_status(cluster_status, group),
         CurrentImageId=current["ImageId"],
         DesiredImageId=desired["ImageId"],
         CurrentImageReleaseVersion=current["Release"],

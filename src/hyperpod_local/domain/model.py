@@ -73,6 +73,9 @@ class InstanceGroup:
     type_counts: dict[str, int] = field(default_factory=dict)
     # Nodes per image release version (DescribeCluster's TargetStateCount).
     release_counts: dict[str, int] = field(default_factory=dict)
+    # Nodes in Failure; and whether every node failed with nothing under way to fix one.
+    failed_count: int = 0
+    stranded: bool = False
 
     @property
     def instance_types(self) -> list[str]:
@@ -80,6 +83,17 @@ class InstanceGroup:
         if self.spec.get("InstanceType"):
             return [self.spec["InstanceType"]]
         return list(self.spec.get("InstanceRequirements", {}).get("InstanceTypes", []))
+
+
+def shown_group_status(cluster_status: str, group: InstanceGroup) -> str:
+    """The status DescribeCluster shows (spec 4.2): Deleting with its cluster; an InService
+    group with failed nodes is Degraded, or Failed when none is left and none is being
+    fixed (no retry, recovery or replacement under way)."""
+    if cluster_status == ClusterStatus.DELETING:
+        return GroupStatus.DELETING
+    if group.status == GroupStatus.IN_SERVICE and group.failed_count:
+        return GroupStatus.FAILED if group.stranded else GroupStatus.DEGRADED
+    return group.status
 
 
 @dataclass(slots=True)

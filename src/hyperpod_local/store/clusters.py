@@ -101,6 +101,7 @@ def _statements() -> _Statements:
             nodes.c.image_release_version,
             func.sum(case((serving, 1), else_=0)),
             func.count(),
+            func.sum(case((nodes.c.status == literal_column("'Failure'"), 1), else_=0)),
         )
         .where(nodes.c.cluster_id == bindparam("cluster_id"))
         .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version),
@@ -316,9 +317,13 @@ class ClusterRepository:
         counts: dict[str, int] = {}
         types: dict[str, dict[str, int]] = {}
         releases: dict[str, dict[str, int]] = {}
+        members: dict[str, int] = {}
+        failed: dict[str, int] = {}
         counted = self.conn.execute(statements.node_counts, key)
-        for name, instance_type, release, serving, count in counted:
+        for name, instance_type, release, serving, count, failures in counted:
             counts[name] = counts.get(name, 0) + serving
+            members[name] = members.get(name, 0) + count
+            failed[name] = failed.get(name, 0) + failures
             if serving:
                 group_types = types.setdefault(name, {})
                 group_types[instance_type] = group_types.get(instance_type, 0) + serving
@@ -330,7 +335,7 @@ class ClusterRepository:
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
         rows = self.conn.execute(statements.groups, key)
-        return [
+        groups = [
             InstanceGroup(
                 cluster_id=row.cluster_id,
                 name=row.name,
@@ -343,9 +348,23 @@ class ClusterRepository:
                 active_scaling=scaling.get(row.name, 0),
                 release_counts=releases.get(row.name, {}),
                 type_counts=types.get(row.name, {}),
+                failed_count=failed.get(row.name, 0),
             )
             for row in rows
         ]
+        for group in groups:
+            if group.failed_count and group.failed_count == members.get(group.name):
+                # Every node failed (rare): whether any is being fixed decides Failed.
+                group.stranded = not self.conn.scalar(
+                    select(func.count())
+                    .select_from(nodes)
+                    .where(
+                        nodes.c.cluster_id == cluster_id,
+                        nodes.c.group_name == group.name,
+                        nodes.c.busy.is_not(None),
+                    )
+                )
+        return groups
 
 
 def _cluster(row: Row[Any]) -> Cluster:
