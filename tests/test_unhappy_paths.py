@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import ServerProcess, group
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support import ServerProcess, error_of, group
 from tests.test_faults import (
+    events_of,
     fault_in_force,
     faults,
     hardware,
@@ -17,7 +21,7 @@ from tests.test_faults import (
     recovery_events,
     remove,
 )
-from tests.test_scaling import add, eks_cluster, operations, shape
+from tests.test_scaling import add, eks_cluster, groups_of, operations, shape
 
 GPU = "ml.g5.xlarge"
 
@@ -265,3 +269,105 @@ def test_the_groups_of_a_cluster_being_deleted_are_deleting(
     assert described["ClusterStatus"] == "Deleting"
     assert [g["Status"] for g in described["InstanceGroups"]] == ["Deleting", "Deleting"]
     server.settle()
+
+
+# MinInstanceCount (spec 4.2, 8) -----------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def by_logical_id(sm: Any, cluster: str) -> list[dict[str, Any]]:
+    return sm.list_cluster_nodes(ClusterName=cluster, IncludeNodeLogicalIds=True)[
+        "ClusterNodeSummaries"
+    ]
+
+
+def test_a_new_group_short_of_its_min_count_waits_creating_then_rolls_back_after_3_hours(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1), group("g", 3, GPU, MinInstanceCount=2)])
+    # In force before the launches, which come after cluster-level setup.
+    with fault_in_force(server, {"Kind": "capacity", "InstanceType": GPU, "Cluster": name}):
+        server.advance(HOUR)
+        assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "InService"
+        described = groups_of(sm, name)["g"]
+        assert (described["Status"], described["CurrentCount"], described["MinCount"]) == (
+            "Creating",
+            0,
+            2,
+        )
+        # Mutating calls on a group in that phase are refused.
+        added = sm.batch_add_cluster_nodes(ClusterName=name, NodesToAdd=[add("g", 1)])
+        assert [f["ErrorCode"] for f in added["Failed"]] == ["InvalidInstanceGroupStatus"]
+        waiting = [
+            n["NodeLogicalId"] for n in by_logical_id(sm, name) if n["InstanceGroupName"] == "g"
+        ]
+        with pytest.raises(ClientError) as excinfo:
+            sm.batch_delete_cluster_nodes(ClusterName=name, NodeLogicalIds=waiting[:1])
+        code, message = error_of(excinfo)
+        assert code == "ValidationException"
+        assert "(InvalidNodeStatus)" in message and "MinCount" in message
+        with pytest.raises(ClientError) as excinfo:
+            sm.update_cluster_software(
+                ClusterName=name, InstanceGroups=[{"InstanceGroupName": "g"}]
+            )
+        assert error_of(excinfo)[0] == "ConflictException"
+        server.advance(2 * HOUR + 1)
+        described = groups_of(sm, name)["g"]
+    # Three hours on: back to 0 instances and MinCount 0, InService, with an event saying why.
+    assert (
+        described["Status"],
+        described["CurrentCount"],
+        described["TargetCount"],
+        described["MinCount"],
+    ) == ("InService", 0, 0, 0)
+    assert [n["InstanceGroupName"] for n in by_logical_id(sm, name)] == ["w"]
+    [missed] = [e for e in events_of(sm, name) if "did not reach its MinCount" in e["Description"]]
+    assert missed["EventLevel"] == "Error"
+    assert missed["InstanceGroupName"] == "g"
+    server.settle()
+
+
+def test_a_new_group_is_in_service_once_its_min_count_of_nodes_run(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("g", 3, GPU, MinInstanceCount=2)])
+    [shortage] = inject(server, {"Kind": "capacity", "InstanceType": GPU, "Cluster": name})
+    server.advance(HOUR)
+    assert groups_of(sm, name)["g"]["Status"] == "Creating"
+    remove(server, shortage["FaultId"])
+    statuses = []
+    while groups_of(sm, name)["g"]["Status"] == "Creating":
+        server.advance(30)
+        statuses.append(groups_of(sm, name)["g"]["CurrentCount"])
+    assert statuses[-1] >= 2
+    server.settle()
+    assert shape(sm, name)["g"] == ("InService", 3, 3, None)
+    assert groups_of(sm, name)["g"]["MinCount"] == 2
+    # Its deadline went with the phase: nothing rolls it back later.
+    server.advance(3 * HOUR)
+    assert shape(sm, name)["g"] == ("InService", 3, 3, None)
+
+
+def test_an_existing_group_raised_above_its_nodes_goes_back_to_its_last_in_service_values(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("g", 1, GPU)])
+    server.settle()
+    [kept] = [n["InstanceId"] for n in by_logical_id(sm, name)]
+    with fault_in_force(server, {"Kind": "capacity", "InstanceType": GPU, "Cluster": name}):
+        sm.update_cluster(ClusterName=name, InstanceGroups=[group("g", 4, GPU, MinInstanceCount=3)])
+        assert groups_of(sm, name)["g"]["Status"] == "Updating"
+        server.advance(3 * HOUR + 1)
+        described = groups_of(sm, name)["g"]
+    assert (described["Status"], described["TargetCount"], described.get("MinCount")) == (
+        "InService",
+        1,
+        None,
+    )
+    assert [n["InstanceId"] for n in by_logical_id(sm, name)] == [kept]
+    server.settle()
+    assert scaling_statuses(sm, name) == ["Done"]

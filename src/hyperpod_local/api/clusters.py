@@ -16,8 +16,9 @@ from hyperpod_local.domain.cluster_rules import (
 from hyperpod_local.domain.errors import ConflictError, ResourceInUse, ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster
-from hyperpod_local.domain.model import ClusterStatus, NodeStatus, Task
+from hyperpod_local.domain.model import ClusterStatus, NodeStatus, Task, in_min_count_phase
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.engine.operations import schedule_min_count_deadline
 from hyperpod_local.store.clusters import ClusterListing, cluster_sort_key
 from hyperpod_local.store.errors import Conflict
 
@@ -47,6 +48,9 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
                     due_at=round(now + services.durations.cluster_setup, 3),
                 )
             )
+            for group in cluster.groups:
+                if in_min_count_phase(cluster, group):
+                    schedule_min_count_deadline(tx, cluster, group, now, (0, 0))
     except Conflict as conflict:
         if conflict.what == "eks_cluster":
             raise ValidationError(

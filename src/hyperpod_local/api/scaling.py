@@ -20,10 +20,12 @@ from hyperpod_local.domain.model import (
     GroupStatus,
     InstanceGroup,
     Task,
+    in_min_count_phase,
 )
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.domain.software import UPDATE_KEY
 from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
+from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE, schedule_min_count_deadline
 from hyperpod_local.store.unit_of_work import Tx
 
 # Cluster-level members UpdateCluster may set.
@@ -144,6 +146,8 @@ def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]
         if count:
             scaling.touched(group, 0, 0, None)
             scaling.grow(group, count)
+            if in_min_count_phase(cluster, group):
+                schedule_min_count_deadline(tx, cluster, group, scaling.now, (0, 0))
         else:
             scaling.log.group(group.name, text.group_creation_completed(group.name, cluster.name))
         return
@@ -155,7 +159,9 @@ def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]
         if kept in group.spec and kept not in spec:
             spec[kept] = group.spec[kept]
     group.spec, group.target_count = spec, count
+    was_waiting = in_min_count_phase(cluster, group)
     group.min_count = spec.get("MinInstanceCount")
+    _min_count_phase(scaling, cluster, group, was_waiting, original)
     if change:
         if not cluster.continuous:
             group.status = GroupStatus.UPDATING
@@ -172,6 +178,34 @@ def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]
                 )
             scaling.shrink(chosen, event="scaled_in")
     tx.clusters.save_group(group)
+
+
+def _min_count_phase(
+    scaling: ScalingRecord,
+    cluster: Cluster,
+    group: InstanceGroup,
+    was_waiting: bool,
+    original: tuple[int, int, int | None],
+) -> None:
+    """A Continuous group asked for a MinCount above the nodes it has is Updating until it
+    gets them (spec 4.2); a group already waiting keeps its deadline and the values it goes
+    back to, and is InService at once if the new MinCount is met."""
+    if not cluster.continuous:
+        return
+    wanted = group.min_count or 0
+    if was_waiting:
+        if wanted <= group.current_count:
+            if group.status == GroupStatus.CREATING:
+                scaling.log.group(
+                    group.name, text.group_creation_completed(group.name, cluster.name)
+                )
+            group.status = GroupStatus.IN_SERVICE
+            scaling.tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
+    elif wanted > group.current_count:
+        group.status = GroupStatus.UPDATING
+        schedule_min_count_deadline(
+            scaling.tx, cluster, group, scaling.now, (original[1], original[2])
+        )
 
 
 def batch_add_cluster_nodes(

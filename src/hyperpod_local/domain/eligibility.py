@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hyperpod_local.domain.lifecycle import node_allows
-from hyperpod_local.domain.model import Cluster, InstanceGroup, Node
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, in_min_count_phase
 
 # action -> (event of the node lifecycle, codes for not found / in use / status, verb)
 _ACTIONS = {
@@ -56,6 +56,13 @@ def refusal(
     event, not_found, in_use, bad_status = _ACTIONS[action]
     if node is None or group is None:
         return Refusal(not_found, f"Node {given} was not found in cluster {cluster.name}.")
+    if action == "delete" and in_min_count_phase(cluster, group):
+        return Refusal(
+            bad_status,
+            f"Instance group {group.name} of cluster {cluster.name} is {group.status} until "
+            f"{group.min_count} of its nodes are up (its MinCount); its nodes can be deleted "
+            "when it is InService.",
+        )
     if node.busy is not None:
         return Refusal(in_use, busy_message(given, cluster.name, node.busy))
     if action in ("replace", "delete") and is_controller(cluster, group):

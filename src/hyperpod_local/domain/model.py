@@ -85,6 +85,16 @@ class InstanceGroup:
         return list(self.spec.get("InstanceRequirements", {}).get("InstanceTypes", []))
 
 
+def in_min_count_phase(cluster: Cluster, group: InstanceGroup) -> bool:
+    """A Continuous group with a MinCount it has not reached yet (spec 4.2): Creating or
+    Updating (a Continuous cluster's groups are Updating for nothing else)."""
+    return (
+        cluster.continuous
+        and bool(group.min_count)
+        and group.status in (GroupStatus.CREATING, GroupStatus.UPDATING)
+    )
+
+
 def shown_group_status(cluster_status: str, group: InstanceGroup) -> str:
     """The status DescribeCluster shows (spec 4.2): Deleting with its cluster; an InService
     group with failed nodes is Degraded, or Failed when none is left and none is being

@@ -9,25 +9,26 @@ from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
     Cluster,
     ClusterStatus,
-    GroupStatus,
     InstanceGroup,
     Node,
     NodeStatus,
     Task,
+    in_min_count_phase,
 )
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.followups import (
     fail_creation,
-    finish_group_creation,
     group_gone,
+    group_ready,
     lifecycle_event,
     maybe_cluster_created,
     provisioning_failed,
     settle_scaling,
     start_checks,
 )
+from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE
 from hyperpod_local.engine.recovery import resume_recoveries
-from hyperpod_local.engine.rollback import ROLLBACK_STEP
+from hyperpod_local.engine.rollback import ROLLBACK_STEP, roll_back_min_count
 from hyperpod_local.providers.base import LaunchError
 
 # Creation -----------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
                     ctx.durations.provision(group.instance_types[0]),
                 )
             else:
-                finish_group_creation(ctx, cluster, group, log)
+                group_ready(ctx, cluster, group, log)
             if budget <= 0:
                 return task
         if cluster.continuous and cluster.status == ClusterStatus.CREATING:
@@ -184,8 +185,8 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
             )
         if len(ready) == CHUNK:
             return task  # more of the group, at the same instant
-        if group.status == GroupStatus.CREATING and not checking:
-            finish_group_creation(ctx, cluster, group, log)
+        if not checking:
+            group_ready(ctx, cluster, group, log)
         maybe_cluster_created(ctx, cluster, log)
         if task.operation_id:
             settle_scaling(ctx, cluster, task.operation_id, log)
@@ -238,6 +239,20 @@ def update_rollback(ctx: StepContext, task: Task) -> Task | None:
         log = ctx.log(cluster)
         settle_scaling(ctx, cluster, task.operation_id, log)
         ctx.tx.events.add_all(log.events)
+    return None
+
+
+@step(MIN_COUNT_DEADLINE)
+def min_count_deadline(ctx: StepContext, task: Task) -> Task | None:
+    """MIN_COUNT_WINDOW after a group was asked for a MinCount: if it still has not reached
+    it (group_ready would have removed this task), it rolls back."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    group = cluster.group(task.group_name or "") if cluster else None
+    if cluster is None or group is None or not in_min_count_phase(cluster, group):
+        return None
+    log = ctx.log(cluster)
+    roll_back_min_count(ctx, cluster, group, task, log)
+    ctx.tx.events.add_all(log.events)
     return None
 
 

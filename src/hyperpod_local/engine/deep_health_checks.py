@@ -9,8 +9,8 @@ from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import EventLevel, GroupStatus, NodeStatus, Task
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.followups import (
-    finish_group_creation,
     group_gone,
+    group_ready,
     maybe_cluster_created,
     settle_scaling,
 )
@@ -63,8 +63,8 @@ def deep_health_check(ctx: StepContext, task: Task) -> Task | None:
         # A node that fails a deep health check is replaced, whatever NodeRecovery says.
         start_node_action(ctx.tx, cluster, node, "replace", ctx.now, ctx.durations, busy="recover")
     resume_recoveries(ctx, cluster, group, log)
-    if group.status == GroupStatus.CREATING:
-        finish_group_creation(ctx, cluster, group, log)
+    if group.status in (GroupStatus.CREATING, GroupStatus.UPDATING):
+        group_ready(ctx, cluster, group, log)
         maybe_cluster_created(ctx, cluster, log)
         ctx.tx.clusters.save(cluster)
     if task.operation_id:

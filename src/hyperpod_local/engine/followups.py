@@ -16,10 +16,11 @@ from hyperpod_local.domain.model import (
     InstanceGroup,
     Node,
     Task,
+    in_min_count_phase,
 )
 from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.operations import schedule_relaunch
+from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE, schedule_relaunch
 from hyperpod_local.store.unit_of_work import Tx
 
 # Groups and clusters -------------------------------------------------------------------------
@@ -52,12 +53,20 @@ def fail_creation(
     ctx.tx.clusters.save(cluster)
 
 
-def finish_group_creation(
-    ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog
-) -> None:
+def group_ready(ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: EventLog) -> None:
+    """Nodes of a Creating group came up: it is InService; a Continuous group with a MinCount
+    only once that many of its nodes serve (then its rollback deadline goes)."""
+    if in_min_count_phase(cluster, group):
+        if ctx.tx.nodes.serving_count(cluster.id, group.name) < (group.min_count or 0):
+            return
+        ctx.tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
+    elif group.status != GroupStatus.CREATING:
+        return
+    creating = group.status == GroupStatus.CREATING
     group.status = GroupStatus.IN_SERVICE
     ctx.tx.clusters.save_group(group)
-    log.group(group.name, text.group_creation_completed(group.name, cluster.name))
+    if creating:
+        log.group(group.name, text.group_creation_completed(group.name, cluster.name))
 
 
 def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> None:

@@ -12,6 +12,7 @@ from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.followups import (
     failure_event,
     group_gone,
+    group_ready,
     lifecycle_event,
     settle_scaling,
     start_checks,
@@ -137,6 +138,8 @@ def _finish_replace(
     move_node(node, "provisioned")
     node.busy = None
     ctx.tx.nodes.save(node)
+    # A retried node may be the one that brings a group to its MinCount.
+    group_ready(ctx, cluster, group, log)
     resume_recoveries(ctx, cluster, group, log)
     if task.operation_id:
         # A node of a scaling operation that had to be retried: the operation may be over.

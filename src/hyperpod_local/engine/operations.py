@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.lifecycle import move_node
-from hyperpod_local.domain.model import Cluster, Node, Task
+from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, Task
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -83,5 +83,29 @@ def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, default_del
             step="detect",
             due_at=round(now + delay, 3),
             data={"instance_id": node.instance_id, "fault_id": fault.fault_id},
+        )
+    )
+
+
+# A Continuous group waits this long for its MinCount before it rolls back (spec 4.2, 8).
+MIN_COUNT_WINDOW = 3 * 3600.0
+# The task kind of that deadline (engine/cluster_steps.py).
+MIN_COUNT_DEADLINE = "min_count_deadline"
+
+
+def schedule_min_count_deadline(
+    tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, back_to: tuple[int, int | None]
+) -> None:
+    """The group is Creating or Updating until MinCount nodes serve; if they do not within
+    MIN_COUNT_WINDOW, it goes back to `back_to` (TargetCount, MinCount)."""
+    tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
+    tx.tasks.add(
+        Task(
+            cluster_id=cluster.id,
+            group_name=group.name,
+            kind=MIN_COUNT_DEADLINE,
+            step="roll_back",
+            due_at=round(now + MIN_COUNT_WINDOW, 3),
+            data={"target": back_to[0], "min": back_to[1]},
         )
     )

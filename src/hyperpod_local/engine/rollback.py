@@ -4,12 +4,20 @@ missed its MinCount in time, go back to the groups' last good values (spec 4.1, 
 from __future__ import annotations
 
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.events import EventLog
+from hyperpod_local.domain.events import EventLog, scaling_metadata
 from hyperpod_local.domain.lifecycle import move_cluster
-from hyperpod_local.domain.model import Cluster, ClusterStatus, EventLevel, InstanceGroup, Task
+from hyperpod_local.domain.model import (
+    Cluster,
+    ClusterStatus,
+    EventLevel,
+    GroupStatus,
+    InstanceGroup,
+    Task,
+)
 from hyperpod_local.domain.update_rules import pick_for_rollback
 from hyperpod_local.engine.context import StepContext
-from hyperpod_local.engine.operations import start_node_action
+from hyperpod_local.engine.followups import finish_scaling
+from hyperpod_local.engine.operations import MIN_COUNT_WINDOW, start_node_action
 
 # Launches a classic update's node gets (the first and its retries) before the update rolls
 # back: about what HyperPod gives a failing lifecycle script in a software update (spec 4.4).
@@ -102,3 +110,27 @@ def shrink_back(
             event="rolled_back",
         )
     ctx.tx.clusters.save_group(group)
+
+
+def roll_back_min_count(
+    ctx: StepContext, cluster: Cluster, group: InstanceGroup, task: Task, log: EventLog
+) -> None:
+    """The group did not reach its MinCount in MIN_COUNT_WINDOW (spec 4.2): back to its last
+    InService values (a new group to 0 nodes and MinCount 0), InService. Scaling operations
+    whose only work left was this group's retries end with it."""
+    minimum = group.min_count or 0
+    target, back_min = int(task.data["target"]), task.data["min"]
+    log.group(
+        group.name,
+        text.group_min_count_missed(group.name, cluster.name, minimum, MIN_COUNT_WINDOW / 3600),
+        level=EventLevel.ERROR,
+        metadata=scaling_metadata(
+            ctx.tx.nodes.serving_count(cluster.id, group.name), target, back_min
+        ),
+    )
+    shrink_back(ctx, cluster, group, target, back_min, None, task.id)
+    group.status = GroupStatus.IN_SERVICE
+    ctx.tx.clusters.save_group(group)
+    for operation_id in ctx.tx.events.operation_ids_in_progress(cluster.id, "Scaling"):
+        if not ctx.tx.tasks.count(cluster.id, operation_id=operation_id):
+            finish_scaling(ctx, cluster, operation_id, log)

@@ -119,6 +119,17 @@ class EventRepository:
         )
         return found is not None
 
+    def operation_ids_in_progress(self, cluster_id: str, type_: str) -> list[str]:
+        return list(
+            self.conn.scalars(
+                select(operations.c.operation_id).where(
+                    operations.c.cluster_id == cluster_id,
+                    operations.c.type == type_,
+                    operations.c.status == "InProgress",
+                )
+            )
+        )
+
     def get_operation(self, cluster_id: str, operation_id: str) -> Operation | None:
         row = self.conn.execute(
             select(operations).where(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
 
-from hyperpod_local.domain.model import Node
+from hyperpod_local.domain.model import SERVING_STATUSES, Node
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import instance_groups, nodes
 
@@ -118,6 +118,19 @@ class NodeRepository:
             .order_by(nodes.c.id)
         )
         return [_node(row) for row in rows]
+
+    def serving_count(self, cluster_id: str, group_name: str) -> int:
+        """The group's CurrentCount as it is now, inside the transaction."""
+        return int(
+            self.conn.scalar(
+                select(func.count()).where(
+                    nodes.c.cluster_id == cluster_id,
+                    nodes.c.group_name == group_name,
+                    nodes.c.status.in_(sorted(SERVING_STATUSES)),
+                )
+            )
+            or 0
+        )
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """Counted in the database, so a check costs the same in a group of any size."""

@@ -70,6 +70,16 @@ class TaskRepository:
         self.removals += 1
         self.conn.execute(stmt)
 
+    def remove_for_group(self, cluster_id: str, group_name: str, kind: str) -> None:
+        self.removals += 1
+        self.conn.execute(
+            delete(tasks).where(
+                tasks.c.cluster_id == cluster_id,
+                tasks.c.group_name == group_name,
+                tasks.c.kind == kind,
+            )
+        )
+
     def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
         """The cluster's tasks of one kind due by `now`, in order."""
         rows = self.conn.execute(
