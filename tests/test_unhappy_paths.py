@@ -371,3 +371,81 @@ def test_an_existing_group_raised_above_its_nodes_goes_back_to_its_last_in_servi
     assert [n["InstanceId"] for n in by_logical_id(sm, name)] == [kept]
     server.settle()
     assert scaling_statuses(sm, name) == ["Done"]
+
+
+# A Continuous Slurm cluster's creation (spec 4.1, 8) ------------------------------------------
+
+
+def slurm_cluster(sm: Any, name: str, *, login: bool = False, workers_type: str = GPU) -> None:
+    groups = [
+        group("controller", 1, SlurmConfig={"NodeType": "Controller"}),
+        group("workers", 2, workers_type, SlurmConfig={"NodeType": "Compute"}),
+    ]
+    if login:
+        groups.append(group("login", 1, SlurmConfig={"NodeType": "Login"}))
+    sm.create_cluster(
+        ClusterName=name,
+        InstanceGroups=groups,
+        NodeProvisioningMode="Continuous",
+        Orchestrator={"Slurm": {"SlurmConfigStrategy": "Managed"}},
+    )
+
+
+def statuses_by_group(sm: Any, name: str) -> dict[str, list[str]]:
+    """Each group's node statuses, a node still without an instance marked "(none)"."""
+    found: dict[str, list[str]] = {}
+    for node in by_logical_id(sm, name):
+        status = node["InstanceStatus"]["Status"] + ("" if node.get("InstanceId") else " (none)")
+        found.setdefault(node["InstanceGroupName"], []).append(status)
+    return found
+
+
+def test_a_continuous_slurm_cluster_is_in_service_once_its_controller_and_login_run(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    slurm_cluster(sm, name, login=True)
+    seen: list[tuple[str, dict[str, list[str]]]] = []
+    for _ in range(30):
+        server.advance(60)
+        seen.append(
+            (sm.describe_cluster(ClusterName=name)["ClusterStatus"], statuses_by_group(sm, name))
+        )
+        if seen[-1][0] == "InService":
+            break
+    status, nodes = seen[-1]
+    assert status == "InService"
+    assert nodes["controller"] == ["Running"] and nodes["login"] == ["Running"]
+    # Until then the cluster was Creating, and the workers had not started: controller first.
+    assert all(s == "Creating" for s, _ in seen[:-1])
+    for _, before in seen[:-1]:
+        assert "Running" not in before["controller"] or "Running" not in before["login"]
+    assert all(before["workers"] == ["Pending (none)"] * 2 for _, before in seen[:-1])
+    server.settle()
+    assert statuses_by_group(sm, name)["workers"] == ["Running", "Running"]
+    events = [e["Description"] for e in events_of(sm, name)]
+    completed = events.index(f"Cluster {name} creation completed successfully")
+    workers_started = events.index(
+        f"InstanceGroup workers creation started successfully in Cluster {name}"
+    )
+    assert completed < workers_started
+
+
+def test_a_continuous_slurm_cluster_whose_controller_cannot_launch_waits_then_fails(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    slurm_cluster(sm, name)
+    with fault_in_force(
+        server, {"Kind": "capacity", "InstanceType": "ml.c5.xlarge", "Cluster": name}
+    ):
+        server.advance(HOUR)
+        assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "Creating"
+        server.advance(2 * HOUR + 1)
+        described = sm.describe_cluster(ClusterName=name)
+    assert described["ClusterStatus"] == "Failed"
+    assert "controller" in described["FailureMessage"]
+    assert "capacity" in described["FailureMessage"]
+    server.settle()
+    sm.delete_cluster(ClusterName=name)
+    server.settle()

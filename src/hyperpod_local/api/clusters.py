@@ -13,12 +13,13 @@ from hyperpod_local.domain.cluster_rules import (
     eks_cluster_arn,
     plan_cluster,
 )
+from hyperpod_local.domain.eligibility import slurm_head_groups
 from hyperpod_local.domain.errors import ConflictError, ResourceInUse, ValidationError
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster
 from hyperpod_local.domain.model import ClusterStatus, NodeStatus, Task, in_min_count_phase
 from hyperpod_local.domain.scope import Scope
-from hyperpod_local.engine.operations import schedule_min_count_deadline
+from hyperpod_local.engine.operations import schedule_head_deadline, schedule_min_count_deadline
 from hyperpod_local.store.clusters import ClusterListing, cluster_sort_key
 from hyperpod_local.store.errors import Conflict
 
@@ -51,6 +52,8 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             for group in cluster.groups:
                 if in_min_count_phase(cluster, group):
                     schedule_min_count_deadline(tx, cluster, group, now, (0, 0))
+            if cluster.continuous and slurm_head_groups(cluster):
+                schedule_head_deadline(tx, cluster, now)
     except Conflict as conflict:
         if conflict.what == "eks_cluster":
             raise ValidationError(

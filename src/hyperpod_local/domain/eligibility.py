@@ -49,6 +49,19 @@ def is_controller(cluster: Cluster, group: InstanceGroup) -> bool:
     return "controller" in group.name.lower()
 
 
+def slurm_head_groups(cluster: Cluster) -> list[str]:
+    """The groups a Continuous Slurm cluster needs up before it is InService (spec 4.1, 8): its
+    controller group and, if it has one, its login group; none for EKS."""
+    if cluster.is_eks:
+        return []
+    return [
+        group.name
+        for group in cluster.groups
+        if is_controller(cluster, group)
+        or (group.spec.get("SlurmConfig") or {}).get("NodeType") == "Login"
+    ]
+
+
 def refusal(
     action: str, cluster: Cluster, node: Node | None, given: str, group: InstanceGroup | None
 ) -> Refusal | None:

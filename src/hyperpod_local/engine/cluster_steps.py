@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import place_instance
+from hyperpod_local.domain.eligibility import slurm_head_groups
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
@@ -26,7 +27,7 @@ from hyperpod_local.engine.followups import (
     settle_scaling,
     start_checks,
 )
-from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE
+from hyperpod_local.engine.operations import HEAD_DEADLINE, MIN_COUNT_DEADLINE
 from hyperpod_local.engine.recovery import resume_recoveries
 from hyperpod_local.engine.rollback import ROLLBACK_STEP, roll_back_min_count
 from hyperpod_local.providers.base import LaunchError
@@ -48,10 +49,15 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
         return None
     log = ctx.log(cluster)
     done: list[str] = task.data.get("done", [])
+    # A Continuous Slurm cluster's controller (and login) group comes up first; the others
+    # start once it is InService (maybe_cluster_created schedules this step again).
+    heads = slurm_head_groups(cluster) if cluster.continuous else []
     budget = CHUNK
     try:
         for group in cluster.groups:
             if group.name in done:
+                continue
+            if heads and cluster.status == ClusterStatus.CREATING and group.name not in heads:
                 continue
             if group.name not in task.data.get("started", []):
                 log.group(group.name, text.group_creation_started(group.name, cluster.name))
@@ -82,8 +88,9 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
                 group_ready(ctx, cluster, group, log)
             if budget <= 0:
                 return task
-        if cluster.continuous and cluster.status == ClusterStatus.CREATING:
-            # Continuous clusters are InService once cluster-level resources are; nodes go on.
+        if cluster.continuous and not heads and cluster.status == ClusterStatus.CREATING:
+            # Continuous EKS clusters are InService once cluster-level resources are; nodes
+            # go on.
             move_cluster(cluster, "created")
             log.cluster(text.cluster_creation_completed(cluster.name))
         maybe_cluster_created(ctx, cluster, log)
@@ -239,6 +246,28 @@ def update_rollback(ctx: StepContext, task: Task) -> Task | None:
         log = ctx.log(cluster)
         settle_scaling(ctx, cluster, task.operation_id, log)
         ctx.tx.events.add_all(log.events)
+    return None
+
+
+@step(HEAD_DEADLINE)
+def slurm_head_deadline(ctx: StepContext, task: Task) -> Task | None:
+    """MIN_COUNT_WINDOW after CreateCluster, a Continuous Slurm cluster still without its
+    controller (or login node) fails, as a creation that cannot be had does."""
+    cluster = ctx.tx.clusters.get(task.cluster_id)
+    if cluster is None or cluster.status != ClusterStatus.CREATING:
+        return None
+    log = ctx.log(cluster)
+    reasons = [
+        node.status_message
+        for name in slurm_head_groups(cluster)
+        for node in ctx.tx.nodes.in_group(cluster.id, name)
+        if node.status_message
+    ]
+    message = "The Slurm controller and login nodes could not all be provisioned within 3 hours"
+    fail_creation(
+        ctx, cluster, f"{message}: {reasons[0]}" if reasons else f"{message}.", log, keep=task.id
+    )
+    ctx.tx.events.add_all(log.events)
     return None
 
 

@@ -6,6 +6,7 @@ imports from here."""
 from __future__ import annotations
 
 from hyperpod_local.domain import events as text
+from hyperpod_local.domain.eligibility import slurm_head_groups
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
 from hyperpod_local.domain.model import (
@@ -15,12 +16,17 @@ from hyperpod_local.domain.model import (
     GroupStatus,
     InstanceGroup,
     Node,
+    NodeStatus,
     Task,
     in_min_count_phase,
 )
 from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE, schedule_relaunch
+from hyperpod_local.engine.operations import (
+    HEAD_DEADLINE,
+    MIN_COUNT_DEADLINE,
+    schedule_relaunch,
+)
 from hyperpod_local.store.unit_of_work import Tx
 
 # Groups and clusters -------------------------------------------------------------------------
@@ -70,12 +76,34 @@ def group_ready(ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: E
 
 
 def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> None:
-    """A classic cluster is InService when every group is: all or nothing."""
-    if cluster.status == ClusterStatus.CREATING and all(
-        group.status == GroupStatus.IN_SERVICE for group in cluster.groups
-    ):
-        move_cluster(cluster, "created")
-        log.cluster(text.cluster_creation_completed(cluster.name))
+    """A classic cluster is InService when every group is: all or nothing. A Continuous
+    Slurm cluster is once a node of its controller group, and of its login group if it has
+    one, is Running (spec 4.1, 8); its other groups then start provisioning. (A Continuous
+    EKS cluster is InService when its cluster-level setup is done: cluster_create.)"""
+    if cluster.status != ClusterStatus.CREATING:
+        return
+    if cluster.continuous:
+        heads = slurm_head_groups(cluster)
+        if not heads or any(
+            not ctx.tx.nodes.serving_count(cluster.id, name, (NodeStatus.RUNNING,))
+            for name in heads
+        ):
+            return
+        ctx.tx.tasks.remove_for_group(cluster.id, None, HEAD_DEADLINE)
+        ctx.later(
+            Task(
+                cluster_id=cluster.id,
+                kind="cluster_create",
+                step="setup",
+                due_at=0,
+                data={"started": heads, "done": heads},
+            ),
+            0,
+        )
+    elif not all(group.status == GroupStatus.IN_SERVICE for group in cluster.groups):
+        return
+    move_cluster(cluster, "created")
+    log.cluster(text.cluster_creation_completed(cluster.name))
 
 
 # Scaling operations --------------------------------------------------------------------------

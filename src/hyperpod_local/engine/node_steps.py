@@ -14,6 +14,7 @@ from hyperpod_local.engine.followups import (
     group_gone,
     group_ready,
     lifecycle_event,
+    maybe_cluster_created,
     settle_scaling,
     start_checks,
 )
@@ -138,8 +139,10 @@ def _finish_replace(
     move_node(node, "provisioned")
     node.busy = None
     ctx.tx.nodes.save(node)
-    # A retried node may be the one that brings a group to its MinCount.
+    # A retried node may be the one that brings a group to its MinCount, or a Continuous
+    # Slurm cluster its controller.
     group_ready(ctx, cluster, group, log)
+    maybe_cluster_created(ctx, cluster, log)
     resume_recoveries(ctx, cluster, group, log)
     if task.operation_id:
         # A node of a scaling operation that had to be retried: the operation may be over.

@@ -109,3 +109,19 @@ def schedule_min_count_deadline(
             data={"target": back_to[0], "min": back_to[1]},
         )
     )
+
+
+# A Continuous Slurm cluster whose controller (or login node) is not up this long after
+# CreateCluster fails (engine/cluster_steps.py).
+HEAD_DEADLINE = "slurm_head_deadline"
+
+
+def schedule_head_deadline(tx: Tx, cluster: Cluster, now: float) -> None:
+    tx.tasks.add(
+        Task(
+            cluster_id=cluster.id,
+            kind=HEAD_DEADLINE,
+            step="fail",
+            due_at=round(now + MIN_COUNT_WINDOW, 3),
+        )
+    )

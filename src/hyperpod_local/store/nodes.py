@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,14 +119,17 @@ class NodeRepository:
         )
         return [_node(row) for row in rows]
 
-    def serving_count(self, cluster_id: str, group_name: str) -> int:
-        """The group's CurrentCount as it is now, inside the transaction."""
+    def serving_count(
+        self, cluster_id: str, group_name: str, statuses: Iterable[str] = SERVING_STATUSES
+    ) -> int:
+        """The group's CurrentCount as it is now, inside the transaction (or its nodes in
+        other `statuses`)."""
         return int(
             self.conn.scalar(
                 select(func.count()).where(
                     nodes.c.cluster_id == cluster_id,
                     nodes.c.group_name == group_name,
-                    nodes.c.status.in_(sorted(SERVING_STATUSES)),
+                    nodes.c.status.in_(sorted(statuses)),
                 )
             )
             or 0

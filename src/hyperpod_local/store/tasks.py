@@ -70,14 +70,14 @@ class TaskRepository:
         self.removals += 1
         self.conn.execute(stmt)
 
-    def remove_for_group(self, cluster_id: str, group_name: str, kind: str) -> None:
+    def remove_for_group(self, cluster_id: str, group_name: str | None, kind: str) -> None:
+        """The cluster's tasks of one kind for a group (None: the cluster's own)."""
         self.removals += 1
+        group = (
+            tasks.c.group_name.is_(None) if group_name is None else tasks.c.group_name == group_name
+        )
         self.conn.execute(
-            delete(tasks).where(
-                tasks.c.cluster_id == cluster_id,
-                tasks.c.group_name == group_name,
-                tasks.c.kind == kind,
-            )
+            delete(tasks).where(tasks.c.cluster_id == cluster_id, group, tasks.c.kind == kind)
         )
 
     def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
