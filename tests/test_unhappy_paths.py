@@ -449,3 +449,171 @@ def test_a_continuous_slurm_cluster_whose_controller_cannot_launch_waits_then_fa
     server.settle()
     sm.delete_cluster(ClusterName=name)
     server.settle()
+
+
+# Software updates that really patch (spec 6.6, 10) ---------------------------------------------
+
+AMI = "ami-0123456789abcdef0"
+
+
+def inside(server: ServerProcess, cluster: str, instance_id: str) -> dict[str, Any]:
+    status, view = server.admin("GET", f"/_hyperpod/clusters/{cluster}/nodes/{instance_id}")
+    assert status == 200, view
+    return view
+
+
+def test_update_cluster_software_with_an_image_id_re_images_every_node(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(
+        sm,
+        name,
+        [group("w", 2, InstanceStorageConfigs=[{"EbsVolumeConfig": {"VolumeSizeInGB": 50}}])],
+    )
+    server.settle()
+    nodes = [n["InstanceId"] for n in by_logical_id(sm, name)]
+    roots = {}
+    for instance_id in nodes:
+        view = inside(server, name, instance_id)
+        roots[instance_id] = {v["VolumeId"] for v in view["Volumes"] if v["Kind"] == "root"}
+    sm.update_cluster_software(ClusterName=name, ImageId=AMI)
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "SystemUpdating"
+    assert {n["InstanceStatus"]["Status"] for n in by_logical_id(sm, name)} == {"SystemUpdating"}
+    server.settle()
+    described = groups_of(sm, name)["w"]
+    assert described["SoftwareUpdateStatus"] == "Succeeded"
+    assert described["CurrentImageId"] == described["DesiredImageId"] == AMI
+    for instance_id in nodes:
+        detail = sm.describe_cluster_node(ClusterName=name, NodeId=instance_id)["NodeDetails"]
+        assert detail["CurrentImageId"] == AMI
+        assert detail["InstanceStatus"]["Status"] == "Running"
+        assert "LastSoftwareUpdateTime" in detail
+        view = inside(server, name, instance_id)
+        assert view["ImageId"] == AMI
+        new_roots = {v["VolumeId"] for v in view["Volumes"] if v["Kind"] == "root"}
+        assert new_roots and not new_roots & roots[instance_id]  # the root volume is new
+    # The same update again: everything is on it already, so nothing happens.
+    sm.update_cluster_software(ClusterName=name, ImageId=AMI)
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "InService"
+
+
+def test_an_up_to_date_clusters_software_update_does_nothing(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1)])
+    server.settle()
+    before = events_of(sm, name)
+    sm.update_cluster_software(ClusterName=name)
+    described = sm.describe_cluster(ClusterName=name)
+    assert described["ClusterStatus"] == "InService"
+    assert "SoftwareUpdateStatus" not in described["InstanceGroups"][0]
+    assert events_of(sm, name) == before
+    assert {n["InstanceStatus"]["Status"] for n in by_logical_id(sm, name)} == {"Running"}
+
+
+def test_a_published_platform_release_makes_clusters_out_of_date_until_they_update(
+    fresh_server: ServerProcess, name: str
+) -> None:
+    server = fresh_server
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 2)])
+    server.settle()
+    status, platform = server.admin("GET", "/_hyperpod/platform")
+    assert status == 200
+    first = platform["LatestImageReleaseVersion"]
+    status, body = server.admin(
+        "POST", "/_hyperpod/platform/releases", {"ImageReleaseVersion": "2026.1.15"}
+    )
+    assert status == 201, body
+    assert body == {"LatestImageReleaseVersion": "2026.1.15"}
+    # Bad and older versions are refused, in JSON.
+    for version, expected in ((None, 400), ("latest", 400), (first, 409), ("2026.1.15", 409)):
+        status, refusal = server.admin(
+            "POST", "/_hyperpod/platform/releases", {"ImageReleaseVersion": version}
+        )
+        assert status == expected, (version, refusal)
+        assert refusal["error"] in ("InvalidRelease", "ReleaseNotNewer")
+    # The cluster is out of date everywhere a client looks.
+    described = groups_of(sm, name)["w"]
+    assert (described["CurrentImageReleaseVersion"], described["ImageVersionStatus"]) == (
+        first,
+        "UpdateAvailable",
+    )
+    [summary] = [c for c in sm.list_clusters()["ClusterSummaries"] if c["ClusterName"] == name]
+    assert summary["ImageVersionStatus"] == "UpdateAvailable"
+    assert {n["ImageVersionStatus"] for n in by_logical_id(sm, name)} == {"UpdateAvailable"}
+    # A cluster created now is on the new release.
+    eks_cluster(sm, f"{name}-new", [group("w", 1)])
+    server.settle()
+    assert groups_of(sm, f"{name}-new")["w"]["CurrentImageReleaseVersion"] == "2026.1.15"
+    # The patching flow brings the old one up to date.
+    sm.update_cluster_software(ClusterName=name)
+    assert groups_of(sm, name)["w"]["DesiredImageReleaseVersion"] == "2026.1.15"
+    server.settle()
+    described = groups_of(sm, name)["w"]
+    assert described["SoftwareUpdateStatus"] == "Succeeded"
+    assert (described["CurrentImageReleaseVersion"], described["ImageVersionStatus"]) == (
+        "2026.1.15",
+        "UpToDate",
+    )
+    assert {n["CurrentImageReleaseVersion"] for n in by_logical_id(sm, name)} == {"2026.1.15"}
+    # The release outlives a restart.
+    server.stop()
+    server.start()
+    status, platform = server.admin("GET", "/_hyperpod/platform")
+    assert platform["LatestImageReleaseVersion"] == "2026.1.15"
+
+
+# Event retention (spec 4.6, 6.14) --------------------------------------------------------------
+
+DAY = 86400.0
+
+
+def test_events_and_operations_age_out_after_14_days(
+    fresh_server: ServerProcess, name: str
+) -> None:
+    server = fresh_server
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1)])
+    server.settle()
+    sm.batch_add_cluster_nodes(ClusterName=name, NodesToAdd=[add("w", 1)])
+    server.settle()
+    assert events_of(sm, name)  # (and the answer is cached now)
+    assert operations(sm, name)
+    server.advance(13 * DAY)
+    assert events_of(sm, name) and operations(sm, name)
+    sm.batch_add_cluster_nodes(ClusterName=name, NodesToAdd=[add("w", 1)])
+    server.settle()
+    server.advance(1 * DAY + 3600)
+    # The first fortnight's records are gone; the last scaling's are still there.
+    events = events_of(sm, name)
+    assert events
+    cutoff = events[0]["EventTime"]
+    assert all(e["EventTime"] >= cutoff for e in events)
+    assert not [
+        e
+        for e in events
+        if "creation started" in e["Description"] and e["ResourceType"] == "Cluster"
+    ]
+    assert len(operations(sm, name)) == 1
+    server.advance(15 * DAY)
+    assert events_of(sm, name) == []
+    assert sm.list_cluster_operations(ClusterName=name)["ClusterOperationSummaries"] == []
+
+
+def test_a_cluster_keeps_its_newest_events_up_to_the_cap(tmp_path: Any, name: str) -> None:
+    server = ServerProcess(tmp_path / "data", "--clock", "manual", "--events-per-cluster", "20")
+    server.start()
+    try:
+        sm = server.client()
+        eks_cluster(sm, name, [group("w", 6)])
+        server.settle()
+        every = events_of(sm, name)
+        assert len(every) > 20
+        server.advance(3600)
+        kept = events_of(sm, name)
+        assert [e["EventId"] for e in kept] == [e["EventId"] for e in every[-20:]]
+    finally:
+        server.stop()

@@ -47,6 +47,8 @@ class Backend:
     def _build(self, settings: Settings, clock: Clock | None) -> None:
         # Signs NextTokens; kept in the store so tokens outlive a restart.
         self.tokens = TokenCodec(self.store.setting("token_secret", self.ids.token_secret))
+        # Read now, outside any request's transaction.
+        self.store.latest_release()
         # HyperPod time goes on from where it was when the data dir was last used: the time
         # the engine last saved, or the latest time a request stamped on anything since.
         start = float(self.store.setting(CLOCK_SETTING, lambda: repr(round(time.time(), 3))))
@@ -61,7 +63,13 @@ class Backend:
             unhealthy_threshold=settings.recovery_unhealthy_threshold,
         )
         self.engine = Engine(
-            self.store, self.clock, self.durations, self.provider, self.ids, self.policy
+            self.store,
+            self.clock,
+            self.durations,
+            self.provider,
+            self.ids,
+            self.policy,
+            events_per_cluster=settings.events_per_cluster,
         )
 
     @property

@@ -28,6 +28,9 @@ class Settings:
     # Automatic node recovery's safety limits, per instance group.
     recovery_max_in_flight: int = 2
     recovery_unhealthy_threshold: float = 0.2
+    # Events kept per cluster (the oldest go first); events and operations also age out
+    # after 14 HyperPod days.
+    events_per_cluster: int = 10_000
     # Where instances come from (providers.PROVIDERS): "sim" keeps them in the store.
     provider: str = "sim"
     # "open": any well-formed signature; "strict": SigV4 checked against `credentials_file`.

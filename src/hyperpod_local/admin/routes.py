@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from starlette.applications import Starlette
@@ -177,6 +178,32 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
             raise AdminError(400, "InvalidFault", error.message) from None
         return AdminJSON({"Faults": created}, status_code=201)
 
+    def platform_view() -> dict[str, Any]:
+        return {"LatestImageReleaseVersion": store.latest_release()}
+
+    async def get_platform(_request: Request) -> AdminJSON:
+        return AdminJSON(platform_view())
+
+    async def publish_release(request: Request) -> AdminJSON:
+        version = (await _json(request)).get("ImageReleaseVersion")
+        latest = store.latest_release()
+        if not isinstance(version, str) or not RELEASE.fullmatch(version):
+            raise AdminError(
+                400,
+                "InvalidRelease",
+                "ImageReleaseVersion must be a release version such as 2026.01.15 "
+                "(digits.digits.digits).",
+            )
+        if _release_key(version) <= _release_key(latest):
+            raise AdminError(
+                409,
+                "ReleaseNotNewer",
+                f"Release {version} is not newer than the latest, {latest}.",
+                LatestImageReleaseVersion=latest,
+            )
+        await run_in_threadpool(store.publish_release, version)
+        return AdminJSON(platform_view(), status_code=201)
+
     async def list_faults(_request: Request) -> AdminJSON:
         return AdminJSON({"Faults": await run_in_threadpool(faults.listing, backend)})
 
@@ -198,6 +225,8 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
             Route(cluster_path + "/volumes/{volume_id}/marker", put_marker, methods=["PUT"]),
             Route("/_hyperpod/clusters/{cluster}/legacy", make_legacy, methods=["POST"]),
             Route("/_hyperpod/instances", list_instances, methods=["GET"]),
+            Route("/_hyperpod/platform", get_platform, methods=["GET"]),
+            Route("/_hyperpod/platform/releases", publish_release, methods=["POST"]),
             Route("/_hyperpod/faults", add_fault, methods=["POST"]),
             Route("/_hyperpod/faults", list_faults, methods=["GET"]),
             Route("/_hyperpod/faults/{fault_id}", delete_fault, methods=["DELETE"]),
@@ -207,6 +236,14 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
     # A path with a stray slash is a JSON 404, not Starlette's empty-bodied redirect.
     app.router.redirect_slashes = False
     return guarded(app)
+
+
+# The model's pattern for ImageReleaseVersion.
+RELEASE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+
+
+def _release_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
     try:
         with services.store.write() as tx:
             now = services.clock.now()
-            plan = plan_cluster(scope, params, services.ids, now)
+            plan = plan_cluster(scope, params, services.ids, now, services.store.latest_release())
             cluster = plan.cluster
             tx.clusters.add(cluster, eks_cluster_arn=eks_arn)
             tx.nodes.add_all(plan.nodes)
@@ -70,7 +70,7 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
 def describe_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     with services.store.read() as tx:
         cluster = find_cluster(tx, scope, params["ClusterName"])
-    return cluster_view(cluster)
+    return cluster_view(cluster, services.store.latest_release())
 
 
 def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -89,13 +89,15 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
         "sort": [sort_by, descending],
         "filter": [after_time, before_time, name_contains, plan_arn],
     }
+    latest = services.store.latest_release()
     with services.store.read() as tx:
         after = services.tokens.decode(params.get("NextToken"), context)
         rows = tx.clusters.page(scope, sort_by, descending, after, limit)
         evaluated = rows[:limit]
         plans = tx.clusters.training_plans([cluster.id for cluster in evaluated])
+        behind = tx.clusters.behind([cluster.id for cluster in evaluated], latest)
     summaries = [
-        _summary(cluster, plans.get(cluster.id, []))
+        _summary(cluster, plans.get(cluster.id, []), cluster.id in behind)
         for cluster in evaluated
         if (after_time is None or cluster.creation_time > after_time)
         and (before_time is None or cluster.creation_time < before_time)
@@ -110,14 +112,14 @@ def list_clusters(services: Services, scope: Scope, params: dict[str, Any]) -> d
     return result
 
 
-def _summary(cluster: ClusterListing, training_plans: list[str]) -> dict[str, Any]:
+def _summary(cluster: ClusterListing, training_plans: list[str], behind: bool) -> dict[str, Any]:
     return {
         "ClusterArn": cluster.arn,
         "ClusterName": cluster.name,
         "CreationTime": cluster.creation_time,
         "ClusterStatus": cluster.status,
         "TrainingPlanArns": training_plans,
-        "ImageVersionStatus": UP_TO_DATE,
+        "ImageVersionStatus": "UpdateAvailable" if behind else UP_TO_DATE,
     }
 
 

@@ -40,7 +40,8 @@ def list_cluster_nodes(services: Services, scope: Scope, params: dict[str, Any])
         after = services.tokens.decode(params.get("NextToken"), context)
         rows = tx.nodes.page(cluster.id, node_filter, sort_by, descending, after, limit)
     page = rows[:limit]
-    result: dict[str, Any] = {"ClusterNodeSummaries": [node_summary(node) for node in page]}
+    latest = services.store.latest_release()
+    result: dict[str, Any] = {"ClusterNodeSummaries": [node_summary(node, latest) for node in page]}
     if len(rows) > limit:
         result["NextToken"] = services.tokens.encode(context, sort_key(page[-1], sort_by))
     return result
@@ -67,4 +68,4 @@ def describe_cluster_node(
             f"Could not find node '{node_id or logical_id}' in cluster '{given}'."
         )
     group = next(group for group in cluster.groups if group.name == node.group_name)
-    return {"NodeDetails": node_details(group, node)}
+    return {"NodeDetails": node_details(group, node, services.store.latest_release())}

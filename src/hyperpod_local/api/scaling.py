@@ -131,6 +131,7 @@ def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]
     spec.setdefault("ThreadsPerCore", (group.spec if group else {}).get("ThreadsPerCore", 1))
     count = spec["InstanceCount"]
     if group is None:
+        spec.setdefault("ImageReleaseVersion", scaling.services.store.latest_release())
         group = InstanceGroup(
             cluster_id=cluster.id,
             name=spec["InstanceGroupName"],

@@ -60,20 +60,40 @@ def update_cluster_software(
                 f"({', '.join(busy[:10])}); update the software when they "
                 "have finished."
             )
+        latest = services.store.latest_release()
+        wanted = {
+            group.name: {
+                "Release": (requested.get(group.name) or {}).get("ImageReleaseVersion") or latest,
+                "ImageId": params.get("ImageId") or group.spec.get("ImageId", DEFAULT_IMAGE_ID),
+            }
+            for group in targets
+        }
+        # Groups already on what is asked for have nothing to do: an up-to-date cluster's
+        # update does nothing at all (spec 6.6).
+        targets = [
+            group
+            for group in targets
+            if any(
+                (node.image_id, node.image_release_version)
+                != (wanted[group.name]["ImageId"], wanted[group.name]["Release"])
+                for node in tx.nodes.in_group(cluster.id, group.name)
+                if node.instance_id
+            )
+        ]
+        if not targets:
+            return {"ClusterArn": cluster.arn}
         now = services.clock.now()
         log = EventLog(services.ids, cluster.id, now)
         move_cluster(cluster, "update_software")
         log.cluster(text.cluster_software_update_started(cluster.name))
         for group in targets:
-            release = (requested.get(group.name) or {}).get("ImageReleaseVersion")
-            image = params.get("ImageId") or group.spec.get("ImageId", DEFAULT_IMAGE_ID)
             group.spec[UPDATE_KEY] = {
                 "Status": "InProgress",
                 "From": {
                     "Release": group.spec.get("ImageReleaseVersion", LATEST_IMAGE_RELEASE),
                     "ImageId": group.spec.get("ImageId", DEFAULT_IMAGE_ID),
                 },
-                "To": {"Release": release or LATEST_IMAGE_RELEASE, "ImageId": image},
+                "To": wanted[group.name],
                 "Config": params.get("DeploymentConfig"),
             }
             group.status = GroupStatus.SYSTEM_UPDATING

@@ -43,7 +43,8 @@ _CLUSTER_ECHO = (
 UP_TO_DATE = "UpToDate"
 
 
-def cluster_view(cluster: Cluster) -> dict[str, Any]:
+def cluster_view(cluster: Cluster, latest: str) -> dict[str, Any]:
+    """`latest`: the platform's newest image release (Store.latest_release)."""
     spec = cluster.spec
     view: dict[str, Any] = {key: spec[key] for key in _CLUSTER_ECHO if key in spec}
     view.update(
@@ -52,7 +53,7 @@ def cluster_view(cluster: Cluster) -> dict[str, Any]:
         ClusterStatus=cluster.status,
         CreationTime=cluster.creation_time,
         FailureMessage=cluster.failure_message,
-        InstanceGroups=[group_view(group, cluster.status) for group in cluster.groups],
+        InstanceGroups=[group_view(group, cluster.status, latest) for group in cluster.groups],
     )
     if "AutoScaling" in spec:
         view["AutoScaling"] = {**spec["AutoScaling"], "Status": "InService"}
@@ -69,7 +70,7 @@ def cluster_view(cluster: Cluster) -> dict[str, Any]:
     return view
 
 
-def group_view(group: InstanceGroup, cluster_status: str) -> dict[str, Any]:
+def group_view(group: InstanceGroup, cluster_status: str, latest: str) -> dict[str, Any]:
     spec = group.spec
     view: dict[str, Any] = {key: spec[key] for key in _GROUP_ECHO if key in spec}
     current, desired = _images(spec)
@@ -82,7 +83,7 @@ def group_view(group: InstanceGroup, cluster_status: str) -> dict[str, Any]:
         DesiredImageId=desired["ImageId"],
         CurrentImageReleaseVersion=current["Release"],
         DesiredImageReleaseVersion=desired["Release"],
-        ImageVersionStatus=version_status(current["Release"]),
+        ImageVersionStatus=version_status(current["Release"], latest),
     )
     update = spec.get(UPDATE_KEY)
     if update:
@@ -135,8 +136,8 @@ def _images(spec: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     return update["From"], update["To"]
 
 
-def version_status(release: str) -> str:
-    return UP_TO_DATE if release == LATEST_IMAGE_RELEASE else "UpdateAvailable"
+def version_status(release: str, latest: str) -> str:
+    return UP_TO_DATE if release == latest else "UpdateAvailable"
 
 
 def _kubernetes_view(kubernetes: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def _kubernetes_view(kubernetes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def node_summary(node: Node) -> dict[str, Any]:
+def node_summary(node: Node, latest: str) -> dict[str, Any]:
     return {
         "InstanceGroupName": node.group_name,
         "InstanceId": node.instance_id,
@@ -159,13 +160,13 @@ def node_summary(node: Node) -> dict[str, Any]:
         "InstanceStatus": {"Status": node.status, "Message": node.status_message},
         "PrivateDnsHostname": node.hostname,
         "CurrentImageReleaseVersion": node.image_release_version,
-        "ImageVersionStatus": version_status(node.image_release_version),
+        "ImageVersionStatus": version_status(node.image_release_version, latest),
     }
 
 
-def node_details(group: InstanceGroup, node: Node) -> dict[str, Any]:
+def node_details(group: InstanceGroup, node: Node, latest: str) -> dict[str, Any]:
     spec = group.spec
-    details = node_summary(node)
+    details = node_summary(node, latest)
     details.update(
         LifeCycleConfig=spec.get("LifeCycleConfig"),
         OverrideVpcConfig=spec.get("OverrideVpcConfig"),

@@ -129,6 +129,16 @@ def main() -> None:
     '{"reboot": 60, "provision_accelerated": 1200}.',
 )
 @click.option(
+    "--events-per-cluster",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_EVENTS_PER_CLUSTER",
+    show_envvar=True,
+    help="Cluster events kept per cluster, the oldest dropped first (events also age out "
+    "after 14 HyperPod days).",
+)
+@click.option(
     "--recovery-max-in-flight",
     type=click.IntRange(1, 10_000),
     default=2,
@@ -217,6 +227,7 @@ def serve(
     clock: str,
     speed: float,
     durations_file: Path | None,
+    events_per_cluster: int,
     recovery_max_in_flight: int,
     recovery_breaker_threshold: float,
     auth: str,
@@ -261,6 +272,7 @@ def serve(
                 speed=speed,
                 durations=durations,
                 recovery_max_in_flight=recovery_max_in_flight,
+                events_per_cluster=events_per_cluster,
                 recovery_unhealthy_threshold=recovery_breaker_threshold,
                 auth=auth,
                 credentials_file=credentials_file,

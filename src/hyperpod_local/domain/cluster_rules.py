@@ -193,10 +193,13 @@ class NewCluster:
     tags: list[dict[str, str]]
 
 
-def plan_cluster(scope: Scope, params: dict[str, Any], ids: IdSource, now: float) -> NewCluster:
+def plan_cluster(
+    scope: Scope, params: dict[str, Any], ids: IdSource, now: float, release: str
+) -> NewCluster:
     """The cluster, groups and nodes a valid CreateCluster request asks for, as they are the
     moment it is accepted: Creating, with nodes that have no instance yet (the engine launches
-    them). A Continuous cluster's nodes have their NodeLogicalIds from the start."""
+    them). A Continuous cluster's nodes have their NodeLogicalIds from the start. Every group
+    is on `release`, the platform's latest now (a later one published does not move it)."""
     cluster_id = ids.cluster_id()
     spec = {key: params[key] for key in CLUSTER_SPEC_MEMBERS if params.get(key) is not None}
     spec.setdefault("NodeRecovery", "Automatic")
@@ -214,6 +217,7 @@ def plan_cluster(scope: Scope, params: dict[str, Any], ids: IdSource, now: float
     for position, group_params in enumerate(params["InstanceGroups"]):
         group_spec = dict(group_params)
         group_spec.setdefault("ThreadsPerCore", 1)
+        group_spec.setdefault("ImageReleaseVersion", release)
         group = InstanceGroup(
             cluster_id=cluster_id,
             name=group_spec["InstanceGroupName"],

@@ -27,6 +27,11 @@ MAX_STEP_FAILURES = 5
 SETTLE_LIMIT = 2 * 86400.0
 # Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
 _MAX_SLEEP = 1.0
+# Events and finished operations are kept 14 days (spec 4.6), and at most so many events a
+# cluster (the oldest go first); looked at once an hour of HyperPod time.
+RETENTION = 14 * 86400.0
+EVENTS_PER_CLUSTER = 10_000
+_PRUNE_EVERY = 3600.0
 
 
 class NotManual(Exception):
@@ -56,6 +61,7 @@ class Engine:
         policy: RecoveryPolicy,
         *,
         batch: int = 50,
+        events_per_cluster: int = EVENTS_PER_CLUSTER,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -64,11 +70,13 @@ class Engine:
         self.ids = ids
         self.policy = policy
         self.batch = batch
+        self.events_per_cluster = events_per_cluster
         # One runner at a time in this process: the background loop or an advance.
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_prune = float("-inf")
 
     # Running due work -------------------------------------------------------------------
 
@@ -79,6 +87,7 @@ class Engine:
             now = self.clock.now()
             while True:
                 with self.store.write() as tx:
+                    pruned = self._prune(tx, now)
                     tasks = tx.tasks.due_together(now, self.batch)
                     removals = tx.tasks.removals
                     for task in tasks:
@@ -89,10 +98,17 @@ class Engine:
                         self._run_one(tx, task)
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
                     # An idle tick (every second) saves only the clock.
-                    tx.answers_unchanged = not tasks
+                    tx.answers_unchanged = not tasks and not pruned
                 if not tasks:
                     return ran
                 ran += len(tasks)
+
+    def _prune(self, tx: Tx, now: float) -> int:
+        """Age out events and operations: a cached answer that showed them is stale then."""
+        if now < self._next_prune:
+            return 0
+        self._next_prune = now + _PRUNE_EVERY
+        return tx.events.prune(now - RETENTION, self.events_per_cluster)
 
     def _run_one(self, tx: Tx, task: Task) -> None:
         """One step in its own savepoint: a step that fails leaves no half of its work behind,
@@ -178,7 +194,8 @@ class Engine:
     def save_clock(self) -> None:
         with self.store.write() as tx:
             self.store.put_setting(CLOCK_SETTING, repr(self.clock.now()), tx=tx)
-            tx.answers_unchanged = True
+            # A manual advance may jump over an hour: what aged out goes now.
+            tx.answers_unchanged = not self._prune(tx, self.clock.now())
 
     # The background loop ------------------------------------------------------------------
 

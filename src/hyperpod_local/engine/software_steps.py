@@ -13,6 +13,7 @@ from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.domain.lifecycle import move_cluster, move_node, node_allows
 from hyperpod_local.domain.model import (
+    DEFAULT_IMAGE_ID,
     Cluster,
     ClusterStatus,
     EventLevel,
@@ -80,20 +81,10 @@ def start_batch(
         if node.instance_id
         and node.busy is None
         and node_allows(node.status, "update")
-        and (
-            node.image_release_version == update["To"]["Release"]
-            if rollback
-            else node.image_release_version != target["Release"]
-        )
+        and (_on(node, update["To"]) if rollback else not _on(node, target))
     ]
     if not waiting:
-        held = [
-            node
-            for node in members
-            if node.busy is not None
-            and node.image_release_version
-            != (update["To"]["Release"] if not rollback else update["From"]["Release"])
-        ]
+        held = [node for node in members if node.busy is not None and not _on(node, target)]
         if held:
             # Nodes another operation holds are patched once it lets them go.
             task.data = {"node_ids": []}
@@ -116,6 +107,11 @@ def start_batch(
     task.step = "reimage"
     task.due_at = round(now + durations.software_update(group.instance_types[0]), 3)
     return True
+
+
+def _on(node: Node, image: dict[str, str]) -> bool:
+    """Whether the node runs the image (a custom AMI or `default`) at the release."""
+    return (node.image_id, node.image_release_version) == (image["ImageId"], image["Release"])
 
 
 def _reimage(
@@ -191,8 +187,10 @@ def _finish_group(ctx: StepContext, cluster: Cluster, group: InstanceGroup, log:
     update["Status"] = "RollbackComplete" if rolled_back else "Succeeded"
     if not rolled_back:
         group.spec["ImageReleaseVersion"] = update["To"]["Release"]
-        if update["To"]["ImageId"] != "default":
+        if update["To"]["ImageId"] != DEFAULT_IMAGE_ID:
             group.spec["ImageId"] = update["To"]["ImageId"]
+        else:
+            group.spec.pop("ImageId", None)
     if group.status == GroupStatus.SYSTEM_UPDATING:
         group.status = GroupStatus.IN_SERVICE
     if ctx.tx.tasks.count(cluster.id, kind="software_update") > 1:

@@ -21,7 +21,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from hyperpod_local.domain.model import SERVING_STATUSES, Cluster, InstanceGroup
+from hyperpod_local.domain.model import (
+    LATEST_IMAGE_RELEASE,
+    SERVING_STATUSES,
+    Cluster,
+    InstanceGroup,
+)
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
@@ -218,6 +223,22 @@ class ClusterRepository:
             if plan not in plans.setdefault(cluster_id, []):
                 plans[cluster_id].append(plan)
         return plans
+
+    def behind(self, cluster_ids: Sequence[str], latest: str) -> set[str]:
+        """The clusters with a group not on the `latest` platform release (ListClusters'
+        ImageVersionStatus); a group that names none is on the first release there was."""
+        if not cluster_ids:
+            return set()
+        release = func.coalesce(
+            instance_groups.c.spec["ImageReleaseVersion"].as_string(), LATEST_IMAGE_RELEASE
+        )
+        return set(
+            self.conn.scalars(
+                select(instance_groups.c.cluster_id)
+                .where(instance_groups.c.cluster_id.in_(list(cluster_ids)), release != latest)
+                .distinct()
+            )
+        )
 
     def save(self, cluster: Cluster) -> None:
         """Write back what time changes of a cluster: status, failure, counters, legacy."""

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE
 from hyperpod_local.startup import StartupError, os_failure
 from hyperpod_local.store import schema
 from hyperpod_local.store.data_dir_lock import DataDirLock
@@ -32,6 +33,7 @@ REVISIONS = ("0001", "0002", "0003")
 HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 DATABASE_FILE = "hyperpod.db"
+RELEASE_SETTING = "latest_image_release"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -66,6 +68,7 @@ class Store:
             _configure_sqlite(self.engine)
         self._ensure_schema()
         self._generation = 0
+        self._latest_release: str | None = None
         self._generation_lock = threading.Lock()
 
     @classmethod
@@ -164,6 +167,22 @@ class Store:
                 value = default_factory()
                 tx.conn.execute(schema.settings.insert(), dict(key=key, value=value))
             return str(value)
+
+    def latest_release(self) -> str:
+        """The newest HyperPod platform image release: new nodes get it, and a node on another
+        is UpdateAvailable. Published through the admin API; kept in the store."""
+        if self._latest_release is None:
+            with self.read() as tx:
+                stored = tx.conn.scalar(
+                    select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
+                )
+            self._latest_release = stored or LATEST_IMAGE_RELEASE
+        return self._latest_release
+
+    def publish_release(self, version: str) -> None:
+        with self.write() as tx:
+            self.put_setting(RELEASE_SETTING, version, tx=tx)
+        self._latest_release = version
 
     def latest_time(self) -> float | None:
         """The latest HyperPod time anything in the store was stamped with."""

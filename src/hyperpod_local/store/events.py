@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, delete, func, select, tuple_, update
 
 from hyperpod_local.domain.model import Event, Operation
 from hyperpod_local.store.paging import keyset
@@ -80,6 +80,35 @@ class EventRepository:
         key = (events.c.event_time, events.c.seq)
         rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
         return [(_event(row), [row.event_time, row.seq]) for row in rows]
+
+    def prune(self, before: float, cap: int) -> int:
+        """Forget events and finished operations older than `before`, and each cluster's
+        events beyond its newest `cap`; returns how many rows went."""
+        gone = self.conn.execute(delete(events).where(events.c.event_time < before)).rowcount
+        gone += self.conn.execute(
+            delete(operations).where(
+                operations.c.creation_time < before, operations.c.status != "InProgress"
+            )
+        ).rowcount
+        crowded = self.conn.scalars(
+            select(events.c.cluster_id).group_by(events.c.cluster_id).having(func.count() > cap)
+        ).all()
+        for cluster_id in crowded:
+            # The cap-th newest event's key: everything older goes.
+            edge = self.conn.execute(
+                select(events.c.event_time, events.c.seq)
+                .where(events.c.cluster_id == cluster_id)
+                .order_by(events.c.event_time.desc(), events.c.seq.desc())
+                .offset(cap - 1)
+                .limit(1)
+            ).one()
+            gone += self.conn.execute(
+                delete(events).where(
+                    events.c.cluster_id == cluster_id,
+                    tuple_(events.c.event_time, events.c.seq) < tuple_(*edge),
+                )
+            ).rowcount
+        return gone
 
     def remove_for_cluster(self, cluster_id: str) -> None:
         self.conn.execute(delete(events).where(events.c.cluster_id == cluster_id))
