@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hyperpod_local.admin import admin_app
-from hyperpod_local.engine.clock import MAX_SPEED, MAX_TIME, ManualClock, ScaledClock
+from hyperpod_local.engine.clock import MAX_SPEED, MAX_TIME, ManualClock, RealClock
 from tests.support import CLI, ServerProcess, asgi_get, exchange, group, request_bytes
 
 TEN_YEARS = 10 * 365 * 86400.0
@@ -209,13 +209,13 @@ def test_serve_refuses_numeric_flags_that_are_not_finite_or_out_of_range(
 def test_clocks_refuse_speeds_and_saved_times_that_are_not_times() -> None:
     for speed in (float("nan"), float("inf"), 1e308, 0.0, -1.0):
         with pytest.raises(ValueError, match="speed"):
-            ScaledClock(speed)
+            RealClock(speed)
     # A clock an older release saved as nan starts afresh; a real clock stops at the end.
     assert abs(ManualClock(float("nan")).now() - time.time()) < 60
-    assert abs(ScaledClock(60, float("nan")).now() - time.time()) < 600
-    fast = ScaledClock(MAX_SPEED, MAX_TIME - 1)
+    assert abs(RealClock(60, float("nan")).now() - time.time()) < 600
+    near_the_end = RealClock(60, MAX_TIME - 0.005)
     time.sleep(0.01)
-    assert fast.now() == MAX_TIME
+    assert near_the_end.now() == MAX_TIME
 
 
 # 3: the end of HyperPod time -----------------------------------------------------------------

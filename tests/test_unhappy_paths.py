@@ -5,6 +5,7 @@ real server, under the manual clock."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -615,5 +616,77 @@ def test_a_cluster_keeps_its_newest_events_up_to_the_cap(tmp_path: Any, name: st
         server.advance(3600)
         kept = events_of(sm, name)
         assert [e["EventId"] for e in kept] == [e["EventId"] for e in every[-20:]]
+    finally:
+        server.stop()
+
+
+# Time that matches the wall clock ---------------------------------------------------------------
+
+
+def times_in(answer: Any) -> list[float]:
+    """Every timestamp in a boto3 answer, as epoch seconds."""
+    if isinstance(answer, dict):
+        return [t for value in answer.values() for t in times_in(value)]
+    if isinstance(answer, list):
+        return [t for value in answer for t in times_in(value)]
+    return [answer.timestamp()] if hasattr(answer, "timestamp") else []
+
+
+def test_under_the_real_clock_no_answer_carries_a_time_later_than_the_wall_clock(
+    tmp_path: Any, name: str
+) -> None:
+    server = ServerProcess(tmp_path / "data", "--speed", "600").start()
+    try:
+        sm = server.client()
+        started = time.time()
+        eks_cluster(sm, name, [group("w", 2)])
+        latest = 0.0
+        # Creation takes 540 HyperPod seconds: under a second of wall time at speed 600.
+        deadline = time.monotonic() + 60
+        while sm.describe_cluster(ClusterName=name)["InstanceGroups"][0]["CurrentCount"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sm.batch_add_cluster_nodes(ClusterName=name, NodesToAdd=[add("w", 1)])
+        for _ in range(20):
+            answers = [
+                sm.describe_cluster(ClusterName=name),
+                sm.list_clusters(),
+                sm.list_cluster_nodes(ClusterName=name),
+                sm.list_cluster_events(ClusterName=name),
+                sm.list_cluster_operations(ClusterName=name),
+            ]
+            now = time.time()
+            stamps = times_in(answers)
+            assert stamps and max(stamps) <= now + 0.002, max(stamps) - now
+            latest = max(latest, *stamps)
+            time.sleep(0.05)
+        # The times are the wall clock's: the cluster was created when the client asked.
+        created = sm.describe_cluster(ClusterName=name)["CreationTime"].timestamp()
+        assert started - 0.5 <= created <= started + 5
+        status, clock = server.admin("GET", "/_hyperpod/clock")
+        assert status == 200 and abs(clock["Now"] - time.time()) < 5
+    finally:
+        server.stop()
+
+
+def test_work_that_fell_due_while_the_server_was_down_runs_when_it_starts(
+    tmp_path: Any, name: str
+) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--speed", "60").start()
+    sm = server.client()
+    eks_cluster(sm, name, [group("w", 1)])  # 540 HyperPod s: 9 wall seconds at speed 60
+    server.stop()
+    time.sleep(6)  # past the launch, due 5 s after the request (300 HyperPod s)
+    # Started again faster: what was due while it was down, and what is due since, runs.
+    server = ServerProcess(data, "--speed", "600").start()
+    try:
+        sm = server.client()
+        deadline = time.monotonic() + 5
+        while shape(sm, name)["w"][1] < 1:
+            assert time.monotonic() < deadline, "the overdue work did not run at start"
+            time.sleep(0.05)
+        node = by_logical_id(sm, name)[0]
+        assert node["LaunchTime"].timestamp() <= time.time()
     finally:
         server.stop()

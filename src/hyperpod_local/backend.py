@@ -14,7 +14,7 @@ from hyperpod_local.api.request_faults import RequestFaults
 from hyperpod_local.domain.cluster_rules import Limits
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
-from hyperpod_local.engine.clock import Clock, ManualClock, ScaledClock
+from hyperpod_local.engine.clock import Clock, ManualClock, RealClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.providers import build_provider
@@ -54,8 +54,11 @@ class Backend:
         start = float(self.store.setting(CLOCK_SETTING, lambda: repr(round(time.time(), 3))))
         start = max(start, self.store.latest_time() or start)
         self.clock: Clock = clock or (
-            ManualClock(start) if settings.clock == "manual" else ScaledClock(settings.speed, start)
+            ManualClock(start) if settings.clock == "manual" else RealClock(settings.speed, start)
         )
+        if self.clock.mode == "real":
+            # The clock is the wall clock: HyperPod's work is what speeds up.
+            self.durations = self.durations.scaled(settings.speed)
         self.provider = build_provider(settings.provider, self.ids)
         self.request_faults = RequestFaults(self.store, self.ids.chance)
         self.policy = RecoveryPolicy(

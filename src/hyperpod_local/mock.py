@@ -7,8 +7,8 @@
         sm.list_clusters()
 
 Time is a manual clock by default: it moves only with `hp.advance(seconds=...)` and
-`hp.settle()`, so a test sees every intermediate state it asks for. `clock="real"` runs
-HyperPod time `speed` times faster than the wall clock, as the server does.
+`hp.settle()`, so a test sees every intermediate state it asks for. `clock="real"` is the
+wall clock, with HyperPod's work `speed` times faster, as the server does.
 
 While the context is open, every botocore session made in it (boto3's default session
 included) sends SageMaker requests through `before-send` to the same JsonProtocol the server

@@ -27,6 +27,7 @@ from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind
 from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
+from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.operations import schedule_detection
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -43,7 +44,7 @@ def inject(backend: Backend, spec: dict[str, Any]) -> list[dict[str, Any]]:
         for fault in faults:
             tx.faults.add(fault)
             if fault.kind == FaultKind.HARDWARE:
-                _schedule_detection(tx, fault, now, backend.durations.health_detection)
+                _schedule_detection(tx, fault, now, backend.durations)
         views = [view(fault, cluster) for fault in faults]
     backend.request_faults.reload()
     backend.engine.notify()
@@ -127,7 +128,7 @@ def _build(
         assert cluster is not None
     if kind == FaultKind.HARDWARE:
         fault_type = str(_need(spec, "Type", kind))
-        delay = spec.get("DetectionDelaySeconds", backend.durations.health_detection)
+        delay = spec.get("DetectionDelaySeconds", backend.durations.nominal("health_detection"))
         params = {"Type": fault_type, "DetectionDelaySeconds": float(delay)}
         return [
             fault(group_name=node.group_name, instance_id=node.instance_id, params=params)
@@ -175,10 +176,10 @@ def _target_nodes(tx: Tx, cluster: Cluster, spec: dict[str, Any]) -> list[Any]:
     return nodes
 
 
-def _schedule_detection(tx: Tx, fault: Fault, now: float, default_delay: float) -> None:
+def _schedule_detection(tx: Tx, fault: Fault, now: float, durations: Durations) -> None:
     node = tx.nodes.by_instance_id(fault.cluster_id or "", fault.instance_id or "")
     assert node is not None
-    schedule_detection(tx, node, fault, now, default_delay)
+    schedule_detection(tx, node, fault, now, durations)
 
 
 KNOWN_HARDWARE_TYPES = tuple(HARDWARE_FAULTS)

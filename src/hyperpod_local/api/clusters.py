@@ -51,9 +51,9 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             )
             for group in cluster.groups:
                 if in_min_count_phase(cluster, group):
-                    schedule_min_count_deadline(tx, cluster, group, now, (0, 0))
+                    schedule_min_count_deadline(tx, cluster, group, now, services.durations, (0, 0))
             if cluster.continuous and slurm_head_groups(cluster):
-                schedule_head_deadline(tx, cluster, now)
+                schedule_head_deadline(tx, cluster, now, services.durations)
     except Conflict as conflict:
         if conflict.what == "eks_cluster":
             raise ValidationError(

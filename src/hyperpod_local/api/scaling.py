@@ -148,7 +148,9 @@ def _update_group(scaling: ScalingRecord, cluster: Cluster, spec: dict[str, Any]
             scaling.touched(group, 0, 0, None)
             scaling.grow(group, count)
             if in_min_count_phase(cluster, group):
-                schedule_min_count_deadline(tx, cluster, group, scaling.now, (0, 0))
+                schedule_min_count_deadline(
+                    tx, cluster, group, scaling.now, scaling.services.durations, (0, 0)
+                )
         else:
             scaling.log.group(group.name, text.group_creation_completed(group.name, cluster.name))
         return
@@ -205,7 +207,12 @@ def _min_count_phase(
     elif wanted > group.current_count:
         group.status = GroupStatus.UPDATING
         schedule_min_count_deadline(
-            scaling.tx, cluster, group, scaling.now, (original[1], original[2])
+            scaling.tx,
+            cluster,
+            group,
+            scaling.now,
+            scaling.services.durations,
+            (original[1], original[2]),
         )
 
 

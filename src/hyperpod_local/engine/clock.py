@@ -1,12 +1,15 @@
 """Where HyperPod time comes from.
 
 Two clocks, both injected, so a test can hold time still:
-- ScaledClock: real time sped up by a factor (60 by default: one wall-clock second is one
-  HyperPod minute), so a 20-minute replacement takes 20 seconds.
-- ManualClock: time that moves only when told (`advance`), for deterministic tests.
+- RealClock: the wall clock. What HyperPod does is sped up instead (Durations.scaled: at
+  speed 60, the default, a 20-minute replacement takes 20 seconds), so every timestamp an
+  answer carries is a time that has happened, as AWS's are.
+- ManualClock: time that moves only when told (`advance`), for deterministic tests; it starts
+  at the wall clock of the data dir's first start and goes on from where it stopped.
 
-HyperPod time starts at the wall-clock time of the first start of a data dir and, across
-restarts, goes on from where it stopped: the time a server was down does not pass.
+Work that fell due while a server was down runs when it starts again. A data dir whose time
+ran ahead of the wall clock (written by a release whose real clock sped time itself up) goes
+on from its own latest time, never back, until the wall clock catches up.
 
 HyperPod time never passes MAX_TIME (the start of year 9000 UTC): every timestamp an answer
 carries stays printable by every client (Python's datetime ends at 9999), with room for the
@@ -60,24 +63,26 @@ class Clock(Protocol):
         ...
 
 
-class ScaledClock:
+class RealClock:
     mode = "real"
 
     def __init__(self, speed: float = 60.0, start: float | None = None) -> None:
         if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
             raise ValueError(f"speed must be a number in (0, {MAX_SPEED:g}]; got {speed!r}")
+        # How much faster than HyperPod the durations run (shown by the admin API).
         self.speed = speed
         # Elapsed time from the monotonic clock: a step of the system clock (NTP) must not
-        # move HyperPod time backwards.
+        # move time backwards. It starts at the wall clock, or at the store's own latest
+        # time if that is later.
         self._monotonic_start = time.monotonic()
-        self._start = _start_time(start)
+        self._start = max(time.time(), _start_time(start))
 
     def now(self) -> float:
-        elapsed = (time.monotonic() - self._monotonic_start) * self.speed
+        elapsed = time.monotonic() - self._monotonic_start
         return round(min(self._start + elapsed, MAX_TIME), 3)
 
     def wall_seconds(self, hyperpod_seconds: float) -> float:
-        return max(0.0, hyperpod_seconds / self.speed)
+        return max(0.0, hyperpod_seconds)
 
 
 class ManualClock:

@@ -251,7 +251,7 @@ def update_rollback(ctx: StepContext, task: Task) -> Task | None:
 
 @step(HEAD_DEADLINE)
 def slurm_head_deadline(ctx: StepContext, task: Task) -> Task | None:
-    """MIN_COUNT_WINDOW after CreateCluster, a Continuous Slurm cluster still without its
+    """`min_count_window` after CreateCluster, a Continuous Slurm cluster still without its
     controller (or login node) fails, as a creation that cannot be had does."""
     cluster = ctx.tx.clusters.get(task.cluster_id)
     if cluster is None or cluster.status != ClusterStatus.CREATING:
@@ -263,7 +263,10 @@ def slurm_head_deadline(ctx: StepContext, task: Task) -> Task | None:
         for node in ctx.tx.nodes.in_group(cluster.id, name)
         if node.status_message
     ]
-    message = "The Slurm controller and login nodes could not all be provisioned within 3 hours"
+    hours = ctx.durations.nominal("min_count_window") / 3600
+    message = (
+        f"The Slurm controller and login nodes could not all be provisioned within {hours:g} hours"
+    )
     fail_creation(
         ctx, cluster, f"{message}: {reasons[0]}" if reasons else f"{message}.", log, keep=task.id
     )
@@ -273,7 +276,7 @@ def slurm_head_deadline(ctx: StepContext, task: Task) -> Task | None:
 
 @step(MIN_COUNT_DEADLINE)
 def min_count_deadline(ctx: StepContext, task: Task) -> Task | None:
-    """MIN_COUNT_WINDOW after a group was asked for a MinCount: if it still has not reached
+    """`min_count_window` after a group was asked for a MinCount: if it still has not reached
     it (group_ready would have removed this task), it rolls back."""
     cluster = ctx.tx.clusters.get(task.cluster_id)
     group = cluster.group(task.group_name or "") if cluster else None

@@ -35,6 +35,12 @@ class Durations:
     health_detection: float = 15.0
     # A failed launch or lifecycle script is tried again, with a new instance, this much later.
     provision_retry: float = 300.0
+    # How long a Continuous group has to reach its MinCount (and a Continuous Slurm cluster
+    # its controller) before it rolls back (spec 4.2).
+    min_count_window: float = 3 * 3600.0
+    # HyperPod seconds per wall-clock second under the real clock: every duration above is
+    # that much shorter in wall time (`scaled`); 1 under a manual clock.
+    speed: float = 1.0
 
     def provision(self, instance_type: str) -> float:
         return self.provision_accelerated if accelerated(instance_type) else self.provision_cpu
@@ -52,8 +58,26 @@ class Durations:
         }
         return sum(per_check[check] for check in checks)
 
+    def scaled(self, speed: float) -> Durations:
+        """The durations under a real clock running `speed` times faster than HyperPod: the
+        clock shows wall time, and everything HyperPod does takes 1/speed as long."""
+        return replace(
+            self,
+            speed=speed,
+            **{name: getattr(self, name) / speed for name in _DURATION_FIELDS},
+        )
+
+    def of(self, hyperpod_seconds: float) -> float:
+        """A span given in HyperPod seconds (a request's WaitIntervalInSeconds, a fault's
+        DetectionDelaySeconds), as the clock counts it."""
+        return hyperpod_seconds / self.speed
+
+    def nominal(self, name: str) -> float:
+        """A duration in HyperPod seconds, as configured, before any scaling."""
+        return float(getattr(self, name)) * self.speed
+
     def with_overrides(self, overrides: dict[str, Any]) -> Durations:
-        known = {field.name for field in fields(self)}
+        known = set(_DURATION_FIELDS)
         unknown = set(overrides) - known
         if unknown:
             raise ValueError(
@@ -61,6 +85,9 @@ class Durations:
                 f"known: {', '.join(sorted(known))}"
             )
         return replace(self, **{key: float(value) for key, value in overrides.items()})
+
+
+_DURATION_FIELDS = tuple(field.name for field in fields(Durations) if field.name != "speed")
 
 
 def accelerated(instance_type: str) -> bool:

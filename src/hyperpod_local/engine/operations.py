@@ -72,9 +72,11 @@ def schedule_relaunch(
 DETECTION = "health_check"
 
 
-def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, default_delay: float) -> None:
-    """The health agent notices the fault on the node's instance after its detection delay."""
-    delay = float(fault.params.get("DetectionDelaySeconds", default_delay))
+def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, durations: Durations) -> None:
+    """The health agent notices the fault on the node's instance after its detection delay
+    (the fault's, in HyperPod seconds, else the configured one)."""
+    given = fault.params.get("DetectionDelaySeconds")
+    delay = durations.health_detection if given is None else durations.of(float(given))
     tx.tasks.add(
         Task(
             cluster_id=node.cluster_id,
@@ -87,17 +89,20 @@ def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, default_del
     )
 
 
-# A Continuous group waits this long for its MinCount before it rolls back (spec 4.2, 8).
-MIN_COUNT_WINDOW = 3 * 3600.0
-# The task kind of that deadline (engine/cluster_steps.py).
+# The task kind of the deadline of a group's MinCount (engine/cluster_steps.py).
 MIN_COUNT_DEADLINE = "min_count_deadline"
 
 
 def schedule_min_count_deadline(
-    tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, back_to: tuple[int, int | None]
+    tx: Tx,
+    cluster: Cluster,
+    group: InstanceGroup,
+    now: float,
+    durations: Durations,
+    back_to: tuple[int, int | None],
 ) -> None:
     """The group is Creating or Updating until MinCount nodes serve; if they do not within
-    MIN_COUNT_WINDOW, it goes back to `back_to` (TargetCount, MinCount)."""
+    `min_count_window`, it goes back to `back_to` (TargetCount, MinCount)."""
     tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
     tx.tasks.add(
         Task(
@@ -105,7 +110,7 @@ def schedule_min_count_deadline(
             group_name=group.name,
             kind=MIN_COUNT_DEADLINE,
             step="roll_back",
-            due_at=round(now + MIN_COUNT_WINDOW, 3),
+            due_at=round(now + durations.min_count_window, 3),
             data={"target": back_to[0], "min": back_to[1]},
         )
     )
@@ -116,12 +121,12 @@ def schedule_min_count_deadline(
 HEAD_DEADLINE = "slurm_head_deadline"
 
 
-def schedule_head_deadline(tx: Tx, cluster: Cluster, now: float) -> None:
+def schedule_head_deadline(tx: Tx, cluster: Cluster, now: float, durations: Durations) -> None:
     tx.tasks.add(
         Task(
             cluster_id=cluster.id,
             kind=HEAD_DEADLINE,
             step="fail",
-            due_at=round(now + MIN_COUNT_WINDOW, 3),
+            due_at=round(now + durations.min_count_window, 3),
         )
     )

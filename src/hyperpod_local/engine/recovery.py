@@ -45,7 +45,7 @@ def recheck_faults(
             remaining.append(fault)
     if remaining:
         fault = remaining[0]
-        schedule_detection(ctx.tx, node, fault, ctx.now, ctx.durations.health_detection)
+        schedule_detection(ctx.tx, node, fault, ctx.now, ctx.durations)
 
 
 def resume_recoveries(

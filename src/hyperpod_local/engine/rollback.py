@@ -17,7 +17,7 @@ from hyperpod_local.domain.model import (
 from hyperpod_local.domain.update_rules import pick_for_rollback
 from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.followups import finish_scaling
-from hyperpod_local.engine.operations import MIN_COUNT_WINDOW, start_node_action
+from hyperpod_local.engine.operations import start_node_action
 
 # Launches a classic update's node gets (the first and its retries) before the update rolls
 # back: about what HyperPod gives a failing lifecycle script in a software update (spec 4.4).
@@ -115,14 +115,16 @@ def shrink_back(
 def roll_back_min_count(
     ctx: StepContext, cluster: Cluster, group: InstanceGroup, task: Task, log: EventLog
 ) -> None:
-    """The group did not reach its MinCount in MIN_COUNT_WINDOW (spec 4.2): back to its last
+    """The group did not reach its MinCount in `min_count_window` (spec 4.2): back to its last
     InService values (a new group to 0 nodes and MinCount 0), InService. Scaling operations
     whose only work left was this group's retries end with it."""
     minimum = group.min_count or 0
     target, back_min = int(task.data["target"]), task.data["min"]
     log.group(
         group.name,
-        text.group_min_count_missed(group.name, cluster.name, minimum, MIN_COUNT_WINDOW / 3600),
+        text.group_min_count_missed(
+            group.name, cluster.name, minimum, ctx.durations.nominal("min_count_window") / 3600
+        ),
         level=EventLevel.ERROR,
         metadata=scaling_metadata(
             ctx.tx.nodes.serving_count(cluster.id, group.name), target, back_min

@@ -156,7 +156,7 @@ def _reimage(
             )
             return reschedule(ctx, task, "batch", 0)
     wait = float((update.get("Config") or {}).get("WaitIntervalInSeconds", 0))
-    return reschedule(ctx, task, "batch", wait)
+    return reschedule(ctx, task, "batch", ctx.durations.of(wait))
 
 
 def _reason_to_roll_back(
