@@ -257,6 +257,12 @@ def test_a_group_waiting_out_a_capacity_shortage_is_degraded(
         assert shape(sm, name)["g"] == ("Degraded", 1, 2, {"Scaling": 1})
     server.settle()
     assert shape(sm, name)["g"] == ("InService", 2, 2, None)
+    # The failed launch, its pair, and a start of its own for the retry that got capacity.
+    descriptions = [e["Description"] for e in events_of(sm, name)]
+    starts = [d for d in descriptions if d.startswith("Instance creation started")]
+    assert len(starts) == 3, descriptions  # the first node, the added one, and its retry
+    assert sum(d.startswith("Failed to provision EC2 Instance") for d in descriptions) == 1
+    assert sum(d.endswith("and InstanceGroup g failed") for d in descriptions) == 1
 
 
 def test_the_groups_of_a_cluster_being_deleted_are_deleting(
