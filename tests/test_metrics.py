@@ -398,3 +398,27 @@ def asgi_post(app: Any, operation: str, body: bytes) -> int:
     }
     asyncio.run(app(scope, receive, send))
     return int(sent[0]["status"])
+
+
+def test_a_part_of_the_server_that_keeps_its_own_counts_adds_them_in_one_call(
+    tmp_path: Path,
+) -> None:
+    # As event delivery will: it counts for itself, and /metrics reads the counts when scraped.
+    backend = Backend(Settings(data_dir=tmp_path / "data", clock="manual"))
+    try:
+        sent: dict[tuple[str, ...], float] = {}
+        backend.metrics.add_counter("things_sent", "Things sent, by target.", ["target"], sent.copy)
+        app = create_app(backend)
+        assert (
+            parse(asgi_get(app, "/metrics")[1].decode()).get("hyperpod_local_things_sent_total")
+            is None
+        )
+        sent[("http://127.0.0.1:9000/hook",)] = 3
+        sent[("eventbridge:default",)] = 1
+        samples = parse(asgi_get(app, "/metrics")[1].decode())
+    finally:
+        backend.close()
+    assert samples["hyperpod_local_things_sent_total"] == [
+        ({"target": "eventbridge:default"}, 1),
+        ({"target": "http://127.0.0.1:9000/hook"}, 3),
+    ]

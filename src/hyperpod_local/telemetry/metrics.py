@@ -9,13 +9,15 @@ what is (nodes, faults, the engine's backlog) is read from the store when scrape
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from hyperpod_local.engine.clock import Clock
 from hyperpod_local.engine.reports import RECOVERIES_HELD_BACK, RECOVERIES_STARTED, StepReport
@@ -125,8 +127,40 @@ class Metrics:
             for (family, label), amount in report.counts.items():
                 self.tallied[family].labels(label).inc(amount)
 
+    def add_counter(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        read: Callable[[], Mapping[tuple[str, ...], float]],
+    ) -> None:
+        """A counter family whose counts another part of the server keeps itself (event
+        delivery, say): `read()` is called at each scrape, on a worker thread, and gives the
+        count for each tuple of label values. Shown as hyperpod_local_<name>_total."""
+        self.registry.register(_ReadCounter(PREFIX + name, documentation, labels, read))
+
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The scrape's body and content type: the Prometheus text format, or OpenMetrics
         when the scraper's Accept header asks for it. Reads the store: not on the loop."""
         encode, content_type = choose_encoder(accept)
         return encode(self.registry), content_type
+
+
+class _ReadCounter(Collector):
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        read: Callable[[], Mapping[tuple[str, ...], float]],
+    ) -> None:
+        self.name, self.documentation, self.labels, self.read = name, documentation, labels, read
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        return iter([CounterMetricFamily(self.name, self.documentation, labels=self.labels)])
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, count in sorted(self.read().items()):
+            family.add_metric(list(values), count)
+        return iter([family])
