@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -22,26 +23,33 @@ class NodeCount:
 
 def nodes_by_status(tx: Tx) -> list[NodeCount]:
     """How many nodes each group of each cluster has in each status."""
-    # Grouped on the nodes alone, read from the index that covers DescribeCluster's counts;
-    # the clusters (few) are joined to the groups, not to every node.
-    counted = (
-        select(nodes.c.cluster_id, nodes.c.group_name, nodes.c.status, func.count().label("n"))
-        .group_by(nodes.c.cluster_id, nodes.c.group_name, nodes.c.status)
-        .subquery()
+    # Grouped in the order of the index that covers DescribeCluster's counts, the rows are
+    # counted straight off the index (a fourth of the time of grouping by the three columns
+    # wanted, which needs a sort); the few rows are then summed here.
+    columns = (
+        nodes.c.cluster_id,
+        nodes.c.group_name,
+        nodes.c.instance_type,
+        nodes.c.image_release_version,
+        nodes.c.status,
     )
-    rows = tx.conn.execute(
-        select(
-            clusters.c.account_id,
-            clusters.c.region,
-            clusters.c.name,
-            counted.c.group_name,
-            counted.c.status,
-            counted.c.n,
+    counted: dict[tuple[str, str, str], int] = defaultdict(int)
+    for cluster_id, group, _type, _image, status, n in tx.conn.execute(
+        select(*columns, func.count()).group_by(*columns)
+    ):
+        counted[(cluster_id, group, status)] += n
+    names = {
+        row.id: row
+        for row in tx.conn.execute(
+            select(clusters.c.id, clusters.c.account_id, clusters.c.region, clusters.c.name)
         )
-        .join(clusters, clusters.c.id == counted.c.cluster_id)
-        .order_by(clusters.c.account_id, clusters.c.region, clusters.c.name)
-    )
-    return [NodeCount(*row) for row in rows]
+    }
+    found = [
+        NodeCount(cluster.account_id, cluster.region, cluster.name, group, status, n)
+        for (cluster_id, group, status), n in counted.items()
+        if (cluster := names.get(cluster_id)) is not None
+    ]
+    return sorted(found, key=lambda c: (c.account_id, c.region, c.cluster, c.group, c.status))
 
 
 def faults_by_kind(tx: Tx) -> dict[str, int]:
