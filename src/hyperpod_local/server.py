@@ -84,11 +84,23 @@ def build_protocol(backend: Backend) -> JsonProtocol:
 
 
 def create_app(backend: Backend, admin_token: str | None = None) -> Any:
-    """The server's ASGI app. With an `admin_token` the admin API wants it as a bearer token;
-    without one it answers loopback clients only."""
+    """The server's ASGI app. With an `admin_token` the admin API and /metrics want it as a
+    bearer token; without one they answer loopback clients only."""
     protocol = build_protocol(backend)
     admin = admin_app(backend, protocol.cache)
     settings = backend.settings
+
+    async def scrape(scope: ASGIScope) -> HttpResponse:
+        if scope["method"] != "GET":
+            return _admin_error(405, "MethodNotAllowed", f"{METRICS_PATH} takes GET requests.")
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        try:
+            # The scrape reads the store: off the event loop, as a request's handler is.
+            body, content_type = await anyio.to_thread.run_sync(backend.metrics.exposition, accept)
+        except Exception:
+            log.exception("GET %s failed", METRICS_PATH)
+            return _admin_error(500, "InternalError", "The metrics could not be read; see the log.")
+        return HttpResponse(200, body, [("content-type", content_type)])
 
     async def app(scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,7 +124,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
         if path == METRICS_PATH:
             # Guarded as the admin API is: it names every account's clusters and groups.
             refusal = _admin_refusal(scope, admin_token, METRICS_PATH)
-            await _send(send, refusal or await _metrics(scope))
+            await _send(send, refusal or await scrape(scope))
             return
         if path.startswith("/_hyperpod/"):
             refusal = _admin_refusal(scope, admin_token)
@@ -170,18 +182,6 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             # Handlers do blocking store I/O: keep it off the event loop.
             started = await anyio.to_thread.run_sync(protocol.finish, started)
         await _send(send, started)
-
-    async def _metrics(scope: ASGIScope) -> HttpResponse:
-        if scope["method"] != "GET":
-            return _admin_error(405, "MethodNotAllowed", f"{METRICS_PATH} takes GET requests.")
-        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-        try:
-            # The scrape reads the store: off the event loop, as a request's handler is.
-            body, content_type = await anyio.to_thread.run_sync(backend.metrics.exposition, accept)
-        except Exception:
-            log.exception("GET %s failed", METRICS_PATH)
-            return _admin_error(500, "InternalError", "The metrics could not be read; see the log.")
-        return HttpResponse(200, body, [("content-type", content_type)])
 
     return app
 
@@ -249,9 +249,7 @@ def _admin_refusal(
         # An empty token would let in `Bearer ` alone: it opens nothing.
         if token.strip() and hmac.compare_digest(given, f"Bearer {token}".encode()):
             return None
-        return _admin_error(
-            401, "Unauthorized", f"{what} needs 'Authorization: Bearer <admin token>'."
-        )
+        return _admin_error(401, "Unauthorized", f"{what} needs 'Authorization: Bearer <token>'.")
     client = (scope.get("client") or ("", 0))[0]
     forwarded = any(name in _FORWARDING_HEADERS for name, _ in scope["headers"])
     if is_loopback(client) and not forwarded:
