@@ -25,6 +25,9 @@ ALLOWED = {
     "engine": {"domain", "store", "providers"},
     "api": {"domain", "store", "engine", "wire"},
     "admin": {"domain", "store", "engine", "api", "wire", "backend"},
+    # Metrics and the request log: fed by the wire's and the engine's observers, and reading
+    # the store at scrape time; only the composing root modules (backend, server) import it.
+    "telemetry": {"domain", "store", "engine", "wire"},
     "cli": {"domain", "settings", "backend", "demo", "http", "server", "wire", "engine"},
 }
 

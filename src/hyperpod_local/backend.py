@@ -20,6 +20,8 @@ from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.providers import build_provider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store
+from hyperpod_local.telemetry import Metrics
+from hyperpod_local.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class Backend:
             max_in_flight=settings.recovery_max_in_flight,
             unhealthy_threshold=settings.recovery_unhealthy_threshold,
         )
+        # One registry per backend: its engine's steps and its API's answers (server.py).
+        self.metrics = Metrics(self.store, self.clock, __version__)
         self.engine = Engine(
             self.store,
             self.clock,
@@ -73,6 +77,7 @@ class Backend:
             self.ids,
             self.policy,
             events_per_cluster=settings.events_per_cluster,
+            observer=self.metrics,
         )
 
     @property

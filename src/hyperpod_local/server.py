@@ -1,4 +1,4 @@
-"""The ASGI app: POST (any path) -> wire, /_hyperpod/ -> admin."""
+"""The ASGI app: POST (any path) -> wire, /_hyperpod/ -> admin, GET /metrics -> Prometheus."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import logging
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -15,6 +17,7 @@ from hyperpod_local.api import READ_ONLY_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.settings import Settings
+from hyperpod_local.telemetry import request_observer
 from hyperpod_local.wire.auth import Authenticator, OpenAuth, StrictAuth, read_credentials
 from hyperpod_local.wire.model import sagemaker_spec
 from hyperpod_local.wire.protocol import (
@@ -26,9 +29,14 @@ from hyperpod_local.wire.protocol import (
 )
 from hyperpod_local.wire.response_cache import ResponseCache
 
+log = logging.getLogger(__name__)
+
 ASGIScope = dict[str, Any]
 Receive = Any
 Send = Any
+
+
+METRICS_PATH = "/metrics"
 
 
 class MethodNotAllowed(ServiceError):
@@ -71,15 +79,28 @@ def build_protocol(backend: Backend) -> JsonProtocol:
         authenticator(backend.settings),
         cache=cache,
         read_only=READ_ONLY_OPERATIONS,
+        observer=request_observer(backend.metrics),
     )
 
 
 def create_app(backend: Backend, admin_token: str | None = None) -> Any:
-    """The server's ASGI app. With an `admin_token` the admin API wants it as a bearer token;
-    without one it answers loopback clients only."""
+    """The server's ASGI app. With an `admin_token` the admin API and /metrics want it as a
+    bearer token; without one they answer loopback clients only."""
     protocol = build_protocol(backend)
     admin = admin_app(backend, protocol.cache)
     settings = backend.settings
+
+    async def scrape(scope: ASGIScope) -> HttpResponse:
+        if scope["method"] != "GET":
+            return _admin_error(405, "MethodNotAllowed", f"{METRICS_PATH} takes GET requests.")
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        try:
+            # The scrape reads the store: off the event loop, as a request's handler is.
+            body, content_type = await anyio.to_thread.run_sync(backend.metrics.exposition, accept)
+        except Exception:
+            log.exception("GET %s failed", METRICS_PATH)
+            return _admin_error(500, "InternalError", "The metrics could not be read; see the log.")
+        return HttpResponse(200, body, [("content-type", content_type)])
 
     async def app(scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -87,15 +108,25 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
+        path = scope["path"]
         if sum(len(name) + len(value) for name, value in scope["headers"]) > (
             settings.max_header_bytes
         ):
             error = HeadersTooLarge(
                 f"The request headers are larger than {settings.max_header_bytes} bytes."
             )
-            await _send(send, error_response(error))
+            if path.startswith("/_hyperpod/") or path == METRICS_PATH:
+                await _send(send, error_response(error))
+            else:
+                await _send(send, protocol.refused(error, started))
             return
-        if scope["path"].startswith("/_hyperpod/"):
+        if path == METRICS_PATH:
+            # Guarded as the admin API is: it names every account's clusters and groups.
+            refusal = _admin_refusal(scope, admin_token, METRICS_PATH)
+            await _send(send, refusal or await scrape(scope))
+            return
+        if path.startswith("/_hyperpod/"):
             refusal = _admin_refusal(scope, admin_token)
             if refusal is not None:
                 await _send(send, refusal)
@@ -120,7 +151,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             error = MethodNotAllowed(
                 f"The SageMaker API takes POST requests; {scope['method']} is not allowed."
             )
-            await _send(send, error_response(error))
+            await _send(send, protocol.refused(error, started))
             return
         try:
             # asyncio's timeout, not anyio's cancel scope: that cost a tenth of a cached answer.
@@ -128,10 +159,10 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
                 body = await _read_body(receive, settings.max_body_bytes)
         except TimeoutError:
             error: ServiceError = RequestTimeout(_late(settings))
-            await _send(send, error_response(error))
+            await _send(send, protocol.refused(error, started))
             return
         except PayloadTooLarge as too_large:
-            await _send(send, error_response(too_large))
+            await _send(send, protocol.refused(too_large, started))
             return
         if body is None:
             return  # the client left before its body was complete: nothing is done
@@ -208,17 +239,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _admin_refusal(scope: ASGIScope, token: str | None) -> HttpResponse | None:
-    """The admin API: with a token, only requests that carry it; without, loopback only, and
-    never through a proxy."""
+def _admin_refusal(
+    scope: ASGIScope, token: str | None, what: str = "The admin API"
+) -> HttpResponse | None:
+    """The admin API (and /metrics): with a token, only requests that carry it; without,
+    loopback only, and never through a proxy."""
     if token is not None:
         given = dict(scope["headers"]).get(b"authorization", b"")
         # An empty token would let in `Bearer ` alone: it opens nothing.
         if token.strip() and hmac.compare_digest(given, f"Bearer {token}".encode()):
             return None
-        return _admin_error(
-            401, "Unauthorized", "The admin API needs 'Authorization: Bearer <token>'."
-        )
+        return _admin_error(401, "Unauthorized", f"{what} needs 'Authorization: Bearer <token>'.")
     client = (scope.get("client") or ("", 0))[0]
     forwarded = any(name in _FORWARDING_HEADERS for name, _ in scope["headers"])
     if is_loopback(client) and not forwarded:
@@ -226,7 +257,7 @@ def _admin_refusal(scope: ASGIScope, token: str | None) -> HttpResponse | None:
     return _admin_error(
         403,
         "Forbidden",
-        "The admin API answers loopback clients only, not through a proxy; behind one, "
+        f"{what} answers loopback clients only, not through a proxy; behind one, "
         "serve with --auth strict and send the admin token.",
     )
 

@@ -15,6 +15,8 @@ from typing import Any, ParamSpec
 
 import click
 
+from hyperpod_local.cli.logs import LOG_FORMATS
+from hyperpod_local.cli.logs import configure as configure_logging
 from hyperpod_local.cli.numbers import MAX_BODY_BYTES, MAX_CLIENT_TIMEOUT, MAX_SPEED, Finite
 from hyperpod_local.domain.faults import FaultKind
 from hyperpod_local.settings import (
@@ -216,6 +218,17 @@ def main() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     envvar="HYPERPOD_LOCAL_LOG_LEVEL",
     show_envvar=True,
+    help="info logs every API request; debug also every HTTP request (admin included).",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(LOG_FORMATS),
+    envvar="HYPERPOD_LOCAL_LOG_FORMAT",
+    show_envvar=True,
+    help="json: each log line (stderr) is one JSON object; a request's carries request_id, "
+    "operation, account, region, status and duration_ms.",
 )
 @_startup_errors_in_one_line
 def serve(
@@ -237,6 +250,7 @@ def serve(
     client_timeout: float,
     response_cache: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
     import uvicorn
@@ -259,9 +273,7 @@ def serve(
     if auth == "strict" and credentials_file is not None:
         # Before the data dir is made or migrated: a bad file leaves nothing behind.
         _check_credentials(credentials_file)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_config = configure_logging(log_format, log_level)
     durations = _read_durations(durations_file)
     try:
         backend = Backend(
@@ -318,6 +330,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level=log_level,
+        log_config=log_config,
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,

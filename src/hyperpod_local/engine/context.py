@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, Task
 from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.reports import Tally
 from hyperpod_local.providers.base import Provider
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -23,6 +24,8 @@ class StepContext:
     provider: Provider
     ids: IdSource
     policy: RecoveryPolicy
+    # What the step counts for the metrics (engine/reports.py), published once it commits.
+    tally: Tally = field(default_factory=Tally)
 
     def log(self, cluster: Cluster) -> EventLog:
         return EventLog(self.ids, cluster.id, self.now)

@@ -17,7 +17,7 @@ from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node, NodeStatus, Task
 from hyperpod_local.engine.context import StepContext, step
 from hyperpod_local.engine.operations import DETECTION as KIND
-from hyperpod_local.engine.recovery import attempt_recovery, automatic
+from hyperpod_local.engine.recovery import automatic, recover_detected
 
 
 @step(KIND)
@@ -42,11 +42,7 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
             detected.setdefault(also[0].name, []).append(also)
     if automatic(cluster):
         for hits in detected.values():
-            for index, (group, node, fault) in enumerate(hits):
-                action = fault.hardware.action
-                # Held back (breaker or in-flight cap): so is every later node of the group.
-                if not attempt_recovery(ctx, cluster, group, node, action, log, first=index == 0):
-                    break
+            recover_detected(ctx, cluster, hits, log)
     ctx.tx.events.add_all(log.events)
     return None
 

@@ -16,6 +16,11 @@ from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.model import Cluster, EventLevel, InstanceGroup, Node
 from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.operations import ACTION_WORDS, schedule_detection, start_node_action
+from hyperpod_local.engine.reports import RECOVERIES_HELD_BACK, RECOVERIES_STARTED
+
+# Why a recovery is held back: too much of the group unhealthy, or enough already under way.
+BREAKER = "breaker"
+IN_FLIGHT = "in_flight"
 
 
 def automatic(cluster: Cluster) -> bool:
@@ -62,7 +67,26 @@ def resume_recoveries(
         faults = ctx.provider.health(ctx.tx, [node.instance_id]).get(node.instance_id, [])
         # A node whose fault has been lifted is still down: a reboot brings it back.
         action = faults[0].hardware.action if faults else "reboot"
-        if not attempt_recovery(ctx, cluster, group, node, action, log, first=False):
+        if attempt_recovery(ctx, cluster, group, node, action, log, first=False) is not None:
+            return
+
+
+def recover_detected(
+    ctx: StepContext,
+    cluster: Cluster,
+    found: list[tuple[InstanceGroup, Node, Fault]],
+    log: EventLog,
+) -> None:
+    """Nodes of one group the health agent has just put in Failure, judged together: their
+    recoveries start in order until the policy holds one back, and every later one is held
+    back with it (nothing along the list makes the group healthier). The held-back nodes are
+    counted here, once each: resume_recoveries holding one again is not a new hold."""
+    for index, (group, node, fault) in enumerate(found):
+        reason = attempt_recovery(
+            ctx, cluster, group, node, fault.hardware.action, log, first=index == 0
+        )
+        if reason is not None:
+            ctx.tally.add(RECOVERIES_HELD_BACK, reason, len(found) - index)
             return
 
 
@@ -75,8 +99,9 @@ def attempt_recovery(
     log: EventLog,
     *,
     first: bool,
-) -> bool:
-    """Start the node's automatic recovery if the policy lets it; False if held back."""
+) -> str | None:
+    """Start the node's automatic recovery if the policy lets it; if it holds it back, why
+    (BREAKER or IN_FLIGHT)."""
     health = ctx.tx.nodes.group_health(cluster.id, group.name)
     size = max(group.target_count, health.members)
     allowed = ctx.policy.allowed_unhealthy(size)
@@ -94,7 +119,7 @@ def attempt_recovery(
                 ),
                 level=EventLevel.WARN,
             )
-        return False
+        return BREAKER if health.unhealthy > allowed else IN_FLIGHT
     start_node_action(ctx.tx, cluster, node, action, ctx.now, ctx.durations, busy="recover")
     assert node.instance_id is not None
     log.instance(
@@ -102,4 +127,5 @@ def attempt_recovery(
         node.instance_id,
         text.recovery_started(ACTION_WORDS[action], node.instance_id, cluster.name, group.name),
     )
-    return True
+    ctx.tally.add(RECOVERIES_STARTED, action)
+    return None

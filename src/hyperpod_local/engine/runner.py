@@ -4,6 +4,7 @@ on demand (advance, settle) for a manual one."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 from hyperpod_local.domain.faults import RecoveryPolicy
@@ -11,6 +12,7 @@ from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import MAX_TIME, Clock, ClockLimit, ManualClock
 from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.reports import EngineObserver, StepReport
 from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
 from hyperpod_local.providers.base import Provider
 from hyperpod_local.store.database import Store
@@ -62,6 +64,7 @@ class Engine:
         *,
         batch: int = 50,
         events_per_cluster: int = EVENTS_PER_CLUSTER,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +74,8 @@ class Engine:
         self.policy = policy
         self.batch = batch
         self.events_per_cluster = events_per_cluster
+        # Told of the steps run, once they are committed (the server's metrics).
+        self.observer = observer
         # One runner at a time in this process: the background loop or an advance.
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -90,17 +95,19 @@ class Engine:
                     pruned = self._prune(tx, now)
                     tasks = tx.tasks.due_together(now, self.batch)
                     removals = tx.tasks.removals
+                    reports: list[StepReport] = []
                     for task in tasks:
                         # A step before it may have removed it (its node went, a rollback
                         # cancelled it): then it does not run.
                         if tx.tasks.removals != removals and tx.tasks.get(task.id or -1) != task:
                             continue
-                        self._run_one(tx, task)
+                        reports.append(self._run_one(tx, task))
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not tasks and not pruned
                 if not tasks:
                     return ran
+                self._report(reports)
                 ran += len(tasks)
 
     def _prune(self, tx: Tx, now: float) -> int:
@@ -110,15 +117,20 @@ class Engine:
         self._next_prune = now + _PRUNE_EVERY
         return tx.events.prune(now - RETENTION, self.events_per_cluster)
 
-    def _run_one(self, tx: Tx, task: Task) -> None:
+    def _run_one(self, tx: Tx, task: Task) -> StepReport:
         """One step in its own savepoint: a step that fails leaves no half of its work behind,
         and is tried again a little later, then given up with an error event."""
         step, due_at = task.step, task.due_at
+        now = self.clock.now()
+        late = self.clock.wall_seconds(now - due_at) if now > due_at else 0.0
+        # A manual clock's span never passes by itself (inf): its steps run at their due time.
+        late = late if math.isfinite(late) else 0.0
         # A step happens at its due time, or now if the engine runs it late, so no event is
         # stamped earlier than one a request has already written.
         context = StepContext(
-            tx, max(due_at, self.clock.now()), self.durations, self.provider, self.ids, self.policy
+            tx, max(due_at, now), self.durations, self.provider, self.ids, self.policy
         )
+        outcome = "ok"
         try:
             with tx.conn.begin_nested():
                 rescheduled = STEPS[task.kind](context, task)
@@ -128,15 +140,29 @@ class Engine:
                     tx.tasks.save(rescheduled)
         except Exception as error:
             log.exception("step %s/%s of task %s failed", task.kind, step, task.id)
+            # Rolled back: what the step counted did not happen.
+            context.tally.clear()
             task.step, task.due_at = step, due_at
             failures = int(task.data.get("failures", 0)) + 1
             if failures >= MAX_STEP_FAILURES:
                 tx.tasks.remove(task.id or -1)
                 record_abandoned(context, task, error)
-                return
-            task.data = {**task.data, "failures": failures}
-            task.due_at = round(due_at + STEP_RETRY_DELAY, 3)
-            tx.tasks.save(task)
+                outcome = "abandoned"
+            else:
+                task.data = {**task.data, "failures": failures}
+                task.due_at = round(due_at + STEP_RETRY_DELAY, 3)
+                tx.tasks.save(task)
+                outcome = "failed"
+        return StepReport(task.kind, outcome, late, context.tally.counts)
+
+    def _report(self, reports: list[StepReport]) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer.steps_committed(reports)
+        except Exception:
+            # The steps are committed: a fault in the metrics must not make the loop retry.
+            log.exception("the engine's observer failed")
 
     def next_due_at(self) -> float | None:
         with self.store.read() as tx:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,28 @@ class Pending:
     body: bytes
     cache_key: CacheKey | None = None
     generation: int = 0
+    # perf_counter() when the protocol took the request: its answer's duration starts here.
+    started: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One API request answered, for whoever observes the protocol (metrics, request log)."""
+
+    request_id: str
+    # "-" for a request that names no operation of the model.
+    operation: str
+    # None when the caller was not authenticated.
+    scope: Scope | None
+    status: int
+    # The AWS error code, None for a success.
+    error: str | None
+    # From the protocol taking the request to its answer being ready.
+    seconds: float
+    cached: bool = False
+
+
+Observer = Callable[[Answered], None]
 
 
 class JsonProtocol:
@@ -75,14 +98,17 @@ class JsonProtocol:
         *,
         cache: ResponseCache | None = None,
         read_only: frozenset[str] = frozenset(),
+        observer: Observer | None = None,
     ) -> None:
         """With a `cache`, answers to the `read_only` operations are sent again while the
-        store has not changed."""
+        store has not changed. An `observer` is told of every answer, on the thread that
+        made it: it must be quick."""
         self.spec = spec
         self.handlers = handlers
         self.auth: Authenticator = auth or OpenAuth()
         self.cache = cache
         self.read_only = read_only
+        self.observer = observer
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = self.begin(request)
@@ -91,8 +117,10 @@ class JsonProtocol:
     def begin(self, request: HttpRequest) -> HttpResponse | Pending:
         """Authentication, the operation's name and a cached answer: cheap work, none of it
         waiting on the store, so the server runs it on its event loop."""
+        started = time.perf_counter()
         request_id = str(uuid.uuid4())
         operation = "-"
+        scope: Scope | None = None
         try:
             # Who is asking comes first: an unsigned request learns nothing else.
             scope = self.auth.authenticate(
@@ -101,7 +129,7 @@ class JsonProtocol:
                 )
             )
             operation = self._operation(request.headers.get("x-amz-target"))
-            pending = Pending(request_id, operation, scope, request.body)
+            pending = Pending(request_id, operation, scope, request.body, started=started)
             if (
                 self.cache is not None
                 and operation in self.read_only
@@ -114,10 +142,14 @@ class JsonProtocol:
                 if not _no_cache(request.headers):
                     body = self.cache.lookup(pending.cache_key)
                     if body is not None:
-                        return HttpResponse(200, body, _headers(request_id))
+                        answer = HttpResponse(200, body, _headers(request_id))
+                        self._observe(answer, request_id, operation, scope, started, cached=True)
+                        return answer
             return pending
         except Exception as error:
-            return self._failure(error, request_id, operation)
+            failure = self._failure(error, request_id, operation)
+            self._observe(failure, request_id, operation, scope, started)
+            return failure
 
     def finish(self, pending: Pending) -> HttpResponse:
         """Validation, the handler and the answer."""
@@ -141,9 +173,43 @@ class JsonProtocol:
             ).encode()
             if self.cache is not None and pending.cache_key is not None:
                 self.cache.keep(pending.cache_key, pending.generation, body)
-            return HttpResponse(200, body, _headers(pending.request_id))
+            answer = HttpResponse(200, body, _headers(pending.request_id))
         except Exception as error:
-            return self._failure(error, pending.request_id, operation)
+            answer = self._failure(error, pending.request_id, operation)
+        self._observe(answer, pending.request_id, operation, pending.scope, pending.started)
+        return answer
+
+    def refused(self, error: ServiceError, started: float) -> HttpResponse:
+        """The answer to a request refused before the protocol could read it (a body too
+        large or too slow, a method other than POST), observed as the others are."""
+        request_id = str(uuid.uuid4())
+        answer = error_response(error, request_id)
+        self._observe(answer, request_id, "-", None, started)
+        return answer
+
+    def _observe(
+        self,
+        answer: HttpResponse,
+        request_id: str,
+        operation: str,
+        scope: Scope | None,
+        started: float,
+        *,
+        cached: bool = False,
+    ) -> None:
+        if self.observer is None:
+            return
+        error = None
+        if answer.status != 200:
+            error = next((v for k, v in answer.headers if k == "x-amzn-errortype"), None)
+        seconds = time.perf_counter() - started
+        try:
+            self.observer(
+                Answered(request_id, operation, scope, answer.status, error, seconds, cached)
+            )
+        except Exception:
+            # The answer stands: what watches the protocol never turns it into an error.
+            log.exception("the request observer failed on request %s", request_id)
 
     def _failure(self, error: Exception, request_id: str, operation: str) -> HttpResponse:
         if isinstance(error, ServiceError):
