@@ -1072,6 +1072,37 @@ def test_the_mock_injects_a_fault_and_replaces_the_node() -> None:
             hp.inject("hardware", cluster="m", instance_id=new, type="Nope")
 
 
+def test_the_mock_takes_the_admin_apis_json_specs_and_keywords_alike() -> None:
+    with hyperpod_local.mock() as hp:
+        sm = hp.client()
+        sm.create_cluster(ClusterName="m", InstanceGroups=[group("g", 1)])
+        hp.settle()
+        node = nodes_of(sm, "m")[0]["InstanceId"]
+        spec = {"Kind": "internal_error", "Cluster": "m", "InstanceId": node, "Count": 2}
+        [from_spec] = hp.inject(spec)
+        [from_keywords] = hp.inject("internal_error", cluster="m", instance_id=node, count=2)
+        # A spec can be completed by keywords, e.g. one read from a file with an id added.
+        [mixed] = hp.inject(
+            {"Kind": "internal_error", "Cluster": "m", "Count": 2}, instance_id=node
+        )
+        for made in (from_spec, from_keywords, mixed):
+            assert {key: made[key] for key in ("Kind", "Cluster", "InstanceId", "Remaining")} == {
+                "Kind": "internal_error",
+                "Cluster": "m",
+                "InstanceId": node,
+                "Remaining": 2,
+            }
+        assert spec == {"Kind": "internal_error", "Cluster": "m", "InstanceId": node, "Count": 2}
+        [alarm] = hp.inject({"Kind": "alarm", "AlarmName": "training-loss-spike"})
+        assert alarm["AlarmName"] == "training-loss-spike"
+        # The admin API's checks, with its messages.
+        with pytest.raises(ValidationError, match="An alarm fault takes no field 'Rate'"):
+            hp.inject({"Kind": "alarm", "AlarmName": "a", "Rate": 0.5})
+        with pytest.raises(TypeError, match="Count twice"):
+            hp.inject(spec, count=3)
+        assert len(hp.faults()) == 4
+
+
 # Durability -------------------------------------------------------------------------------------
 
 
