@@ -364,11 +364,9 @@ _region_option = click.option(
 @_region_option
 def nodes(cluster: str, endpoint_url: str, region: str) -> None:
     """Print the nodes of CLUSTER (name or ARN) as a table."""
-    from rich.console import Console
+    from hyperpod_local.cli.views import console, sagemaker_client, show
 
-    from hyperpod_local.cli.views import sagemaker_client, show
-
-    _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, Console()))
+    _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, console()))
 
 
 @main.command()
@@ -379,14 +377,12 @@ def nodes(cluster: str, endpoint_url: str, region: str) -> None:
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many refreshes.")
 def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: int | None) -> None:
     """Show the nodes of CLUSTER live, refreshing as their states change (Ctrl-C to stop)."""
-    from rich.console import Console
-
-    from hyperpod_local.cli.views import sagemaker_client
+    from hyperpod_local.cli.views import console, sagemaker_client
     from hyperpod_local.cli.views import watch as watch_nodes
 
     client = sagemaker_client(endpoint_url, region)
     with contextlib.suppress(KeyboardInterrupt):
-        _client_call(lambda: watch_nodes(client, cluster, Console(), interval, count))
+        _client_call(lambda: watch_nodes(client, cluster, console(), interval, count))
 
 
 @main.group()
