@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ import pytest
 
 import hyperpod_local
 from hyperpod_local.mock import HyperPodMock
-from tests.support import group
+from tests.support import group, run_clean
 
 
 def test_clients_made_inside_the_context_reach_the_mock() -> None:
@@ -110,36 +107,6 @@ def test_the_pytest_fixture(hyperpod: HyperPodMock) -> None:
 
 
 # No credentials anywhere: a clean CI runner ------------------------------------------------
-
-# The child refuses every connection beyond loopback and says so: were the mock ever to let a
-# client look for credentials (the EC2 metadata service) or reach AWS, the test fails here
-# rather than sending anything.
-_NO_NETWORK = """
-import ipaddress, socket
-_connect = socket.socket.connect
-def _guarded(self, address):
-    host = address[0] if isinstance(address, tuple) else ""
-    if host and not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
-        raise SystemExit(f"tried to connect to {address}")
-    return _connect(self, address)
-socket.socket.connect = _guarded
-"""
-
-
-def run_clean(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Python code in a process with no AWS_* variable and an empty HOME (no ~/.aws)."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    clean.update(HOME=str(home), **env)
-    return subprocess.run(
-        [sys.executable, "-c", _NO_NETWORK + code],
-        capture_output=True,
-        text=True,
-        env=clean,
-        cwd=home,
-        timeout=60,
-    )
 
 
 def test_boto3_clients_work_in_the_mock_with_no_credentials_configured(tmp_path: Path) -> None:
