@@ -178,6 +178,43 @@ class Aws:
         return json.loads(done.stdout)
 
 
+# Put before a child's code: it refuses every connection beyond loopback and says so, so a
+# client that went looking for credentials (the EC2 metadata service) or for AWS fails the
+# test rather than sending anything.
+NO_NETWORK = """
+import ipaddress, socket
+_connect = socket.socket.connect
+def _guarded(self, address):
+    host = address[0] if isinstance(address, tuple) else ""
+    if host and not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+        raise SystemExit(f"tried to connect to {address}")
+    return _connect(self, address)
+socket.socket.connect = _guarded
+"""
+
+
+def clean_environment(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The environment of a machine with no AWS configuration at all: no AWS_* variable and
+    an empty HOME (no ~/.aws), as on a clean CI runner."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean.update(HOME=str(home), **env)
+    return clean
+
+
+def run_clean(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Python code in a child with a clean environment and no network beyond loopback."""
+    return subprocess.run(
+        [sys.executable, "-c", NO_NETWORK + code],
+        capture_output=True,
+        text=True,
+        env=clean_environment(tmp_path, **env),
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
 def group(name: str, count: int = 2, instance_type: str = "ml.c5.xlarge", **extra: Any) -> dict:
     return {
         "InstanceGroupName": name,

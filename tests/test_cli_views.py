@@ -23,6 +23,16 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def piped(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with its output to a pipe and no COLUMNS, as in `hyperpod-local nodes c | grep`."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "TTY_", "FORCE_")) and k not in ("COLUMNS", "LINES")
+    }
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60, env=clean)
+
+
 def make_cluster(server: ServerProcess, name: str) -> list[dict[str, Any]]:
     sm = server.client()
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("workers", 3)])
@@ -39,6 +49,34 @@ def test_nodes_prints_every_node(server: ServerProcess, name: str) -> None:
         assert node["InstanceId"] in result.stdout
         assert node["PrivateDnsHostname"] in result.stdout
     assert result.stdout.count("Running") == 3
+
+
+def test_piped_tables_keep_every_id_and_hostname_whole(server: ServerProcess, name: str) -> None:
+    sm = server.client()
+    # Logical ids make the widest table: well past 80 columns.
+    sm.create_cluster(
+        ClusterName=name,
+        InstanceGroups=[group("workers-of-a-long-group-name", 2)],
+        NodeProvisioningMode="Continuous",
+        Orchestrator={"Eks": {"ClusterArn": f"arn:aws:eks:us-east-1:123456789012:cluster/{name}"}},
+    )
+    server.settle()
+    nodes = sm.list_cluster_nodes(ClusterName=name, IncludeNodeLogicalIds=True)[
+        "ClusterNodeSummaries"
+    ]
+    url = ["--endpoint-url", server.url]
+    for command in (["nodes", name, *url], ["watch", name, *url, "--count", "2"]):
+        result = piped(*command)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) > 80
+        for node in nodes:
+            # One line per node, with all of it: `grep i-... | awk` works.
+            [line] = [line for line in lines if node["InstanceId"] in line]
+            assert node["NodeLogicalId"] in line, line
+            assert node["PrivateDnsHostname"] in line, line
+            assert "workers-of-a-long-group-name" in line, line
+            assert "…" not in line
 
 
 def test_nodes_reports_errors_in_one_line(server: ServerProcess) -> None:

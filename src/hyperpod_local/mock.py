@@ -13,14 +13,22 @@ wall clock, with HyperPod's work `speed` times faster, as the server does.
 While the context is open, every botocore session made in it (boto3's default session
 included) sends SageMaker requests through `before-send` to the same JsonProtocol the server
 uses. On exit the hook is taken out again and the backend's files are removed.
+
+As moto's mock does, the context puts fake credentials in the environment (and takes any
+session token out) and sets boto3's default session aside, so that `boto3.client()` works on
+a machine with no credentials, and real ones, from the environment or cached by a default
+session made earlier, are never signed with nor sent; on exit the environment and the
+default session are put back as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +42,61 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 _EVENT = "before-send.sagemaker"
+# What the environment holds while a mock is open. "testing" is not a 12-digit key, so the
+# account is the default one (123456789012), as for the README's clients.
+_FAKE_CREDENTIALS: dict[str, str | None] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": None,
+    "AWS_SECURITY_TOKEN": None,
+}
+
+
+class _FakeCredentials:
+    """The environment and boto3's default session are the process's, one for every mock:
+    the first mock to open saves them and puts fake credentials in, the last to close puts
+    back what it saved, in whatever order mocks on several threads open and close."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._saved_environment: dict[str, str | None] = {}
+        self._saved_session: Any = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._open += 1
+            if self._open > 1:
+                return
+            self._saved_environment = {key: os.environ.get(key) for key in _FAKE_CREDENTIALS}
+            _set_environment(_FAKE_CREDENTIALS)
+            boto3 = _boto3()
+            if boto3 is not None:
+                # A default session made earlier may hold real credentials it resolved
+                # then; clients made inside get a new one, which finds the fake ones.
+                self._saved_session, boto3.DEFAULT_SESSION = boto3.DEFAULT_SESSION, None
+
+    def exit(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open > 0:
+                return
+            _set_environment(self._saved_environment)
+            boto3 = _boto3()
+            if boto3 is not None:
+                boto3.DEFAULT_SESSION = self._saved_session
+            self._saved_environment, self._saved_session = {}, None
+
+
+def _set_environment(values: Mapping[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_CREDENTIALS = _FakeCredentials()
 
 
 class _RawBody:
@@ -51,9 +114,9 @@ class HyperPodMock:
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._settings = {"clock": "manual", **settings}
         self._temp_dir: str | None = None
-        self._registered: list[Any] = []
         self.backend: Backend | None = None
         self._protocol: JsonProtocol | None = None
+        self._credentials_set = False
 
     def __enter__(self) -> HyperPodMock:
         from hyperpod_local.server import build_protocol
@@ -70,20 +133,23 @@ class HyperPodMock:
             # __exit__ is not called when __enter__ fails: leave nothing open behind.
             self.__exit__(None, None, None)
             raise
+        _CREDENTIALS.enter()
+        self._credentials_set = True
         _builtin_handlers().append((_EVENT, self._on_send))
-        self._register_on_default_session()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         handlers = _builtin_handlers()
         if (_EVENT, self._on_send) in handlers:
             handlers.remove((_EVENT, self._on_send))
-        # Sessions that picked the hook up: the default one we registered on, and a default
-        # session boto3 made while the mock was open (from BUILTIN_HANDLERS).
-        for events in [*self._registered, *_default_session_events()]:
+        # A default session boto3 made while the mock was open picked the hook up from
+        # BUILTIN_HANDLERS; it is set aside below, but a caller may have kept it.
+        for events in _default_session_events():
             with contextlib.suppress(ValueError):  # not registered on that session
                 events.unregister(_EVENT, self._on_send)
-        self._registered.clear()
+        if self._credentials_set:
+            self._credentials_set = False
+            _CREDENTIALS.exit()
         if self.backend is not None:
             self.backend.close()
         self.backend, self._protocol = None, None
@@ -100,13 +166,23 @@ class HyperPodMock:
         """Run until no operation is in flight; returns the HyperPod seconds that passed."""
         return self._backend().engine.settle()
 
-    def inject(self, kind: str, **target: Any) -> list[dict[str, Any]]:
-        """Inject a fault, as POST /_hyperpod/faults does; keyword names are the admin API's
-        keys in snake case: hp.inject("hardware", cluster="c1", instance_id="i-...",
-        type="GpuXid79", detection_delay_seconds=30)."""
+    def inject(
+        self, kind_or_spec: str | Mapping[str, Any], /, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """Inject a fault, as POST /_hyperpod/faults does; returns the faults made. Either the
+        admin API's JSON spec, `hp.inject({"Kind": "hardware", "Cluster": "c1", "InstanceId":
+        "i-...", "Type": "GpuXid79"})`, or the kind and its fields as keywords, the admin API's
+        keys in snake case: `hp.inject("hardware", cluster="c1", instance_id="i-...",
+        type="GpuXid79", detection_delay_seconds=30)`. Keywords given with a spec add to it."""
         from hyperpod_local.admin import faults
 
-        spec = {"Kind": kind, **{_pascal(key): value for key, value in target.items()}}
+        is_spec = isinstance(kind_or_spec, Mapping)
+        spec: dict[str, Any] = dict(kind_or_spec) if is_spec else {"Kind": kind_or_spec}
+        for key, value in fields.items():
+            name = _pascal(key)
+            if name in spec:
+                raise TypeError(f"inject() got {name} twice (in the spec and as {key}=)")
+            spec[name] = value
         return faults.inject(self._backend(), spec)
 
     def faults(self) -> list[dict[str, Any]]:
@@ -135,11 +211,6 @@ class HyperPodMock:
         kwargs.setdefault("aws_secret_access_key", "testing")
         session = boto3.session.Session()
         return session.client("sagemaker", region_name=region_name, **kwargs)
-
-    def _register_on_default_session(self) -> None:
-        for events in _default_session_events():
-            events.register(_EVENT, self._on_send)
-            self._registered.append(events)
 
     def _on_send(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
         # BUILTIN_HANDLERS holds the open mocks in the order they opened; the newest one
@@ -184,12 +255,17 @@ def _pascal(name: str) -> str:
     return special.get(name) or "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
-def _default_session_events() -> list[Any]:
+def _boto3() -> Any:
     try:
         import boto3
     except ImportError:  # pragma: no cover - boto3 is optional for the mock
-        return []
-    session = boto3.DEFAULT_SESSION
+        return None
+    return boto3
+
+
+def _default_session_events() -> list[Any]:
+    boto3 = _boto3()
+    session = None if boto3 is None else boto3.DEFAULT_SESSION
     return [] if session is None else [session.events]
 
 

@@ -23,7 +23,7 @@ from hyperpod_local.admin.spec import checked
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind
+from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind, a_fault
 from hyperpod_local.domain.ids import parse_cluster_arn
 from hyperpod_local.domain.model import Cluster
 from hyperpod_local.domain.scope import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Scope
@@ -98,7 +98,7 @@ def _cluster(tx: Tx, spec: dict[str, Any]) -> Cluster:
 
 def _need(spec: dict[str, Any], key: str, kind: str) -> Any:
     if spec.get(key) in (None, "", []):
-        raise ValidationError(f"A {kind} fault needs {key}.")
+        raise ValidationError(f"{a_fault(kind).capitalize()} needs {key}.")
     return spec[key]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.faults import FaultKind, check_hardware_type
+from hyperpod_local.domain.faults import FAULT_FIELDS, FaultKind, a_fault, check_hardware_type
 from hyperpod_local.wire.model import sagemaker_spec
 from hyperpod_local.wire.validate import compile_pattern
 
@@ -36,19 +36,6 @@ MAX_REGION_LENGTH = 32
 
 Check = Callable[[str, Any], Any]
 
-_CLUSTER = ("Cluster", "Account", "Region")
-FIELDS: dict[FaultKind, frozenset[str]] = {
-    FaultKind.HARDWARE: frozenset(
-        (*_CLUSTER, "InstanceId", "InstanceGroupName", "Type", "DetectionDelaySeconds")
-    ),
-    FaultKind.LIFECYCLE_SCRIPT: frozenset((*_CLUSTER, "InstanceGroupName", "Count")),
-    FaultKind.CAPACITY: frozenset((*_CLUSTER, "InstanceType")),
-    FaultKind.INTERNAL_ERROR: frozenset((*_CLUSTER, "InstanceId", "Count")),
-    FaultKind.THROTTLING: frozenset(("Operations", "Rate")),
-    FaultKind.LATENCY: frozenset(("Operations", "Seconds")),
-    FaultKind.ALARM: frozenset(("AlarmName",)),
-}
-
 
 def checked(spec: dict[str, Any]) -> tuple[FaultKind, dict[str, Any]]:
     """The spec's kind and its fields, nulls dropped (as the data API drops them), each
@@ -61,7 +48,7 @@ def checked(spec: dict[str, Any]) -> tuple[FaultKind, dict[str, Any]]:
             if isinstance(kind, str)
             else f"Kind must be one of {', '.join(FaultKind)}; got {type(kind).__name__}."
         )
-    allowed = FIELDS[FaultKind(kind)]
+    allowed = FAULT_FIELDS[FaultKind(kind)]
     fields: dict[str, Any] = {}
     for key, value in spec.items():
         if key == "Kind" or value is None:
@@ -69,7 +56,7 @@ def checked(spec: dict[str, Any]) -> tuple[FaultKind, dict[str, Any]]:
         if key not in allowed:
             shown_key = key if _is_text(key) and len(key) <= 64 else "?"
             raise ValidationError(
-                f"A {kind} fault takes no field {shown_key!r}; it takes "
+                f"{a_fault(kind).capitalize()} takes no field {shown_key!r}; it takes "
                 f"{', '.join(sorted(allowed))}."
             )
         fields[key] = _checks()[key](key, value)

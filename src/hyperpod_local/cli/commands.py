@@ -18,7 +18,7 @@ import click
 from hyperpod_local.cli.logs import LOG_FORMATS
 from hyperpod_local.cli.logs import configure as configure_logging
 from hyperpod_local.cli.numbers import MAX_BODY_BYTES, MAX_CLIENT_TIMEOUT, MAX_SPEED, Finite
-from hyperpod_local.domain.faults import FaultKind
+from hyperpod_local.domain.faults import FAULT_FIELDS, FaultKind
 from hyperpod_local.settings import (
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_DATA_DIR,
@@ -389,11 +389,9 @@ _region_option = click.option(
 @_region_option
 def nodes(cluster: str, endpoint_url: str, region: str) -> None:
     """Print the nodes of CLUSTER (name or ARN) as a table."""
-    from rich.console import Console
+    from hyperpod_local.cli.views import console, sagemaker_client, show
 
-    from hyperpod_local.cli.views import sagemaker_client, show
-
-    _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, Console()))
+    _client_call(lambda: show(sagemaker_client(endpoint_url, region), cluster, console()))
 
 
 @main.command()
@@ -404,14 +402,12 @@ def nodes(cluster: str, endpoint_url: str, region: str) -> None:
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many refreshes.")
 def watch(cluster: str, endpoint_url: str, region: str, interval: float, count: int | None) -> None:
     """Show the nodes of CLUSTER live, refreshing as their states change (Ctrl-C to stop)."""
-    from rich.console import Console
-
-    from hyperpod_local.cli.views import sagemaker_client
+    from hyperpod_local.cli.views import console, sagemaker_client
     from hyperpod_local.cli.views import watch as watch_nodes
 
     client = sagemaker_client(endpoint_url, region)
     with contextlib.suppress(KeyboardInterrupt):
-        _client_call(lambda: watch_nodes(client, cluster, Console(), interval, count))
+        _client_call(lambda: watch_nodes(client, cluster, console(), interval, count))
 
 
 @main.group()
@@ -419,40 +415,52 @@ def fault() -> None:
     """Inject, list and remove faults on a running server (its admin API)."""
 
 
-@fault.command("add")
+def _kinds_taking(field: str) -> str:
+    return ", ".join(kind for kind, fields in FAULT_FIELDS.items() if field in fields)
+
+
+# One option for every field a fault spec can hold (domain.faults.FAULT_FIELDS); the help
+# says which kinds take it, from the same table.
+_FAULT_OPTIONS: dict[str, click.Option] = {
+    field: click.Option(declarations, help=f"{text} ({_kinds_taking(field)}).", **extra)
+    for field, declarations, text, extra in (
+        ("Cluster", ["--cluster"], "Cluster name or ARN", {}),
+        ("InstanceId", ["--node", "instance_id"], "Instance id of the node", {}),
+        ("InstanceGroupName", ["--group", "group_name"], "Instance group name", {}),
+        ("Type", ["--type", "fault_type"], "Hardware fault type, e.g. GpuXid79", {}),
+        (
+            "DetectionDelaySeconds",
+            ["--delay"],
+            "HyperPod seconds before the health agent notices it",
+            {"type": Finite()},
+        ),
+        ("Count", ["--count"], "Times it strikes", {"type": click.IntRange(min=1)}),
+        ("InstanceType", ["--instance-type"], "Instance type short of capacity", {}),
+        (
+            "Operations",
+            ["--operation", "operations"],
+            "Operation it applies to, repeatable; all if none",
+            {"multiple": True},
+        ),
+        ("Rate", ["--rate"], "Share of requests throttled, in (0, 1]", {"type": Finite()}),
+        ("Seconds", ["--seconds"], "Added latency per request", {"type": Finite()}),
+        ("AlarmName", ["--alarm-name"], "CloudWatch alarm in ALARM", {}),
+        ("Account", ["--account"], "Account of a cluster given by name", {}),
+        ("Region", ["--region"], "Region of a cluster given by name", {}),
+    )
+}
+
+
+@fault.command("add", params=list(_FAULT_OPTIONS.values()))
 @click.argument("kind", type=click.Choice([k.value for k in FaultKind]))
-@click.option("--cluster", help="Cluster name or ARN.")
-@click.option("--node", "instance_id", help="Instance id of the node.")
-@click.option("--group", "group_name", help="Instance group name.")
-@click.option("--type", "fault_type", help="Hardware fault type, e.g. GpuXid79.")
-@click.option("--delay", type=Finite(), help="Detection delay in HyperPod seconds (hardware).")
-@click.option("--count", type=click.IntRange(min=1), help="Times it strikes (counted kinds).")
-@click.option("--instance-type", help="Instance type short of capacity.")
-@click.option("--operation", "operations", multiple=True, help="Operation it applies to.")
-@click.option("--rate", type=Finite(), help="Share of requests throttled, in (0, 1].")
-@click.option("--seconds", type=Finite(), help="Added latency per request.")
-@click.option("--account", default=None, help="Account of a cluster given by name.")
-@click.option("--region", default=None, help="Region of a cluster given by name.")
 @_endpoint_option
 def fault_add(kind: str, endpoint_url: str, **options: Any) -> None:
     """Inject a fault of KIND; prints the faults created as JSON."""
-    keys = {
-        "cluster": "Cluster",
-        "instance_id": "InstanceId",
-        "group_name": "InstanceGroupName",
-        "fault_type": "Type",
-        "delay": "DetectionDelaySeconds",
-        "count": "Count",
-        "instance_type": "InstanceType",
-        "rate": "Rate",
-        "seconds": "Seconds",
-        "account": "Account",
-        "region": "Region",
-    }
     spec: dict[str, Any] = {"Kind": kind}
-    spec.update({keys[k]: v for k, v in options.items() if k in keys and v is not None})
-    if options["operations"]:
-        spec["Operations"] = list(options["operations"])
+    for field, option in _FAULT_OPTIONS.items():
+        value = options[str(option.name)]
+        if value is not None and value != ():
+            spec[field] = list(value) if isinstance(value, tuple) else value
     click.echo(json.dumps(_admin(endpoint_url, "POST", "/_hyperpod/faults", spec), indent=2))
 
 

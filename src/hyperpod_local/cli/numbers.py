@@ -28,3 +28,9 @@ class Finite(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        # click would show an unbounded range as "x<=None".
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()

@@ -21,6 +21,19 @@ STATUS_STYLES = {
 }
 
 
+# Wider than any table: rich lays a table out to its own width within this, and pads nothing
+# beyond it.
+_UNBOUNDED_WIDTH = 1_000_000
+
+
+def console() -> Console:
+    """A terminal's own console; piped or redirected, one as wide as the table needs, so ids,
+    hostnames and messages come whole to grep and awk (rich would take 80 columns, or
+    $COLUMNS, and cut or wrap them to fit)."""
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=_UNBOUNDED_WIDTH)
+
+
 def sagemaker_client(endpoint_url: str, region: str) -> Any:
     """A botocore SageMaker client for the server; dummy credentials if the user has none."""
     import botocore.session

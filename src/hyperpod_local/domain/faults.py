@@ -31,6 +31,27 @@ class FaultKind(StrEnum):
     ALARM = "alarm"
 
 
+_CLUSTER = ("Cluster", "Account", "Region")
+# The fields a fault spec of each kind may hold: the admin API, `hp.inject()` and the CLI's
+# `fault add` options all follow this one table.
+FAULT_FIELDS: dict[FaultKind, frozenset[str]] = {
+    FaultKind.HARDWARE: frozenset(
+        (*_CLUSTER, "InstanceId", "InstanceGroupName", "Type", "DetectionDelaySeconds")
+    ),
+    FaultKind.LIFECYCLE_SCRIPT: frozenset((*_CLUSTER, "InstanceGroupName", "Count")),
+    FaultKind.CAPACITY: frozenset((*_CLUSTER, "InstanceType")),
+    FaultKind.INTERNAL_ERROR: frozenset((*_CLUSTER, "InstanceId", "Count")),
+    FaultKind.THROTTLING: frozenset(("Operations", "Rate")),
+    FaultKind.LATENCY: frozenset(("Operations", "Seconds")),
+    FaultKind.ALARM: frozenset(("AlarmName",)),
+}
+
+
+def a_fault(kind: str) -> str:
+    """'a hardware fault', 'an alarm fault': how messages name a fault of a kind."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} fault"
+
+
 @dataclass(frozen=True, slots=True)
 class HardwareFault:
     message: str
