@@ -24,7 +24,8 @@ ALLOWED = {
     "providers": {"domain", "store"},
     "engine": {"domain", "store", "providers"},
     "api": {"domain", "store", "engine", "wire"},
-    "admin": {"domain", "store", "engine", "api", "wire", "backend"},
+    "outlets": {"domain", "store"},
+    "admin": {"domain", "store", "engine", "api", "wire", "backend", "outlets"},
     "cli": {"domain", "settings", "backend", "demo", "http", "server", "wire", "engine"},
 }
 

@@ -75,6 +75,14 @@ class OutboxRepository:
         given again (AUTOINCREMENT), so 'after this' holds across a trim to nothing."""
         return int(self.conn.scalar(select(func.max(event_outbox.c.seq))) or 0)
 
+    def count_after(self, seq: int) -> int:
+        return int(
+            self.conn.scalar(
+                select(func.count()).select_from(event_outbox).where(event_outbox.c.seq > seq)
+            )
+            or 0
+        )
+
     def overflow(self, seq: int, keep: int) -> tuple[int, int] | None:
         """With more than `keep` entries after `seq`: (the seq up to which the oldest of them
         must go so that `keep` are left, how many go); None if they fit."""

@@ -1,0 +1,201 @@
+"""One target's deliveries, on a thread of its own: the outbox entries after the target's
+place, in order, each retried with backoff until it is delivered, refused, too old or tried
+too often (EventBridge's own retry policy: 185 attempts, 24 hours), and the oldest dropped
+when more than the queue limit wait. Nothing here runs on a request's or the engine's thread:
+a slow or dead target holds up only itself."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hyperpod_local.outlets.targets import Outcome, Target
+from hyperpod_local.store.database import Store
+from hyperpod_local.store.outbox import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+# EventBridge's defaults for a rule target (RetryPolicy).
+MAX_ATTEMPTS = 185
+MAX_AGE_SECONDS = 86400.0
+# Backoff between attempts at the same events: doubling from the first, up to the cap.
+FIRST_BACKOFF = 0.2
+MAX_BACKOFF = 30.0
+# The target's place is saved at most this often while it delivers (and whenever it is idle):
+# a crash sends again at most this much of what was delivered.
+SAVE_EVERY = 1.0
+# A wake-up is sent after every commit that adds to the outbox; this only bounds a missed one.
+IDLE_POLL = 2.0
+# Give-ups and drops are logged at once, then summed up at most this often.
+REPORT_EVERY = 10.0
+
+
+@dataclass(slots=True)
+class _Attempt:
+    entry: OutboxEntry
+    first: float
+    tries: int = 0
+
+
+@dataclass(slots=True)
+class _Report:
+    """Undelivered events, logged without flooding the log when a target is down for long."""
+
+    target: str
+    failed: int = 0
+    dropped: int = 0
+    last: str = ""
+    logged_at: float = field(default=-REPORT_EVERY)
+
+    def note(self, failed: int, dropped: int, last: str, now: float) -> None:
+        self.failed += failed
+        self.dropped += dropped
+        self.last = last
+        if now - self.logged_at >= REPORT_EVERY:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        if self.failed:
+            log.warning(
+                "events to %s: gave up on %d event(s); last %s", self.target, self.failed, self.last
+            )
+        if self.dropped:
+            log.warning(
+                "events to %s: dropped %d event(s), the oldest waiting, to keep the queue "
+                "within its limit; last %s",
+                self.target,
+                self.dropped,
+                self.last,
+            )
+        self.failed = self.dropped = 0
+        self.logged_at = now
+
+
+class Delivery:
+    """The counts are plain attributes, read by any thread: `delivered`, `failed` (given up:
+    refused, or out of attempts or time) and `dropped` (never tried: over the queue limit)."""
+
+    def __init__(
+        self,
+        target: Target,
+        store: Store,
+        place: int,
+        save: Callable[[Delivery, int], None],
+        *,
+        queue_limit: int,
+        max_age: float = MAX_AGE_SECONDS,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.target = target
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        # Every entry up to `place` is done with; `saved` is the place the store holds.
+        self.place = place
+        self.saved = place
+        self._store = store
+        self._save = save
+        self._queue_limit = queue_limit
+        self._max_age = max_age
+        self._max_attempts = max_attempts
+        self._saved_at = 0.0
+        self._report = _Report(target.spec)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"events to {target.spec}", daemon=True
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "failed": self.failed, "dropped": self.dropped}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Stop, saving the place; a send still under way after `timeout` is left to end with
+        the process, and what it carried is sent again next time (at least once)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._save_place(force=True)
+        self._report.flush(time.monotonic())
+
+    # The thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[_Attempt] = []
+        while not self._stop.is_set():
+            try:
+                self._round(pending)
+            except Exception:
+                # The store busy past its timeout, say: nothing is lost, the round comes again.
+                log.exception("events to %s: delivery round failed", self.target.spec)
+                self._stop.wait(1.0)
+
+    def _round(self, pending: list[_Attempt]) -> None:
+        self._trim(pending)
+        room = self.target.batch_size - len(pending)
+        if room > 0:
+            after = pending[-1].entry.seq if pending else self.place
+            with self._store.read() as tx:
+                fresh = tx.outbox.after(after, room)
+            now = time.monotonic()
+            pending.extend(_Attempt(entry, now) for entry in fresh)
+        if not pending:
+            self._save_place(force=True)
+            self._wake.wait(IDLE_POLL)
+            self._wake.clear()
+            return
+        highest = pending[-1].entry.seq
+        results = self.target.send([attempt.entry.envelope for attempt in pending])
+        now = time.monotonic()
+        waiting: list[_Attempt] = []
+        for attempt, result in zip(pending, results, strict=True):
+            attempt.tries += 1
+            if result.outcome is Outcome.DELIVERED:
+                self.delivered += 1
+            elif (
+                result.outcome is Outcome.REJECTED
+                or attempt.tries >= self._max_attempts
+                or now - attempt.first >= self._max_age
+            ):
+                self.failed += 1
+                why = f"EventId {attempt.entry.event_id} after {attempt.tries} attempt(s): "
+                self._report.note(1, 0, why + result.reason, now)
+            else:
+                waiting.append(attempt)
+        pending[:] = waiting
+        self.place = max(self.place, pending[0].entry.seq - 1 if pending else highest)
+        self._save_place(force=False)
+        if pending:
+            tries = min(attempt.tries for attempt in pending)
+            self._stop.wait(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (tries - 1)))
+
+    def _trim(self, pending: list[_Attempt]) -> None:
+        """More than the queue limit waiting: the oldest go, counted as dropped."""
+        with self._store.read() as tx:
+            over = tx.outbox.overflow(self.place, self._queue_limit)
+        if over is None:
+            return
+        floor, count = over
+        self.place = floor
+        self.dropped += count
+        pending[:] = [attempt for attempt in pending if attempt.entry.seq > floor]
+        self._report.note(0, count, f"up to outbox entry {floor}", time.monotonic())
+
+    def _save_place(self, *, force: bool) -> None:
+        if self._stop.is_set() and threading.current_thread() is self._thread:
+            return  # stop() saves the place, once the thread is done or given up on
+        now = time.monotonic()
+        if self.place == self.saved or (not force and now - self._saved_at < SAVE_EVERY):
+            return
+        place = self.place
+        self._save(self, place)
+        self.saved, self._saved_at = place, now
