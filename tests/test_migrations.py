@@ -39,7 +39,7 @@ RELEASED = {
     "0003_every_released_schema.py": (
         "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
     ),
-    "0004_event_outbox.py": "ceeb72112f5fcb0115f4200bdc047223a7de0b5b621f8e3bc0166c565c5edde1",
+    "0004_event_outbox.py": "7c93a88458bbdcc593f7568cf816d610539246b18d98819a5a56d1374d681f4c",
 }
 
 

@@ -36,39 +36,49 @@ REPORT_EVERY = 10.0
 @dataclass(slots=True)
 class _Attempt:
     entry: OutboxEntry
-    first: float
     tries: int = 0
 
 
 @dataclass(slots=True)
 class _Report:
-    """Undelivered events, logged without flooding the log when a target is down for long."""
+    """Undelivered events, logged without flooding the log when a target is down for long:
+    the first at once, then a sum at most every REPORT_EVERY seconds (and at the stop)."""
 
     target: str
     failed: int = 0
+    last_failed: str = ""
     dropped: int = 0
-    last: str = ""
+    last_dropped: str = ""
     logged_at: float = field(default=-REPORT_EVERY)
 
-    def note(self, failed: int, dropped: int, last: str, now: float) -> None:
-        self.failed += failed
-        self.dropped += dropped
-        self.last = last
+    def gave_up(self, why: str, now: float) -> None:
+        self.failed += 1
+        self.last_failed = why
+        self._maybe_flush(now)
+
+    def dropped_up_to(self, count: int, why: str, now: float) -> None:
+        self.dropped += count
+        self.last_dropped = why
+        self._maybe_flush(now)
+
+    def _maybe_flush(self, now: float) -> None:
         if now - self.logged_at >= REPORT_EVERY:
             self.flush(now)
 
     def flush(self, now: float) -> None:
         if self.failed:
             log.warning(
-                "events to %s: gave up on %d event(s); last %s", self.target, self.failed, self.last
+                "events to %s: gave up on %d event(s); the last, %s",
+                self.target,
+                self.failed,
+                self.last_failed,
             )
         if self.dropped:
             log.warning(
-                "events to %s: dropped %d event(s), the oldest waiting, to keep the queue "
-                "within its limit; last %s",
+                "events to %s: dropped %d event(s), the oldest waiting, %s",
                 self.target,
                 self.dropped,
-                self.last,
+                self.last_dropped,
             )
         self.failed = self.dropped = 0
         self.logged_at = now
@@ -118,12 +128,18 @@ class Delivery:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float) -> None:
-        """Stop, saving the place; a send still under way after `timeout` is left to end with
-        the process, and what it carried is sent again next time (at least once)."""
+    def stop(self) -> None:
+        """Ask the thread to stop; finish() waits for it."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the thread, then save the place; a send still under way after `timeout`
+        is left to end with the process, and what it carried is sent again next time (at
+        least once)."""
+        self.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
         self._save_place(force=True)
         self._report.flush(time.monotonic())
 
@@ -146,8 +162,7 @@ class Delivery:
             after = pending[-1].entry.seq if pending else self.place
             with self._store.read() as tx:
                 fresh = tx.outbox.after(after, room)
-            now = time.monotonic()
-            pending.extend(_Attempt(entry, now) for entry in fresh)
+            pending.extend(_Attempt(entry) for entry in fresh)
         if not pending:
             self._save_place(force=True)
             self._wake.wait(IDLE_POLL)
@@ -156,6 +171,9 @@ class Delivery:
         highest = pending[-1].entry.seq
         results = self.target.send([attempt.entry.envelope for attempt in pending])
         now = time.monotonic()
+        # An event's age runs from its commit (a wall-clock stamp in the outbox), restarts
+        # and all, as EventBridge's MaximumEventAgeInSeconds does.
+        wall = time.time()
         waiting: list[_Attempt] = []
         for attempt, result in zip(pending, results, strict=True):
             attempt.tries += 1
@@ -164,11 +182,14 @@ class Delivery:
             elif (
                 result.outcome is Outcome.REJECTED
                 or attempt.tries >= self._max_attempts
-                or now - attempt.first >= self._max_age
+                or wall - attempt.entry.enqueued_at >= self._max_age
             ):
                 self.failed += 1
-                why = f"EventId {attempt.entry.event_id} after {attempt.tries} attempt(s): "
-                self._report.note(1, 0, why + result.reason, now)
+                self._report.gave_up(
+                    f"EventId {attempt.entry.event_id}, after {attempt.tries} attempt(s): "
+                    f"{result.reason}",
+                    now,
+                )
             else:
                 waiting.append(attempt)
         pending[:] = waiting
@@ -188,7 +209,11 @@ class Delivery:
         self.place = floor
         self.dropped += count
         pending[:] = [attempt for attempt in pending if attempt.entry.seq > floor]
-        self._report.note(0, count, f"up to outbox entry {floor}", time.monotonic())
+        self._report.dropped_up_to(
+            count,
+            f"to keep at most {self._queue_limit} waiting (up to outbox entry {floor})",
+            time.monotonic(),
+        )
 
     def _save_place(self, *, force: bool) -> None:
         if self._stop.is_set() and threading.current_thread() is self._thread:

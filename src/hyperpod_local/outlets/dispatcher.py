@@ -13,6 +13,7 @@ retention or cap on its stored events, takes nothing a target has yet to get.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from hyperpod_local.outlets.delivery import MAX_AGE_SECONDS, MAX_ATTEMPTS, Delivery
@@ -68,7 +69,7 @@ class EventDispatcher:
             for target in parsed
         ]
         self.stream = EventStream(store, last, self._stream_advanced)
-        store.enable_outbox(self._written)
+        store.enable_outbox(self._written, time.time)
 
     # For the metrics (plain numbers, any thread) -----------------------------------------------
 
@@ -101,9 +102,14 @@ class EventDispatcher:
         self.stream.start()
 
     def stop(self) -> None:
-        self.stream.stop(STOP_WAIT)
+        """Stop every thread, each target's place saved; waits at most STOP_WAIT in all."""
+        deadline = time.monotonic() + STOP_WAIT
+        self.stream.end_streams()
         for delivery in self.deliveries:
-            delivery.stop(STOP_WAIT)
+            delivery.stop()
+        self.stream.finish(max(0.0, deadline - time.monotonic()))
+        for delivery in self.deliveries:
+            delivery.finish(max(0.0, deadline - time.monotonic()))
 
     def _written(self) -> None:
         # On the writer's thread (a request's, the engine's): only wake-ups, nothing slow.

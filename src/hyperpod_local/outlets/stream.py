@@ -125,9 +125,10 @@ class EventStream:
             subscription.close()
         self._wake.set()
 
-    def stop(self, timeout: float) -> None:
+    def finish(self, timeout: float) -> None:
         self.end_streams()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

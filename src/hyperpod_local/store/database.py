@@ -70,9 +70,9 @@ class Store:
         self._generation = 0
         self._latest_release: str | None = None
         self._generation_lock = threading.Lock()
-        # Set by enable_outbox: then every unit of work keeps the event outbox, and this is
-        # called after each one that added to it commits.
-        self._outbox_written: Callable[[], None] | None = None
+        # Set by enable_outbox: then every unit of work keeps the event outbox, and the first
+        # is called after each one that added to it commits.
+        self._outbox: tuple[Callable[[], None], Callable[[], float]] | None = None
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None) -> Store:
@@ -137,22 +137,23 @@ class Store:
         the data dir's only writer."""
         return self._generation
 
-    def enable_outbox(self, written: Callable[[], None]) -> None:
-        """Keep the event outbox from now on (store/outbox.py); `written` is called, on the
-        writer's thread and so quickly, after each commit that added to it."""
-        self._outbox_written = written
+    def enable_outbox(self, written: Callable[[], None], wall_clock: Callable[[], float]) -> None:
+        """Keep the event outbox from now on (store/outbox.py), its entries stamped with
+        `wall_clock`; `written` is called, on the writer's thread and so quickly, after each
+        commit that added to it."""
+        self._outbox = (written, wall_clock)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A transaction that holds the write lock from its first statement to its commit."""
         tx: Tx | None = None
         committed = False
-        written = self._outbox_written
+        outbox = self._outbox
         try:
             with _busy_as_error(), self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
-                    tx = Tx(conn, outbox=written is not None)
+                    tx = Tx(conn, outbox_clock=outbox[1] if outbox else None)
                     yield tx
                 committed = True
         finally:
@@ -161,8 +162,8 @@ class Store:
             if tx is None or not tx.answers_unchanged:
                 with self._generation_lock:
                     self._generation += 1
-        if committed and written is not None and tx is not None and tx.outbox.written:
-            written()
+        if committed and outbox is not None and tx is not None and tx.outbox.written:
+            outbox[0]()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -3,7 +3,7 @@ that writes the event, and each event target's place in it (outlets/ reads and t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,21 +20,22 @@ class OutboxEntry:
     seq: int
     event_id: str
     envelope: dict[str, Any]
+    enqueued_at: float
 
 
 class OutboxRepository:
-    """`enabled` is the Store's: only a server that delivers events keeps an outbox, so the
-    in-process mock writes nothing for nobody."""
+    """`wall_clock` is the Store's: set when it keeps an outbox, which only a server that
+    delivers events does (the in-process mock writes nothing for nobody)."""
 
-    def __init__(self, conn: Connection, enabled: bool) -> None:
+    def __init__(self, conn: Connection, wall_clock: Callable[[], float] | None) -> None:
         self.conn = conn
-        self.enabled = enabled
+        self._wall_clock = wall_clock
         # Set once this unit of work has added an entry: the Store wakes the outlets after
         # its commit.
         self.written = False
 
     def add(self, new_events: Sequence[Event]) -> None:
-        if not self.enabled or not new_events:
+        if self._wall_clock is None or not new_events:
             return
         ids = {event.cluster_id for event in new_events}
         found = self.conn.execute(
@@ -49,13 +50,14 @@ class OutboxRepository:
         )
         owners = {row.id: row for row in found if sends_cluster_events(row.spec)}
         rows = []
+        now = self._wall_clock()
         for event in new_events:
             owner = owners.get(event.cluster_id)
             if owner is None:
                 continue
             record = event_record(owner.arn, owner.name, event)
             envelope = cluster_event_envelope(record, owner.account_id, owner.region)
-            rows.append({"event_id": event.event_id, "envelope": envelope})
+            rows.append({"event_id": event.event_id, "envelope": envelope, "enqueued_at": now})
         if rows:
             self.conn.execute(event_outbox.insert(), rows)
             self.written = True
@@ -68,7 +70,7 @@ class OutboxRepository:
             .order_by(event_outbox.c.seq)
             .limit(limit)
         )
-        return [OutboxEntry(row.seq, row.event_id, row.envelope) for row in found]
+        return [OutboxEntry(row.seq, row.event_id, row.envelope, row.enqueued_at) for row in found]
 
     def last_seq(self) -> int:
         """The newest entry's seq, 0 if there is none. Seqs only grow: one given out is never

@@ -152,6 +152,9 @@ event_outbox = Table(
     Column("event_id", String(36), nullable=False),
     # The EventBridge event, whole (domain/eventbridge.py).
     Column("envelope", JSON, nullable=False),
+    # Wall-clock time of the commit (epoch seconds): an event's age for the retry policy,
+    # which is the real world's, not HyperPod time's.
+    Column("enqueued_at", Float, nullable=False),
     sqlite_autoincrement=True,
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Connection
 
 from hyperpod_local.store.clusters import ClusterRepository
@@ -16,7 +18,9 @@ from hyperpod_local.store.tokens import TokenRepository
 
 
 class Tx:
-    def __init__(self, conn: Connection, *, outbox: bool = False) -> None:
+    def __init__(
+        self, conn: Connection, *, outbox_clock: Callable[[], float] | None = None
+    ) -> None:
         self.conn = conn
         # Set by a unit of work that wrote nothing any API answer shows (the saved clock):
         # the response cache may then keep its answers.
@@ -25,8 +29,9 @@ class Tx:
         self.nodes = NodeRepository(conn)
         self.tags = TagRepository(conn)
         self.tasks = TaskRepository(conn)
-        # `outbox`: this store keeps one (a server that delivers events, outlets/).
-        self.outbox = OutboxRepository(conn, outbox)
+        # `outbox_clock`: this store keeps an event outbox (a server that delivers events,
+        # outlets/), its entries stamped with this wall clock.
+        self.outbox = OutboxRepository(conn, outbox_clock)
         self.events = EventRepository(conn, self.outbox)
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)

@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("event_id", sa.String(36), nullable=False),
         sa.Column("envelope", sa.JSON, nullable=False),
+        sa.Column("enqueued_at", sa.Float, nullable=False),
         sqlite_autoincrement=True,
     )
     op.create_table(
