@@ -15,11 +15,12 @@ EventBridge delivers at least once, and so does hyperpod-local: the same event m
 The handler looks at the node before it acts, so a repeat finds the node being replaced (or
 gone) and does nothing.
 
-To try it locally without AWS, run it as a webhook and point the server's events at it:
+To try it locally without AWS, run it as a webhook (its boto3 client pointed at the server)
+and point the server's events at it (the README's "Events out" has the whole walk-through):
 
-    python examples/replace_unhealthy_node.py --listen 8765 &
-    AWS_ENDPOINT_URL_SAGEMAKER=http://127.0.0.1:4577 ...    # (the handler's boto3 client)
-    hyperpod-local serve --events-to http://127.0.0.1:8765/
+    AWS_ENDPOINT_URL_SAGEMAKER=http://127.0.0.1:4578 \
+        python examples/replace_unhealthy_node.py --listen 8765 &
+    hyperpod-local serve --port 4578 --events-to http://127.0.0.1:8765/
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     server = http.server.ThreadingHTTPServer((args.host, args.listen), _Webhook)
     log.info("handling HyperPod events POSTed to http://%s:%d/", args.host, args.listen)
     with contextlib.suppress(KeyboardInterrupt):
