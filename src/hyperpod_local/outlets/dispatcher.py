@@ -25,6 +25,8 @@ from hyperpod_local.store.database import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_LIMIT = 10_000
+# With no target, the stream alone trims the outbox, at most this often.
+TRIM_EVERY = 1.0
 # How long stop() waits for a target's send under way before leaving it to end with the
 # process (what it carried is sent again next time).
 STOP_WAIT = 2.0
@@ -68,6 +70,7 @@ class EventDispatcher:
             )
             for target in parsed
         ]
+        self._stream_trimmed_at = 0.0
         self.stream = EventStream(store, last, self._stream_advanced)
         store.enable_outbox(self._written, time.time)
 
@@ -128,6 +131,10 @@ class EventDispatcher:
     def _stream_advanced(self, position: int) -> None:
         if self.deliveries:
             return  # the targets' saves trim the outbox, no further than the stream has read
+        now = time.monotonic()
+        if now - self._stream_trimmed_at < TRIM_EVERY:
+            return  # a later hand-out trims this far too: the outbox is written less often
+        self._stream_trimmed_at = now
         with self._store.write() as tx:
             tx.answers_unchanged = True
             tx.outbox.trim(position)

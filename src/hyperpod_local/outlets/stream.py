@@ -142,12 +142,20 @@ class EventStream:
 
     def _hand_out(self) -> None:
         while not self._stop.is_set():
+            with self._lock:
+                subscribers = list(self._subscribers)
+            if not subscribers:
+                # Nobody to hand anything to: only the place moves on (for the outbox's trim).
+                with self._store.read() as tx:
+                    last = tx.outbox.last_seq()
+                if last > self.position:
+                    self.position = last
+                    self._advanced(last)
+                return
             with self._store.read() as tx:
                 entries = tx.outbox.after(self.position, _READ_BATCH)
             if not entries:
                 return
-            with self._lock:
-                subscribers = list(self._subscribers)
             for entry in entries:
                 for subscription in subscribers:
                     if subscription.matches(entry.envelope):
