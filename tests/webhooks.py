@@ -46,6 +46,8 @@ class Webhook:
         hook = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # kept alive, as the server's webhook client keeps it
+
             def do_POST(self) -> None:
                 envelope = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with hook._lock:

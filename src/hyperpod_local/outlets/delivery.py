@@ -29,6 +29,10 @@ MAX_BACKOFF = 30.0
 SAVE_EVERY = 1.0
 # A wake-up is sent after every commit that adds to the outbox; this only bounds a missed one.
 IDLE_POLL = 2.0
+# Entries read from the outbox at a time; the queue limit is checked at most every
+# TRIM_EVERY seconds while there are entries to send (and before each read when there are not).
+READ_AHEAD = 100
+TRIM_EVERY = 1.0
 # Give-ups and drops are logged at once, then summed up at most this often.
 REPORT_EVERY = 10.0
 
@@ -112,6 +116,9 @@ class Delivery:
         self._max_age = max_age
         self._max_attempts = max_attempts
         self._saved_at = 0.0
+        self._trimmed_at = 0.0
+        # The newest entry read from the outbox so far.
+        self._read_upto = place
         self._report = _Report(target.spec)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -146,36 +153,41 @@ class Delivery:
     # The thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        pending: list[_Attempt] = []
+        # The entries read and not yet settled, oldest first: the head is sent, a batch at a
+        # time; the rest are read ahead, so one read serves many sends.
+        ahead: list[_Attempt] = []
         while not self._stop.is_set():
             try:
-                self._round(pending)
+                self._round(ahead)
             except Exception:
                 # The store busy past its timeout, say: nothing is lost, the round comes again.
                 log.exception("events to %s: delivery round failed", self.target.spec)
                 self._stop.wait(1.0)
 
-    def _round(self, pending: list[_Attempt]) -> None:
-        self._trim(pending)
-        room = self.target.batch_size - len(pending)
-        if room > 0:
-            after = pending[-1].entry.seq if pending else self.place
+    def _round(self, ahead: list[_Attempt]) -> None:
+        now = time.monotonic()
+        if not ahead or now - self._trimmed_at >= TRIM_EVERY:
+            self._trim(ahead)
+            self._trimmed_at = now
+        if len(ahead) < self.target.batch_size:
             with self._store.read() as tx:
-                fresh = tx.outbox.after(after, room)
-            pending.extend(_Attempt(entry) for entry in fresh)
-        if not pending:
+                fresh = tx.outbox.after(self._read_upto, READ_AHEAD)
+            if fresh:
+                ahead.extend(_Attempt(entry) for entry in fresh)
+                self._read_upto = fresh[-1].seq
+        if not ahead:
             self._save_place(force=True)
             self._wake.wait(IDLE_POLL)
             self._wake.clear()
             return
-        highest = pending[-1].entry.seq
-        results = self.target.send([attempt.entry.envelope for attempt in pending])
+        batch = ahead[: self.target.batch_size]
+        results = self.target.send([attempt.entry.envelope for attempt in batch])
         now = time.monotonic()
         # An event's age runs from its commit (a wall-clock stamp in the outbox), restarts
         # and all, as EventBridge's MaximumEventAgeInSeconds does.
         wall = time.time()
         waiting: list[_Attempt] = []
-        for attempt, result in zip(pending, results, strict=True):
+        for attempt, result in zip(batch, results, strict=True):
             attempt.tries += 1
             if result.outcome is Outcome.DELIVERED:
                 self.delivered += 1
@@ -192,14 +204,14 @@ class Delivery:
                 )
             else:
                 waiting.append(attempt)
-        pending[:] = waiting
-        self.place = max(self.place, pending[0].entry.seq - 1 if pending else highest)
+        ahead[: len(batch)] = waiting
+        self.place = max(self.place, ahead[0].entry.seq - 1 if ahead else self._read_upto)
         self._save_place(force=False)
-        if pending:
-            tries = min(attempt.tries for attempt in pending)
+        if waiting:
+            tries = min(attempt.tries for attempt in waiting)
             self._stop.wait(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (tries - 1)))
 
-    def _trim(self, pending: list[_Attempt]) -> None:
+    def _trim(self, ahead: list[_Attempt]) -> None:
         """More than the queue limit waiting: the oldest go, counted as dropped."""
         with self._store.read() as tx:
             over = tx.outbox.overflow(self.place, self._queue_limit)
@@ -207,8 +219,9 @@ class Delivery:
             return
         floor, count = over
         self.place = floor
+        self._read_upto = max(self._read_upto, floor)
         self.dropped += count
-        pending[:] = [attempt for attempt in pending if attempt.entry.seq > floor]
+        ahead[:] = [attempt for attempt in ahead if attempt.entry.seq > floor]
         self._report.dropped_up_to(
             count,
             f"to keep at most {self._queue_limit} waiting (up to outbox entry {floor})",
