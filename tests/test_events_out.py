@@ -295,6 +295,39 @@ def test_a_restart_delivers_what_a_crash_left_undelivered(tmp_path: Path) -> Non
             server.stop()
 
 
+def test_events_the_store_no_longer_keeps_still_go_out(tmp_path: Path) -> None:
+    # The store keeps 2 events a cluster and 14 days of them; the outbox is apart from both.
+    port = free_port()
+    args = ("--clock", "manual", "--events-per-cluster", "2")
+    args += ("--events-to", f"http://127.0.0.1:{port}/events")
+    server = ServerProcess(tmp_path / "data", *args).start()
+    try:
+        sm = server.client()
+        continuous(sm, "capped", 1)
+        server.settle()
+        server.advance(15 * 86400)  # past the retention: every event of the store goes
+        assert events_of(sm, "capped") == []
+    finally:
+        server.kill()  # nothing listened: every event is still to be delivered
+    with Webhook(port=port) as hook:
+        server = ServerProcess(tmp_path / "data", *args).start()
+        try:
+            expected = [
+                "Cluster capped creation started successfully",
+                "InstanceGroup workers creation started successfully in Cluster capped",
+                "Instance Group workers creation in Cluster capped completed successfully",
+                "Cluster capped creation completed successfully",
+            ]
+
+            def descriptions() -> list[str]:
+                return [e["detail"]["EventDetails"]["Description"] for e in hook.received]
+
+            wait_for(lambda: set(expected) <= set(descriptions()), what="the capped events")
+            assert len(hook.event_ids()) > 2
+        finally:
+            server.stop()
+
+
 # EventBridge ------------------------------------------------------------------------------------
 
 

@@ -6,8 +6,8 @@ that wrote it committed; each target gets every event at least once, in order, f
 first start that named it on, across restarts and crashes (its place in the outbox is
 saved), unless the event is given up (refused, or out of its 185 attempts or 24 hours) or
 dropped (more than the queue limit waiting for the target); either is counted and logged.
-The outbox is apart from the events the API shows, so a cluster's deletion, or any
-retention or cap on its stored events, takes nothing a target has yet to get.
+The outbox is apart from the events the API shows, so a cluster's deletion, the events'
+14-day retention and the per-cluster cap take nothing a target has yet to get.
 """
 
 from __future__ import annotations
