@@ -24,7 +24,8 @@ ALLOWED = {
     "providers": {"domain", "store"},
     "engine": {"domain", "store", "providers"},
     "api": {"domain", "store", "engine", "wire"},
-    "admin": {"domain", "store", "engine", "api", "wire", "backend"},
+    "outlets": {"domain", "store"},
+    "admin": {"domain", "store", "engine", "api", "wire", "backend", "outlets"},
     # Metrics and the request log: fed by the wire's and the engine's observers, and reading
     # the store at scrape time; only the composing root modules (backend, server) import it.
     "telemetry": {"domain", "store", "engine", "wire"},

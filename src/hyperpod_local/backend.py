@@ -17,6 +17,7 @@ from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock, ManualClock, RealClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
+from hyperpod_local.outlets import EventDispatcher
 from hyperpod_local.providers import build_provider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store
@@ -79,16 +80,30 @@ class Backend:
             events_per_cluster=settings.events_per_cluster,
             observer=self.metrics,
         )
+        # Before anything writes: what the server writes from here on is delivered.
+        self.outlets: EventDispatcher | None = None
+        if settings.deliver_events:
+            self.outlets = EventDispatcher(
+                self.store,
+                list(settings.events_to),
+                queue_limit=settings.events_queue_limit,
+                max_age=settings.events_max_age,
+            )
 
     @property
     def sole_writer(self) -> bool:
         return self.store.sole_writer
 
     def start(self) -> None:
-        """Start moving time (a real clock runs the engine in the background)."""
+        """Start moving time (a real clock runs the engine in the background), and delivering
+        events."""
+        if self.outlets is not None:
+            self.outlets.start()
         self.engine.start()
 
     def close(self) -> None:
+        if self.outlets is not None:
+            self.outlets.stop()
         if not self.engine.stop():
             # Its step may still write: the data dir stays locked until the process ends,
             # so no other server starts beside a live writer.

@@ -44,3 +44,11 @@ class Settings:
     client_timeout_seconds: float = DEFAULT_CLIENT_TIMEOUT
     # Send a read-only answer again while the store is unchanged (wire/response_cache.py).
     response_cache: bool = True
+    # Cluster events beyond the API (outlets/): the server keeps an outbox, delivers it to
+    # `events_to` (http(s)://... webhooks, eventbridge:BUS) and streams it to the admin API;
+    # the in-process mock does none of it. At most `events_queue_limit` events wait for a
+    # target (the oldest are dropped past it); one is given up after `events_max_age` seconds.
+    deliver_events: bool = False
+    events_to: tuple[str, ...] = ()
+    events_queue_limit: int = 10_000
+    events_max_age: float = 86400.0

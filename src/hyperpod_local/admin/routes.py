@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from hyperpod_local.admin import faults
 from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, guarded
+from hyperpod_local.admin.event_stream import stream_response
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
 from hyperpod_local.domain.errors import ValidationError
@@ -74,7 +75,13 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
 
     async def stats(_request: Request) -> AdminJSON:
         view = cache.stats() if cache is not None else {"Enabled": False}
-        return AdminJSON({"ResponseCache": view})
+        answer: dict[str, Any] = {"ResponseCache": view}
+        if backend.outlets is not None:
+            answer["Events"] = await run_in_threadpool(backend.outlets.stats)
+        return AdminJSON(answer)
+
+    async def event_stream(request: Request) -> Response:
+        return stream_response(backend.outlets, request)
 
     async def get_clock(_request: Request) -> AdminJSON:
         return AdminJSON(await run_in_threadpool(clock_view))
@@ -230,6 +237,7 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
             Route("/_hyperpod/faults", add_fault, methods=["POST"]),
             Route("/_hyperpod/faults", list_faults, methods=["GET"]),
             Route("/_hyperpod/faults/{fault_id}", delete_fault, methods=["DELETE"]),
+            Route("/_hyperpod/events/stream", event_stream, methods=["GET"]),
         ],
         exception_handlers=HANDLERS,
     )

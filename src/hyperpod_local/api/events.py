@@ -7,7 +7,8 @@ from typing import Any
 from hyperpod_local.api.resolve import find_cluster
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ResourceNotFound, ValidationError
-from hyperpod_local.domain.model import Cluster, Event, Operation
+from hyperpod_local.domain.event_record import event_record, event_summary
+from hyperpod_local.domain.model import Cluster, Operation
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.events import EventFilter
 
@@ -20,21 +21,6 @@ def _continuous_only(cluster: Cluster, operation: str) -> None:
             f"{operation} is only supported for clusters with NodeProvisioningMode set to "
             f"Continuous; cluster {cluster.name} is not."
         )
-
-
-def _event_view(cluster: Cluster, event: Event) -> dict[str, Any]:
-    return {
-        "EventId": event.event_id,
-        "ClusterArn": cluster.arn,
-        "ClusterName": cluster.name,
-        "InstanceGroupName": event.group_name,
-        "InstanceId": event.instance_id,
-        "ResourceType": event.resource_type,
-        "EventTime": event.event_time,
-        "Description": event.description,
-        "EventLevel": event.level,
-        "OperationId": event.operation_id,
-    }
 
 
 def list_cluster_events(services: Services, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +46,9 @@ def list_cluster_events(services: Services, scope: Scope, params: dict[str, Any]
         after = services.tokens.decode(params.get("NextToken"), context)
         rows = tx.events.page(cluster.id, event_filter, descending, after, limit)
     page = rows[:limit]
-    result: dict[str, Any] = {"Events": [_event_view(cluster, event) for event, _ in page]}
+    result: dict[str, Any] = {
+        "Events": [event_summary(cluster.arn, cluster.name, event) for event, _ in page]
+    }
     if len(rows) > limit:
         result["NextToken"] = services.tokens.encode(context, page[-1][1])
     return result
@@ -87,10 +75,7 @@ def describe_cluster_event(
         event = tx.events.get(cluster.id, params["EventId"])
     if event is None:
         raise ResourceNotFound(f"Could not find event '{params['EventId']}' in cluster '{given}'.")
-    details = _event_view(cluster, event)
-    if event.metadata:
-        details["EventDetails"] = {"EventMetadata": event.metadata}
-    return {"EventDetails": details}
+    return {"EventDetails": event_record(cluster.arn, cluster.name, event)}
 
 
 def _operation_view(cluster: Cluster, operation: Operation) -> dict[str, Any]:

@@ -212,6 +212,36 @@ def main() -> None:
     help="Larger request bodies (API and admin) are answered 413; at most 64 MiB.",
 )
 @click.option(
+    "--events-to",
+    "events_to",
+    multiple=True,
+    metavar="TARGET",
+    envvar="HYPERPOD_LOCAL_EVENTS_TO",
+    show_envvar=True,
+    help="Deliver each cluster event, as EventBridge's envelope, to TARGET: http(s)://... "
+    "(POSTed) or eventbridge:BUS (PutEvents on AWS_ENDPOINT_URL_EVENTS). Repeatable; the "
+    "variable takes several, space-separated.",
+)
+@click.option(
+    "--events-queue-limit",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_EVENTS_QUEUE_LIMIT",
+    show_envvar=True,
+    help="Events that may wait for one target; past it the oldest are dropped (counted).",
+)
+@click.option(
+    "--events-max-age",
+    type=Finite(1, 86400),
+    default=86400.0,
+    show_default=True,
+    envvar="HYPERPOD_LOCAL_EVENTS_MAX_AGE",
+    show_envvar=True,
+    help="Seconds an event is retried for before it is given up (counted), as EventBridge's "
+    "MaximumEventAgeInSeconds.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -249,6 +279,9 @@ def serve(
     max_body_bytes: int,
     client_timeout: float,
     response_cache: bool,
+    events_to: tuple[str, ...],
+    events_queue_limit: int,
+    events_max_age: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -291,6 +324,10 @@ def serve(
                 max_body_bytes=max_body_bytes,
                 client_timeout_seconds=client_timeout,
                 response_cache=response_cache,
+                deliver_events=True,
+                events_to=events_to,
+                events_queue_limit=events_queue_limit,
+                events_max_age=events_max_age,
             )
         )
     except ValueError as error:
@@ -341,11 +378,25 @@ def serve(
         proxy_headers=False,
         http=server_protocol(backend.settings.client_timeout_seconds),
     )
+    server = uvicorn.Server(config)
+    if backend.outlets is not None:
+        server.handle_exit = _ending_streams(server.handle_exit, backend.outlets)  # type: ignore[method-assign]
     backend.start()
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         backend.close()
+
+
+def _ending_streams(handle_exit: Callable[[int, Any], None], outlets: Any) -> Any:
+    """uvicorn's stop-signal handler, which first ends the event streams: uvicorn waits for
+    every open response before it stops, and a stream never ends by itself."""
+
+    def handle(sig: int, frame: Any) -> None:
+        outlets.stream.end_streams()
+        handle_exit(sig, frame)
+
+    return handle
 
 
 def _check_credentials(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Every Alembic revision this release has, oldest first, the last one the head; a test checks
 # them against the migration scripts. Kept here so a start-up needs no Alembic to know them.
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 DATABASE_FILE = "hyperpod.db"
@@ -70,6 +70,9 @@ class Store:
         self._generation = 0
         self._latest_release: str | None = None
         self._generation_lock = threading.Lock()
+        # Set by enable_outbox: then every unit of work keeps the event outbox, and the first
+        # is called after each one that added to it commits.
+        self._outbox: tuple[Callable[[], None], Callable[[], float]] | None = None
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None) -> Store:
@@ -134,22 +137,33 @@ class Store:
         the data dir's only writer."""
         return self._generation
 
+    def enable_outbox(self, written: Callable[[], None], wall_clock: Callable[[], float]) -> None:
+        """Keep the event outbox from now on (store/outbox.py), its entries stamped with
+        `wall_clock`; `written` is called, on the writer's thread and so quickly, after each
+        commit that added to it."""
+        self._outbox = (written, wall_clock)
+
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A transaction that holds the write lock from its first statement to its commit."""
         tx: Tx | None = None
+        committed = False
+        outbox = self._outbox
         try:
             with _busy_as_error(), self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
-                    tx = Tx(conn)
+                    tx = Tx(conn, outbox_clock=outbox[1] if outbox else None)
                     yield tx
+                committed = True
         finally:
             # After the commit (or rollback), never before: a reader that takes the new
             # value is sure to see what was written.
             if tx is None or not tx.answers_unchanged:
                 with self._generation_lock:
                     self._generation += 1
+        if committed and outbox is not None and tx is not None and tx.outbox.written:
+            outbox[0]()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

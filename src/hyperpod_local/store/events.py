@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, select, tuple_, update
 
 from hyperpod_local.domain.model import Event, Operation
+from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import events, operations
 
@@ -24,8 +25,9 @@ class EventFilter:
 
 
 class EventRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, outbox: OutboxRepository) -> None:
         self.conn = conn
+        self._outbox = outbox
 
     def add_all(self, new_events: Sequence[Event]) -> None:
         if not new_events:
@@ -48,6 +50,8 @@ class EventRepository:
                 for event in new_events
             ],
         )
+        # In the same unit of work: the outlets deliver an event only if it committed.
+        self._outbox.add(new_events)
 
     def get(self, cluster_id: str, event_id: str) -> Event | None:
         row = self.conn.execute(

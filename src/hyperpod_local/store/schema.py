@@ -141,6 +141,32 @@ events = Table(
     Index("ix_events_cluster_time", "cluster_id", "event_time", "seq"),
 )
 
+# Cluster events to be delivered beyond the API (outlets/): written in the unit of work that
+# wrote the event, so only what committed goes out, and kept apart from `events`, so a
+# cluster's deletion or the events' retention never takes one before its targets have it.
+# AUTOINCREMENT: a seq is never used twice, even after every row was delivered and removed.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    # The EventBridge event, whole (domain/eventbridge.py).
+    Column("envelope", JSON, nullable=False),
+    # Wall-clock time of the commit (epoch seconds): an event's age for the retry policy,
+    # which is the real world's, not HyperPod time's.
+    Column("enqueued_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Each event target's place in the outbox: every event up to `seq` is done with (delivered,
+# given up or dropped).
+event_outlets = Table(
+    "event_outlets",
+    metadata,
+    Column("target", String(2048), primary_key=True),
+    Column("seq", Integer, nullable=False),
+)
+
 operations = Table(
     "operations",
     metadata,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Connection
 
 from hyperpod_local.store.clusters import ClusterRepository
@@ -9,13 +11,16 @@ from hyperpod_local.store.events import EventRepository
 from hyperpod_local.store.faults import FaultRepository
 from hyperpod_local.store.instances import InstanceRepository
 from hyperpod_local.store.nodes import NodeRepository
+from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.tags import TagRepository
 from hyperpod_local.store.tasks import TaskRepository
 from hyperpod_local.store.tokens import TokenRepository
 
 
 class Tx:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self, conn: Connection, *, outbox_clock: Callable[[], float] | None = None
+    ) -> None:
         self.conn = conn
         # Set by a unit of work that wrote nothing any API answer shows (the saved clock):
         # the response cache may then keep its answers.
@@ -24,7 +29,10 @@ class Tx:
         self.nodes = NodeRepository(conn)
         self.tags = TagRepository(conn)
         self.tasks = TaskRepository(conn)
-        self.events = EventRepository(conn)
+        # `outbox_clock`: this store keeps an event outbox (a server that delivers events,
+        # outlets/), its entries stamped with this wall clock.
+        self.outbox = OutboxRepository(conn, outbox_clock)
+        self.events = EventRepository(conn, self.outbox)
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
         self.tokens = TokenRepository(conn)
