@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import boto3
 
 from tests.support import ServerProcess, group
+from tests.test_metrics import scrape, value
 from tests.webhooks import Webhook, free_port, wait_for
 
 ENVELOPE_KEYS = [
@@ -197,6 +198,13 @@ def test_a_dead_target_is_counted_and_logged_and_holds_up_no_other(tmp_path: Pat
             assert (stats[dead]["Dropped"], stats[dead]["Waiting"]) == (0, 0)
             assert stats[live.url]["Delivered"] == len(listed)
             assert stats[live.url]["Failed"] == stats[live.url]["Dropped"] == 0
+            # And Prometheus sees the same counts.
+            samples = scrape(server)
+            assert value(samples, "hyperpod_local_events_delivered_total", target=live.url) == len(
+                listed
+            )
+            assert value(samples, "hyperpod_local_events_failed_total", target=dead) == len(listed)
+            assert value(samples, "hyperpod_local_events_dropped_total", target=dead) == 0
         finally:
             server.stop()
         log = server.log_path.read_text()

@@ -89,6 +89,16 @@ class Backend:
                 queue_limit=settings.events_queue_limit,
                 max_age=settings.events_max_age,
             )
+            outlets = self.outlets
+            for outcome in ("delivered", "failed", "dropped"):
+                self.metrics.add_counter(
+                    f"events_{outcome}",
+                    f"Cluster events {outcome} per --events-to target.",
+                    ["target"],
+                    lambda outcome=outcome: {
+                        (target,): counts[outcome] for target, counts in outlets.counts().items()
+                    },
+                )
 
     @property
     def sole_writer(self) -> bool:
