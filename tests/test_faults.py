@@ -1021,8 +1021,8 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
     assert [fault["FaultId"] for fault in listed] == made_ids
     assert by_kind["throttling"]["Operations"] == ["ListClusterNodes", "ListTags"]
     assert by_kind["latency"]["Operations"] == ["DescribeCluster"]
-    for fault_id in made_ids:
-        assert cli("rm", fault_id, *url).returncode == 0
+    for fault_id in made_ids:  # `fault rm` is tested above
+        assert server.admin("DELETE", f"/_hyperpod/faults/{fault_id}")[0] == 204
 
     # What a kind needs and was not given is said with the kind's own article.
     bad = cli("add", "alarm", *url)
