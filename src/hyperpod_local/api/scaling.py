@@ -25,7 +25,7 @@ from hyperpod_local.domain.model import (
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.domain.software import UPDATE_KEY
 from hyperpod_local.domain.update_rules import check_update_request, pick_for_scale_down
-from hyperpod_local.engine.operations import MIN_COUNT_DEADLINE, schedule_min_count_deadline
+from hyperpod_local.engine.operations import end_group_wait, schedule_min_count_deadline
 from hyperpod_local.store.unit_of_work import Tx
 
 # Cluster-level members UpdateCluster may set.
@@ -198,12 +198,7 @@ def _min_count_phase(
     wanted = group.min_count or 0
     if was_waiting:
         if wanted <= group.current_count:
-            if group.status == GroupStatus.CREATING:
-                scaling.log.group(
-                    group.name, text.group_creation_completed(group.name, cluster.name)
-                )
-            group.status = GroupStatus.IN_SERVICE
-            scaling.tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
+            end_group_wait(scaling.tx, cluster, group, scaling.log)
     elif wanted > group.current_count:
         group.status = GroupStatus.UPDATING
         schedule_min_count_deadline(

@@ -24,7 +24,7 @@ from hyperpod_local.engine.context import StepContext
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.operations import (
     HEAD_DEADLINE,
-    MIN_COUNT_DEADLINE,
+    end_group_wait,
     schedule_relaunch,
 )
 from hyperpod_local.store.unit_of_work import Tx
@@ -65,14 +65,9 @@ def group_ready(ctx: StepContext, cluster: Cluster, group: InstanceGroup, log: E
     if in_min_count_phase(cluster, group):
         if ctx.tx.nodes.serving_count(cluster.id, group.name) < (group.min_count or 0):
             return
-        ctx.tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
     elif group.status != GroupStatus.CREATING:
         return
-    creating = group.status == GroupStatus.CREATING
-    group.status = GroupStatus.IN_SERVICE
-    ctx.tx.clusters.save_group(group)
-    if creating:
-        log.group(group.name, text.group_creation_completed(group.name, cluster.name))
+    end_group_wait(ctx.tx, cluster, group, log)
 
 
 def maybe_cluster_created(ctx: StepContext, cluster: Cluster, log: EventLog) -> None:

@@ -3,9 +3,11 @@ for the Batch APIs, automatic recovery and provisioning retries alike."""
 
 from __future__ import annotations
 
+from hyperpod_local.domain import events as text
+from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import Fault
 from hyperpod_local.domain.lifecycle import move_node
-from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, Task
+from hyperpod_local.domain.model import Cluster, GroupStatus, InstanceGroup, Node, Task
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -114,6 +116,16 @@ def schedule_min_count_deadline(
             data={"target": back_to[0], "min": back_to[1]},
         )
     )
+
+
+def end_group_wait(tx: Tx, cluster: Cluster, group: InstanceGroup, log: EventLog) -> None:
+    """A Creating group, or one waiting for its MinCount, is InService now: its rollback
+    deadline goes, and a new group's creation is complete."""
+    if group.status == GroupStatus.CREATING:
+        log.group(group.name, text.group_creation_completed(group.name, cluster.name))
+    group.status = GroupStatus.IN_SERVICE
+    tx.clusters.save_group(group)
+    tx.tasks.remove_for_group(cluster.id, group.name, MIN_COUNT_DEADLINE)
 
 
 # A Continuous Slurm cluster whose controller (or login node) is not up this long after
