@@ -67,9 +67,14 @@ def with_instance(sm: Any, name: str) -> list[str]:
     return [n["InstanceId"] for n in nodes_of(sm, name) if n.get("InstanceId")]
 
 
+def pick(sm: Any, name: str, index: int) -> list[str]:
+    """One of the cluster's nodes with an instance (by index, wrapping), or none."""
+    found = with_instance(sm, name)
+    return [found[index % len(found)]] if found else []
+
+
 def apply(server: ServerProcess, sm: Any, name: str, operation: tuple[str, Any]) -> None:
     kind, arg = operation
-    picked = lambda: with_instance(sm, name)[arg % max(1, len(with_instance(sm, name))) :][:1]  # noqa: E731
     try:
         if kind == "scale":
             sm.update_cluster(ClusterName=name, InstanceGroups=[group("w", arg)])
@@ -78,13 +83,13 @@ def apply(server: ServerProcess, sm: Any, name: str, operation: tuple[str, Any])
                 ClusterName=name,
                 NodesToAdd=[{"InstanceGroupName": "w", "IncrementTargetCountBy": arg}],
             )
-        elif kind in ("delete", "replace", "reboot") and picked():
+        elif kind in ("delete", "replace", "reboot") and (picked := pick(sm, name, arg)):
             call = {
                 "delete": sm.batch_delete_cluster_nodes,
                 "replace": sm.batch_replace_cluster_nodes,
                 "reboot": sm.batch_reboot_cluster_nodes,
             }[kind]
-            call(ClusterName=name, NodeIds=picked())
+            call(ClusterName=name, NodeIds=picked)
         elif kind == "software":
             sm.update_cluster_software(ClusterName=name, ImageId=arg)
         elif kind == "capacity":
@@ -104,13 +109,13 @@ def apply(server: ServerProcess, sm: Any, name: str, operation: tuple[str, Any])
                     "Count": arg,
                 },
             )
-        elif kind == "hardware" and picked():
+        elif kind == "hardware" and (picked := pick(sm, name, arg)):
             inject(
                 server,
                 {
                     "Kind": "hardware",
                     "Cluster": name,
-                    "InstanceId": picked()[0],
+                    "InstanceId": picked[0],
                     "Type": "GpuXid79",
                 },
             )
