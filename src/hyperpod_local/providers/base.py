@@ -40,6 +40,12 @@ class Provider(Protocol):
         no capacity (`checked`: the caller has just called check_capacity, for a whole batch
         of launches)."""
 
+    def launch_many(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, count: int
+    ) -> list[str]:
+        """`count` fresh instances of the group's configuration and image, for a group's
+        creation or scale-up, once check_capacity has passed; their instance ids."""
+
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:
         """Every instance the provider holds for the cluster."""
 

@@ -49,13 +49,22 @@ class SimProvider:
             self.check_capacity(tx, cluster, group)
         instance_id = self.ids.instance_id()
         tx.instances.add(
-            instance_id,
+            {instance_id: [self._root(), *self._secondaries(group)]},
             cluster.id,
             now,
             image_id or group.spec.get("ImageId", "default"),
-            [self._root(), *self._secondaries(group)],
         )
         return instance_id
+
+    def launch_many(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, count: int
+    ) -> list[str]:
+        """Like launch, for a whole batch in two statements."""
+        launched = {
+            self.ids.instance_id(): [self._root(), *self._secondaries(group)] for _ in range(count)
+        }
+        tx.instances.add(launched, cluster.id, now, group.spec.get("ImageId", "default"))
+        return list(launched)
 
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:
         return tx.instances.ids_for_cluster(cluster_id)

@@ -16,12 +16,14 @@ class InstanceRepository:
 
     def add(
         self,
-        instance_id: str,
+        launched: dict[str, Sequence[dict[str, Any]]],
         cluster_id: str,
         launched_at: float,
         image_id: str,
-        volumes: Sequence[dict[str, Any]],
     ) -> None:
+        """New instances of one cluster and image, each with its volumes; in bulk."""
+        if not launched:
+            return
         self.conn.execute(
             sim_instances.insert(),
             [
@@ -32,9 +34,16 @@ class InstanceRepository:
                     "image_id": image_id,
                     "boot_count": 1,
                 }
+                for instance_id in launched
             ],
         )
-        self.add_volumes(instance_id, volumes)
+        volumes = [
+            {"instance_id": instance_id, "marker": None, **volume}
+            for instance_id, attached in launched.items()
+            for volume in attached
+        ]
+        if volumes:
+            self.conn.execute(sim_volumes.insert(), volumes)
 
     def add_volumes(self, instance_id: str, volumes: Sequence[dict[str, Any]]) -> None:
         if volumes:

@@ -15,8 +15,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
+
+from hyperpod_local.store.node_count_triggers import TRIGGERS
 
 metadata = MetaData()
 
@@ -106,6 +109,25 @@ nodes = Table(
         "status",
     ),
 )
+
+# How many nodes each group has of each type, image release and status: what DescribeCluster,
+# every engine step's cluster and /metrics show, kept by triggers on `nodes` in the
+# transaction that changes a node, so it is exact after any crash and whoever writes the
+# node; a cluster of any size is then counted in a few rows. A count of 0 has no row.
+group_node_counts = Table(
+    "group_node_counts",
+    metadata,
+    Column(
+        "cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("group_name", String(63), primary_key=True),
+    Column("instance_type", String(32), primary_key=True),
+    Column("image_release_version", String(64), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+for _trigger in TRIGGERS:
+    event.listen(nodes, "after_create", _trigger.execute_if(dialect="sqlite"))
 
 # Engine work: each row is the next step of a durable operation, due at a HyperPod time.
 tasks = Table(
