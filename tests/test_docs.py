@@ -160,10 +160,10 @@ def test_the_shell_blocks_run_in_order_in_one_shell(tmp_path: Path) -> None:
     )
     blocks = {
         "aws": sh_block("aws sagemaker list-clusters"),
-        "time": sh_block("--clock manual"),
+        "time": sh_block('{"seconds": 120}'),
         "replace": sh_block("batch-replace-cluster-nodes"),
         "marker": sh_block("/marker"),
-        "fault": sh_block("fault list").replace("<FaultId>", last_fault),
+        "fault": sh_block("hyperpod-local fault list").replace("<FaultId>", last_fault),
     }
     # `echo` first: curl -s ends its answers with no newline.
     script = "".join(f'echo\necho "== {name}"\n{block}' for name, block in blocks.items())

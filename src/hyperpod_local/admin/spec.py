@@ -30,6 +30,12 @@ MAX_COUNT = 1_000_000
 # Operations one throttling or latency fault names.
 MAX_OPERATIONS = 64
 MAX_TYPE_LENGTH = 64
+# A random_hardware fault: a node's mean time between failures, in HyperPod hours (at least
+# 36 seconds; at most over a thousand years), a type's weight in its mix, and its seed (an
+# integer any JSON reader keeps exactly).
+MIN_MTBF_HOURS, MAX_MTBF_HOURS = 0.01, 10_000_000.0
+MAX_WEIGHT = 1_000_000.0
+MAX_SEED = 2**53 - 1
 # Regions are not checked in open auth; this keeps one a short, plain name.
 _REGION = re.compile(r"[a-z0-9](-?[a-z0-9])*")
 MAX_REGION_LENGTH = 32
@@ -128,6 +134,20 @@ def _type(key: str, value: Any) -> str:
     return text
 
 
+def _mix(key: str, value: Any) -> dict[str, float]:
+    """A mix of hardware fault types: each type's weight, a positive number."""
+    if not isinstance(value, dict) or not value:
+        raise ValidationError(f"{key} must be an object of hardware fault types and weights.")
+    weight = _number(0, MAX_WEIGHT, low_open=True)
+    return {_type(key, name): weight(f"{key}.{name}", share) for name, share in value.items()}
+
+
+def _seed(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValidationError(f"{key} must be an integer from 0 to {MAX_SEED}.")
+    return value
+
+
 def _region(key: str, value: Any) -> str:
     text = _text(key, value, 1, MAX_REGION_LENGTH)
     if _REGION.fullmatch(text) is None:
@@ -162,4 +182,7 @@ def _checks() -> dict[str, Check]:
         "Operations": _operations,
         "Rate": _number(0, 1, low_open=True),
         "Seconds": _number(0, MAX_LATENCY_SECONDS, low_open=True),
+        "MtbfHours": _number(MIN_MTBF_HOURS, MAX_MTBF_HOURS),
+        "Types": _mix,
+        "Seed": _seed,
     }

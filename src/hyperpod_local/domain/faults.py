@@ -29,6 +29,9 @@ class FaultKind(StrEnum):
     LATENCY = "latency"
     # A CloudWatch alarm in ALARM, for AutoRollbackConfiguration of UpdateClusterSoftware.
     ALARM = "alarm"
+    # Hardware faults at random, each serving node failing at a mean time between failures:
+    # a fleet's month of failures without a driver script (engine/random_faults.py).
+    RANDOM_HARDWARE = "random_hardware"
 
 
 _CLUSTER = ("Cluster", "Account", "Region")
@@ -44,6 +47,9 @@ FAULT_FIELDS: dict[FaultKind, frozenset[str]] = {
     FaultKind.THROTTLING: frozenset(("Operations", "Rate")),
     FaultKind.LATENCY: frozenset(("Operations", "Seconds")),
     FaultKind.ALARM: frozenset(("AlarmName",)),
+    FaultKind.RANDOM_HARDWARE: frozenset(
+        (*_CLUSTER, "InstanceGroupName", "MtbfHours", "Types", "Seed", "DetectionDelaySeconds")
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import MAX_TIME, Clock, ClockLimit, ManualClock
 from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.operations import BACKGROUND_KINDS
 from hyperpod_local.engine.reports import EngineObserver, StepReport
 from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
 from hyperpod_local.providers.base import Provider
@@ -164,9 +165,9 @@ class Engine:
             # The steps are committed: a fault in the metrics must not make the loop retry.
             log.exception("the engine's observer failed")
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
         with self.store.read() as tx:
-            return tx.tasks.next_due_at()
+            return tx.tasks.next_due_at(besides)
 
     def pending(self) -> int:
         with self.store.read() as tx:
@@ -190,11 +191,13 @@ class Engine:
             return clock.now()
 
     def settle(self, limit: float = SETTLE_LIMIT) -> float:
-        """Advance until no operation is in flight; returns the HyperPod seconds that passed."""
+        """Advance until no operation is in flight; returns the HyperPod seconds that passed.
+        Work that never ends by itself (a random_hardware fault's strikes) goes on meanwhile,
+        at its times, but is not waited for."""
         clock = self._manual()
         with self._lock:
             start = clock.now()
-            while (due := self.next_due_at()) is not None:
+            while (due := self.next_due_at(BACKGROUND_KINDS)) is not None:
                 if due - start > limit:
                     raise self._unsettled(f"after {limit:g} s")
                 if due > MAX_TIME:
@@ -208,9 +211,14 @@ class Engine:
         with self.store.read() as tx:
             names = {
                 cluster_id: cluster.name if (cluster := tx.clusters.get(cluster_id)) else cluster_id
-                for cluster_id in tx.tasks.cluster_ids()
+                for cluster_id in tx.tasks.cluster_ids(BACKGROUND_KINDS)
             }
-            return Unsettled(reason, sorted(names.values()), tx.tasks.kinds(), tx.tasks.total())
+            return Unsettled(
+                reason,
+                sorted(names.values()),
+                tx.tasks.kinds(BACKGROUND_KINDS),
+                tx.tasks.total(BACKGROUND_KINDS),
+            )
 
     def _manual(self) -> ManualClock:
         if not isinstance(self.clock, ManualClock):

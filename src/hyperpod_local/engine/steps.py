@@ -11,6 +11,7 @@ from hyperpod_local.engine import (
     deep_health_checks,
     health_agent,
     node_steps,
+    random_faults,
     software_steps,
 )
 from hyperpod_local.engine.context import STEPS, StepContext
@@ -18,7 +19,14 @@ from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
 # here, importing only context, followups, recovery and operations.
-_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
+_MODULES = (
+    cluster_steps,
+    node_steps,
+    health_agent,
+    deep_health_checks,
+    software_steps,
+    random_faults,
+)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 

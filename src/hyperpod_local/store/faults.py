@@ -118,6 +118,9 @@ class FaultRepository:
             )
         return fault
 
+    def set_params(self, fault_id: str, params: dict[str, Any]) -> None:
+        self.conn.execute(update(faults).where(faults.c.fault_id == fault_id).values(params=params))
+
     def forget_cluster(self, cluster_id: str) -> None:
         self.conn.execute(delete(faults).where(faults.c.cluster_id == cluster_id))
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
 
-from hyperpod_local.domain.model import SERVING_STATUSES, Node
+from hyperpod_local.domain.model import SERVING_STATUSES, Node, NodeStatus
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import instance_groups, nodes
+from hyperpod_local.store.schema import group_node_counts, instance_groups, nodes
 
 NODE_SORT_KEYS = {
     "CREATION_TIME": (nodes.c.sort_time, nodes.c.id),
@@ -123,17 +123,57 @@ class NodeRepository:
         self, cluster_id: str, group_name: str, statuses: Iterable[str] = SERVING_STATUSES
     ) -> int:
         """The group's CurrentCount as it is now, inside the transaction (or its nodes in
-        other `statuses`)."""
+        other `statuses`): read off group_node_counts, whatever the group's size."""
         return int(
             self.conn.scalar(
-                select(func.count()).where(
-                    nodes.c.cluster_id == cluster_id,
-                    nodes.c.group_name == group_name,
-                    nodes.c.status.in_(sorted(statuses)),
+                select(func.coalesce(func.sum(group_node_counts.c.count), 0)).where(
+                    group_node_counts.c.cluster_id == cluster_id,
+                    group_node_counts.c.group_name == group_name,
+                    group_node_counts.c.status.in_(sorted(statuses)),
                 )
             )
             or 0
         )
+
+    def running_by_group(
+        self, cluster_id: str | None, group_name: str | None
+    ) -> list[tuple[str, str, int]]:
+        """(cluster, group, nodes Running) for every group of the cluster (None: of every
+        cluster), or the one group; in a stable order, from group_node_counts."""
+        stmt = select(
+            group_node_counts.c.cluster_id,
+            group_node_counts.c.group_name,
+            func.sum(group_node_counts.c.count),
+        ).where(group_node_counts.c.status == NodeStatus.RUNNING)
+        if cluster_id is not None:
+            stmt = stmt.where(group_node_counts.c.cluster_id == cluster_id)
+        if group_name is not None:
+            stmt = stmt.where(group_node_counts.c.group_name == group_name)
+        stmt = stmt.group_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
+        rows = self.conn.execute(
+            stmt.order_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
+        return sum(count for _c, _g, count in self.running_by_group(cluster_id, group_name))
+
+    def nth_running(self, cluster_id: str, group_name: str, index: int) -> Node | None:
+        """The group's `index`-th Running node in creation order, if no operation holds it."""
+        row = self.conn.execute(
+            select(*_SELECTED)
+            .where(
+                nodes.c.cluster_id == cluster_id,
+                nodes.c.group_name == group_name,
+                nodes.c.status == NodeStatus.RUNNING,
+            )
+            .order_by(nodes.c.id)
+            .limit(1)
+            .offset(index)
+        ).first()
+        if row is None or row.busy is not None:
+            return None
+        return _node(row)
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """Counted in the database, so a check costs the same in a group of any size."""

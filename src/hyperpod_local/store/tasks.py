@@ -32,8 +32,12 @@ class TaskRepository:
             ),
         ).inserted_primary_key[0]
 
-    def next_due_at(self) -> float | None:
-        return self.conn.scalar(select(func.min(tasks.c.due_at)))
+    def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
+        """The earliest due time, of the tasks not of the kinds `besides`."""
+        stmt = select(func.min(tasks.c.due_at))
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return self.conn.scalar(stmt)
 
     def due_together(self, now: float, limit: int) -> list[Task]:
         """The tasks of the earliest due time not after `now`: they happen at one instant."""
@@ -113,17 +117,25 @@ class TaskRepository:
             stmt = stmt.where(tasks.c.operation_id == operation_id)
         return int(self.conn.scalar(stmt) or 0)
 
-    def cluster_ids(self) -> list[str]:
-        """The clusters with work scheduled."""
-        stmt = select(tasks.c.cluster_id).where(tasks.c.cluster_id.is_not(None)).distinct()
-        return sorted(self.conn.scalars(stmt))
+    def cluster_ids(self, besides: frozenset[str] = frozenset()) -> list[str]:
+        """The clusters with work scheduled (not counting the kinds `besides`)."""
+        stmt = select(tasks.c.cluster_id).where(tasks.c.cluster_id.is_not(None))
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return sorted(self.conn.scalars(stmt.distinct()))
 
-    def kinds(self) -> list[str]:
+    def kinds(self, besides: frozenset[str] = frozenset()) -> list[str]:
         """The kinds of work scheduled (provision, health_check, ...)."""
-        return sorted(self.conn.scalars(select(tasks.c.kind).distinct()))
+        stmt = select(tasks.c.kind)
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return sorted(self.conn.scalars(stmt.distinct()))
 
-    def total(self) -> int:
-        return int(self.conn.scalar(select(func.count()).select_from(tasks)) or 0)
+    def total(self, besides: frozenset[str] = frozenset()) -> int:
+        stmt = select(func.count()).select_from(tasks)
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return int(self.conn.scalar(stmt) or 0)
 
 
 def _task(row: Row[Any]) -> Task:
