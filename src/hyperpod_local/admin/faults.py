@@ -72,7 +72,7 @@ def inject_all(backend: Backend, specs: list[Any]) -> list[dict[str, Any]]:
             if node is not None:
                 schedule_detection(tx, node, fault, now, backend.durations)
             if fault.kind == FaultKind.RANDOM_HARDWARE:
-                schedule_random_faults(tx, fault, now)
+                schedule_random_faults(tx, fault, now, backend.durations)
             views.append(view(fault, cluster))
     backend.request_faults.reload()
     backend.engine.notify()

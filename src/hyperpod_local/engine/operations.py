@@ -80,7 +80,7 @@ RANDOM_STRIKE = "random_hardware"
 BACKGROUND_KINDS = frozenset({RANDOM_STRIKE})
 
 
-def schedule_random_faults(tx: Tx, source: Fault, now: float) -> None:
+def schedule_random_faults(tx: Tx, source: Fault, now: float, durations: Durations) -> None:
     """The first strike of a random_hardware fault, a random gap after `now` (the gap, like
     every draw of it, from the fault's Seed: the same seed on the same fleet strikes the same
     nodes at the same times)."""
@@ -90,21 +90,23 @@ def schedule_random_faults(tx: Tx, source: Fault, now: float) -> None:
             kind=RANDOM_STRIKE,
             step="strike",
             due_at=round(
-                now + random_gap(tx, source, random.Random(f"{source.params['Seed']}")), 3
+                now + random_gap(tx, source, random.Random(f"{source.params['Seed']}"), durations),
+                3,
             ),
             data={"fault_id": source.fault_id, "draws": 0},
         )
     )
 
 
-def random_gap(tx: Tx, source: Fault, draw: random.Random) -> float:
-    """HyperPod seconds to the fault's next strike: the nodes it may strike each fail at the
-    mean time between failures, so together at that many times the rate. With none serving,
-    it looks again an hour later."""
+def random_gap(tx: Tx, source: Fault, draw: random.Random, durations: Durations) -> float:
+    """Clock seconds to the fault's next strike: the nodes it may strike each fail at the
+    mean time between failures (HyperPod hours, which --speed shortens as it does every
+    duration), so together at that many times the rate. With none Running, it looks again
+    an hour later."""
     serving = tx.nodes.running_count(source.cluster_id, source.group_name)
     if serving == 0:
-        return 3600.0
-    return draw.expovariate(serving / (float(source.params["MtbfHours"]) * 3600.0))
+        return durations.of(3600.0)
+    return durations.of(draw.expovariate(serving / (float(source.params["MtbfHours"]) * 3600.0)))
 
 
 def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, durations: Durations) -> None:

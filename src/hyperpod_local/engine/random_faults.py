@@ -36,7 +36,7 @@ def strike(ctx: StepContext, task: Task) -> Task | None:
         if node is not None:
             _strike(ctx, source, node, draw, at)
             strikes += 1
-        at = round(at + random_gap(ctx.tx, source, draw), 3)
+        at = round(at + random_gap(ctx.tx, source, draw, ctx.durations), 3)
         if at > ctx.now:
             break
     # Strikes counts the faults made; a draw that found no Running node made none.
