@@ -5,6 +5,7 @@ Through the real server, its admin API and boto3, under the manual clock."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,26 @@ def test_the_readme_month_of_failures_runs_as_written(tmp_path: Path) -> None:
     [strikes] = re.findall(r"^\[(\d+)\]$", result.stdout, flags=re.MULTILINE)
     # 1,000 nodes for 30 days at one failure per 720 hours: a Poisson count around 1,000.
     assert 850 <= int(strikes) <= 1150, result.stdout
+
+
+def test_under_a_real_clock_the_mtbf_is_hyperpod_time_that_speed_shortens(
+    tmp_path: Path,
+) -> None:
+    # At --speed 3600 a HyperPod hour takes a wall second: 20 nodes failing once an hour
+    # strike about 20 times a wall second. Counted in wall time, they would take 20 minutes
+    # for one strike each; the wait below gives up long before that.
+    server = ServerProcess(tmp_path / "data", "--speed", "3600").start()
+    try:
+        sm = server.client()
+        sm.create_cluster(ClusterName="fast", NodeRecovery="None", InstanceGroups=[group("g", 20)])
+        deadline = time.monotonic() + 60
+        while sm.describe_cluster(ClusterName="fast")["ClusterStatus"] != "InService":
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.05)
+        spec = {"Kind": "random_hardware", "Cluster": "fast", "MtbfHours": 1, "Seed": 3}
+        assert server.admin("POST", "/_hyperpod/faults", spec)[0] == 201
+        while not faults(server, "hardware"):
+            assert time.monotonic() < deadline, faults(server)
+            time.sleep(0.05)
+    finally:
+        server.stop()
