@@ -118,6 +118,19 @@ def _statements() -> _Statements:
     )
 
 
+# Every engine step that touches a cluster runs it: built once.
+_SAVE = (
+    update(clusters)
+    .where(clusters.c.id == bindparam("cluster_id"))
+    .values(
+        status=bindparam("status"),
+        failure_message=bindparam("failure_message"),
+        next_ip=bindparam("next_ip"),
+        legacy=bindparam("legacy"),
+    )
+)
+
+
 class ClusterRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -241,14 +254,14 @@ class ClusterRepository:
     def save(self, cluster: Cluster) -> None:
         """Write back what time changes of a cluster: status, failure, counters, legacy."""
         self.conn.execute(
-            update(clusters)
-            .where(clusters.c.id == cluster.id)
-            .values(
-                status=cluster.status,
-                failure_message=cluster.failure_message,
-                next_ip=cluster.next_ip,
-                legacy=cluster.legacy,
-            )
+            _SAVE,
+            {
+                "cluster_id": cluster.id,
+                "status": cluster.status,
+                "failure_message": cluster.failure_message,
+                "next_ip": cluster.next_ip,
+                "legacy": cluster.legacy,
+            },
         )
 
     def make_legacy(self, cluster: Cluster, release: str) -> None:

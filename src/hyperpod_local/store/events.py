@@ -13,6 +13,9 @@ from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import events, operations
 
+# Built once: every step that writes an event runs it.
+_ADD = events.insert()
+
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
@@ -33,7 +36,7 @@ class EventRepository:
         if not new_events:
             return
         self.conn.execute(
-            events.insert(),
+            _ADD,
             [
                 {
                     "event_id": event.event_id,

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from hyperpod_local.store.schema import sim_instances, sim_volumes
+
+# Every termination runs these: built once.
+_REMOVE_VOLUMES = delete(sim_volumes).where(
+    sim_volumes.c.instance_id.in_(bindparam("ids", expanding=True))
+)
+_REMOVE_INSTANCES = delete(sim_instances).where(
+    sim_instances.c.instance_id.in_(bindparam("ids", expanding=True))
+)
+_ADD_INSTANCES = sim_instances.insert()
+_ADD_VOLUMES = sim_volumes.insert()
 
 
 class InstanceRepository:
@@ -25,7 +35,7 @@ class InstanceRepository:
         if not launched:
             return
         self.conn.execute(
-            sim_instances.insert(),
+            _ADD_INSTANCES,
             [
                 {
                     "instance_id": instance_id,
@@ -43,7 +53,7 @@ class InstanceRepository:
             for volume in attached
         ]
         if volumes:
-            self.conn.execute(sim_volumes.insert(), volumes)
+            self.conn.execute(_ADD_VOLUMES, volumes)
 
     def add_volumes(self, instance_id: str, volumes: Sequence[dict[str, Any]]) -> None:
         if volumes:
@@ -105,9 +115,9 @@ class InstanceRepository:
     def remove(self, instance_ids: Sequence[str]) -> None:
         ids = list(instance_ids)
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            self.conn.execute(delete(sim_volumes).where(sim_volumes.c.instance_id.in_(chunk)))
-            self.conn.execute(delete(sim_instances).where(sim_instances.c.instance_id.in_(chunk)))
+            chunk = {"ids": ids[start : start + 500]}
+            self.conn.execute(_REMOVE_VOLUMES, chunk)
+            self.conn.execute(_REMOVE_INSTANCES, chunk)
 
     def ids_for_cluster(self, cluster_id: str) -> list[str]:
         return list(

@@ -42,7 +42,7 @@ class NodeRepository:
             self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
 
     def get(self, row_id: int) -> Node | None:
-        row = self.conn.execute(select(*_SELECTED).where(nodes.c.id == row_id)).first()
+        row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
         return None if row is None else _node(row)
 
     def save(self, node: Node) -> None:
@@ -107,6 +107,10 @@ class NodeRepository:
 
     def failed_idle(self, cluster_id: str, group_name: str) -> list[Node]:
         """The group's nodes in Failure that no operation holds."""
+        # Asked after every node a step finishes: the counts answer "none" without a scan
+        # of the group.
+        if not self.serving_count(cluster_id, group_name, _FAILURE):
+            return []
         rows = self.conn.execute(
             select(*_SELECTED)
             .where(
@@ -124,16 +128,11 @@ class NodeRepository:
     ) -> int:
         """The group's CurrentCount as it is now, inside the transaction (or its nodes in
         other `statuses`): read off group_node_counts, whatever the group's size."""
-        return int(
-            self.conn.scalar(
-                select(func.coalesce(func.sum(group_node_counts.c.count), 0)).where(
-                    group_node_counts.c.cluster_id == cluster_id,
-                    group_node_counts.c.group_name == group_name,
-                    group_node_counts.c.status.in_(sorted(statuses)),
-                )
-            )
-            or 0
+        found = self.conn.scalar(
+            _COUNT_IN_STATUSES,
+            {"cluster_id": cluster_id, "group_name": group_name, "statuses": sorted(statuses)},
         )
+        return int(found or 0)
 
     def running_by_group(
         self, cluster_id: str | None, group_name: str | None
@@ -288,6 +287,8 @@ class NodeRepository:
         return stmt
 
 
+_FAILURE = (NodeStatus.FAILURE,)
+
 _UPDATE_NODE = (
     update(nodes)
     .where(nodes.c.id == bindparam("_row_id"))
@@ -351,6 +352,13 @@ NODE_COLUMNS = (
 # name_key is not a field, but a page sorted by NAME orders by it.
 _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
+# Statements a step runs every time, built once: building one costs more than running it.
+_BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
+_COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
+    group_node_counts.c.cluster_id == bindparam("cluster_id"),
+    group_node_counts.c.group_name == bindparam("group_name"),
+    group_node_counts.c.status.in_(bindparam("statuses", expanding=True)),
+)
 
 
 def _node(row: Row[Any]) -> Node:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
 from hyperpod_local.domain.model import Task
 from hyperpod_local.store.schema import tasks
@@ -51,27 +51,28 @@ class TaskRepository:
 
     def save(self, task: Task) -> None:
         self.conn.execute(
-            update(tasks)
-            .where(tasks.c.id == task.id)
-            .values(step=task.step, due_at=task.due_at, data=task.data)
+            _SAVE, {"task_id": task.id, "step": task.step, "due_at": task.due_at, "data": task.data}
         )
 
     def remove(self, task_id: int) -> None:
-        self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
+        self.conn.execute(_REMOVE, {"task_id": task_id})
 
     def get(self, task_id: int) -> Task | None:
-        row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        row = self.conn.execute(_GET, {"task_id": task_id}).first()
         return None if row is None else _task(row)
 
     def remove_for_node(
         self, node_id: int, kind: str | None = None, *, keep: int | None = None
     ) -> None:
+        self.removals += 1
+        if kind is not None and keep is None:
+            self.conn.execute(_REMOVE_FOR_NODE_OF_KIND, {"node_id": node_id, "kind": kind})
+            return
         stmt = delete(tasks).where(tasks.c.node_id == node_id)
         if kind is not None:
             stmt = stmt.where(tasks.c.kind == kind)
         if keep is not None:
             stmt = stmt.where(tasks.c.id != keep)
-        self.removals += 1
         self.conn.execute(stmt)
 
     def remove_for_group(self, cluster_id: str, group_name: str | None, kind: str) -> None:
@@ -136,6 +137,19 @@ class TaskRepository:
         if besides:
             stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
         return int(self.conn.scalar(stmt) or 0)
+
+
+# Statements each step runs, built once: building one costs more than SQLite takes to run it.
+_SAVE = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("task_id"))
+    .values(step=bindparam("step"), due_at=bindparam("due_at"), data=bindparam("data"))
+)
+_REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
+_GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_REMOVE_FOR_NODE_OF_KIND = delete(tasks).where(
+    tasks.c.node_id == bindparam("node_id"), tasks.c.kind == bindparam("kind")
+)
 
 
 def _task(row: Row[Any]) -> Task:
