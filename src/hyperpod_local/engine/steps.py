@@ -14,7 +14,7 @@ from hyperpod_local.engine import (
     random_faults,
     software_steps,
 )
-from hyperpod_local.engine.context import STEPS, StepContext
+from hyperpod_local.engine.context import BATCH_STEPS, STEPS, StepContext
 from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
@@ -28,7 +28,7 @@ _MODULES = (
     random_faults,
 )
 
-__all__ = ["STEPS", "StepContext", "record_abandoned"]
+__all__ = ["BATCH_STEPS", "STEPS", "StepContext", "record_abandoned"]
 
 
 def record_abandoned(ctx: StepContext, task: Task, error: Exception) -> None:

@@ -41,10 +41,18 @@ class Provider(Protocol):
         of launches)."""
 
     def launch_many(
-        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, count: int
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        count: int,
+        *,
+        image_id: str | None = None,
     ) -> list[str]:
-        """`count` fresh instances of the group's configuration and image, for a group's
-        creation or scale-up, once check_capacity has passed; their instance ids."""
+        """`count` fresh instances of the group's configuration, on `image_id` (default: the
+        group's image), once check_capacity has passed (a group's creation or scale-up, the
+        replacements due at one instant); their instance ids."""
 
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:
         """Every instance the provider holds for the cluster."""

@@ -57,13 +57,21 @@ class SimProvider:
         return instance_id
 
     def launch_many(
-        self, tx: Tx, cluster: Cluster, group: InstanceGroup, now: float, count: int
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        count: int,
+        *,
+        image_id: str | None = None,
     ) -> list[str]:
         """Like launch, for a whole batch in two statements."""
         launched = {
             self.ids.instance_id(): [self._root(), *self._secondaries(group)] for _ in range(count)
         }
-        tx.instances.add(launched, cluster.id, now, group.spec.get("ImageId", "default"))
+        image = image_id or group.spec.get("ImageId", "default")
+        tx.instances.add(launched, cluster.id, now, image)
         return list(launched)
 
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:

@@ -45,6 +45,16 @@ class NodeRepository:
         row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
         return None if row is None else _node(row)
 
+    def get_many(self, row_ids: Sequence[int]) -> dict[int, Node]:
+        """The nodes that still exist, by row id."""
+        found: dict[int, Node] = {}
+        for start in range(0, len(row_ids), 500):
+            rows = self.conn.execute(_BY_IDS, {"row_ids": list(row_ids[start : start + 500])})
+            for row in rows:
+                node = _node(row)
+                found[node.row_id or -1] = node
+        return found
+
     def save(self, node: Node) -> None:
         self.save_all([node])
 
@@ -354,6 +364,7 @@ _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
 # Statements a step runs every time, built once: building one costs more than running it.
 _BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
+_BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
 _COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),
     group_node_counts.c.group_name == bindparam("group_name"),

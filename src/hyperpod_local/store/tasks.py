@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
@@ -75,6 +76,15 @@ class TaskRepository:
             stmt = stmt.where(tasks.c.id != keep)
         self.conn.execute(stmt)
 
+    def remove_for_nodes(self, node_ids: Sequence[int], kind: str) -> None:
+        """remove_for_node(kind=...) for many nodes at once."""
+        self.removals += 1
+        for start in range(0, len(node_ids), 500):
+            self.conn.execute(
+                _REMOVE_FOR_NODES_OF_KIND,
+                {"node_ids": list(node_ids[start : start + 500]), "kind": kind},
+            )
+
     def remove_for_group(self, cluster_id: str, group_name: str | None, kind: str) -> None:
         """The cluster's tasks of one kind for a group (None: the cluster's own)."""
         self.removals += 1
@@ -147,6 +157,9 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_REMOVE_FOR_NODES_OF_KIND = delete(tasks).where(
+    tasks.c.node_id.in_(bindparam("node_ids", expanding=True)), tasks.c.kind == bindparam("kind")
+)
 _REMOVE_FOR_NODE_OF_KIND = delete(tasks).where(
     tasks.c.node_id == bindparam("node_id"), tasks.c.kind == bindparam("kind")
 )
