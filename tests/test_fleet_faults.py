@@ -261,3 +261,86 @@ def test_under_a_real_clock_the_mtbf_is_hyperpod_time_that_speed_shortens(
             time.sleep(0.05)
     finally:
         server.stop()
+
+
+def events_of(sm: Any, name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"ClusterName": name, "MaxResults": 100}
+    while True:
+        page = sm.list_cluster_events(**kwargs)
+        found += page["Events"]
+        if not page.get("NextToken"):
+            return found
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def test_replacements_due_together_each_get_what_one_alone_gets(server: ServerProcess) -> None:
+    # 25 replacements of one call are due at one instant, and the engine runs them as one
+    # batch; a failing script in one group sends that group's back to one at a time. What a
+    # client sees of each node must not tell the two apart.
+    sm = server.client()
+    sm.create_cluster(
+        ClusterName="together",
+        NodeProvisioningMode="Continuous",
+        Orchestrator={"Eks": {"ClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/t"}},
+        InstanceGroups=[group("a", 20), group("b", 10)],
+    )
+    server.settle()
+    before = nodes_of(sm, "together")
+    # Interleaved: a, b, a, b... so that the batch spans both groups.
+    a = [n for n in before if n["InstanceGroupName"] == "a"]
+    b = [n for n in before if n["InstanceGroupName"] == "b"]
+    chosen = [n["InstanceId"] for pair in zip(a, b, strict=False) for n in pair][:20] + [
+        n["InstanceId"] for n in a[10:15]
+    ]
+    assert len(chosen) == 25
+    status, _body = server.admin(
+        "POST",
+        "/_hyperpod/faults",
+        {"Kind": "lifecycle_script", "Cluster": "together", "InstanceGroupName": "b", "Count": 1},
+    )
+    assert status == 201
+    answer = sm.batch_replace_cluster_nodes(ClusterName="together", NodeIds=chosen)
+    assert sorted(answer["Successful"]) == sorted(chosen) and not answer.get("Failed")
+    server.settle()
+
+    after = nodes_of(sm, "together")
+    assert len(after) == 30
+    assert all(n["InstanceStatus"]["Status"] == "Running" for n in after)
+    logical = {n["InstanceId"]: n.get("NodeLogicalId") for n in before}
+    now = {n["NodeLogicalId"]: n for n in after}
+    events = events_of(sm, "together")
+    texts = [e["Description"] for e in events]
+    for old in chosen:
+        new = now[logical[old]]["InstanceId"]
+        assert new != old
+        group_name = now[logical[old]]["InstanceGroupName"]
+        assert (
+            texts.count(
+                f"EC2 Instance {old} successfully terminated in Cluster together and "
+                f"InstanceGroup {group_name}"
+            )
+            == 1
+        )
+        assert (
+            texts.count(f"Instance lifecycle script execution for EC2 Instance {new} has Succeeded")
+            == 1
+        )
+        assert (
+            texts.count(
+                f"Instance {new} replacement in Cluster together and InstanceGroup {group_name} "
+                "completed successfully"
+            )
+            == 1
+        )
+    # The one failing script failed once, on one of b's new instances, which then tried
+    # again on another.
+    failed = [t for t in texts if t.endswith("has Failed")]
+    assert len(failed) == 1
+    untouched = {n["InstanceId"] for n in before} - set(chosen)
+    assert untouched <= {n["InstanceId"] for n in after}
+    described = sm.describe_cluster(ClusterName="together")["InstanceGroups"]
+    assert [(g["InstanceGroupName"], g["CurrentCount"]) for g in described] == [
+        ("a", 20),
+        ("b", 10),
+    ]
