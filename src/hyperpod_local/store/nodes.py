@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Node, NodeStatus
+from hyperpod_local.store import bulk
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import group_node_counts, instance_groups, nodes
 
@@ -38,8 +39,7 @@ class NodeRepository:
         self.conn = conn
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
-        if new_nodes:
-            self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
+        bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, map(_row, new_nodes))
 
     def get(self, row_id: int) -> Node | None:
         row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
@@ -213,11 +213,12 @@ class NodeRepository:
 
     def save_all(self, changed: Sequence[Node]) -> None:
         """Write back many nodes in one executemany of a statement compiled once."""
-        if changed:
-            self.conn.execute(
-                _UPDATE_NODE,
-                [{"_row_id": node.row_id, **_values(node)} for node in changed],
-            )
+        bulk.executemany(
+            self.conn,
+            _UPDATE_NODE,
+            ("_row_id", *_COLUMN_NAMES),
+            ((node.row_id, *_row(node)) for node in changed),
+        )
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -311,6 +312,16 @@ def sort_key(node: Node, sort_by: str) -> list[Any]:
     if sort_by == "NAME":
         return [node.group_name, node.instance_id or "", node.row_id]
     return [node.sort_time, node.row_id]
+
+
+_COLUMN_NAMES = tuple(column.name for column in nodes.c if column.name != "id")
+_INSERT_NODE = nodes.insert().values({name: bindparam(name) for name in _COLUMN_NAMES})
+
+
+def _row(node: Node) -> tuple[Any, ...]:
+    """The node's values for _COLUMN_NAMES, in their order."""
+    values = _values(node)
+    return tuple(values[name] for name in _COLUMN_NAMES)
 
 
 def _values(node: Node) -> dict[str, Any]:
