@@ -40,6 +40,9 @@ RELEASED = {
         "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
     ),
     "0004_event_outbox.py": "7c93a88458bbdcc593f7568cf816d610539246b18d98819a5a56d1374d681f4c",
+    "0005_node_attachments.py": (
+        "b0bc8d9794de207b48eb6b51f62697868884be57d260400095f898e48b2dd8be"
+    ),
 }
 
 
@@ -288,3 +291,40 @@ def test_a_server_on_an_upgraded_data_dir_serves_its_clusters(upgraded: ServerPr
         for n in sm.list_cluster_nodes(ClusterName="old-plain")["ClusterNodeSummaries"]
     }
     assert first not in after and len(after) == 3
+
+
+def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_path: Path) -> None:
+    """0005 adds the attachment tables to a store the release before made, rows kept."""
+    path = tmp_path / "hyperpod.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        database.upgrade(engine, "0004")
+    finally:
+        engine.dispose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO clusters (id, account_id, region, name, arn, status, creation_time, "
+            "spec, ip_base, next_ip, seq, legacy) VALUES ('abcdefghijkl', '123456789012', "
+            "'us-east-1', 'kept', 'arn:aws:sagemaker:us-east-1:123456789012:cluster/abcdefghijkl', "
+            "'InService', 1.0, '{}', 0, 1, 1, 0)"
+        )
+        conn.execute(
+            "INSERT INTO instance_groups (cluster_id, name, position, spec, target_count, status) "
+            "VALUES ('abcdefghijkl', 'g', 0, '{}', 1, 'InService')"
+        )
+        conn.execute(
+            "INSERT INTO nodes (cluster_id, group_name, instance_id, name_key, status, "
+            "instance_type, sort_time, image_id, image_release_version) VALUES ('abcdefghijkl', "
+            "'g', 'i-0123456789abcdef0', 'i-0123456789abcdef0', 'Running', 'ml.c5.xlarge', 1.0, "
+            "'default', '2025.11.20')"
+        )
+    conn.close()
+    assert revision_of(path) == "0004"
+    before = rows(path)
+    Store(f"sqlite:///{path}").close()
+    assert revision_of(path) == HEAD_REVISION
+    after = rows(path)
+    assert {name: after[name] for name in before} == before
+    assert before["clusters"] == before["nodes"] == 1
+    assert after["volume_attachments"] == after["network_interface_attachments"] == 0

@@ -7,9 +7,11 @@ from __future__ import annotations
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_node
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
 from hyperpod_local.engine import (
+    attachment_steps,
     cluster_steps,
     deep_health_checks,
     health_agent,
+    move_steps,
     node_steps,
     software_steps,
 )
@@ -18,7 +20,15 @@ from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
 # here, importing only context, followups, recovery and operations.
-_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
+_MODULES = (
+    cluster_steps,
+    node_steps,
+    health_agent,
+    deep_health_checks,
+    software_steps,
+    move_steps,
+    attachment_steps,
+)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 
