@@ -58,9 +58,11 @@ def move_cluster_nodes(services: Services, scope: Scope, params: dict[str, Any])
                         f"The ClientToken {token} was already used with different parameters."
                     )
                 return dict(prior[1])
+        moves.check_clusters(
+            source, target, params["SourceInstanceGroupName"], params["TargetInstanceGroupName"]
+        )
         source_group = _group(source, params["SourceInstanceGroupName"])
         target_group = _group(target, params["TargetInstanceGroupName"])
-        moves.check_clusters(source, target, source_group.name, target_group.name)
         moves.check_target_group(target, target_group)
         mover = _Mover(services, tx, source, source_group, target, target_group, now)
         response = mover.run(chosen[0], params[chosen[0]])
