@@ -97,8 +97,9 @@ def test_a_moved_node_keeps_its_instance_and_shows_every_state_where_the_docs_sa
     for volume in old_volumes:
         marker = f"/_hyperpod/clusters/{name}-src/nodes/{node_id}/volumes/{volume}/marker"
         assert server.admin("PUT", marker, "checkpoint-7")[0] == 204
+    interface_id = f"eni-{os.getpid() % 65536:04x}f{int(name.rsplit('-', 1)[1]):012x}"
     interface = sm.attach_cluster_node_network_interface(
-        ClusterName=f"{name}-src", NodeId=node_id, NetworkInterfaceId="eni-0a1b2c3d4e5f60718"
+        ClusterName=f"{name}-src", NodeId=node_id, NetworkInterfaceId=interface_id
     )
 
     moved = move(sm, source, "a", target, "t", NodeIds=[node_id, UNKNOWN_ID])
@@ -138,7 +139,7 @@ def test_a_moved_node_keeps_its_instance_and_shows_every_state_where_the_docs_sa
     assert inside["BootCount"] == 2
     assert inside["NetworkInterfaces"] == [
         {
-            "NetworkInterfaceId": "eni-0a1b2c3d4e5f60718",
+            "NetworkInterfaceId": interface_id,
             "AttachmentId": interface["AttachmentId"],
             "DeviceIndex": 1,
             "AttachTime": pytest.approx(inside["NetworkInterfaces"][0]["AttachTime"]),
@@ -146,7 +147,7 @@ def test_a_moved_node_keeps_its_instance_and_shows_every_state_where_the_docs_sa
     ]
     status, inventory = server.admin("GET", "/_hyperpod/instances")
     line = next(i for i in inventory["Instances"] if i["InstanceId"] == node_id)
-    assert line["NetworkInterfaceIds"] == ["eni-0a1b2c3d4e5f60718"]
+    assert line["NetworkInterfaceIds"] == [interface_id]
     assert set(line["VolumeIds"]) == {volume["VolumeId"] for volume in inside["Volumes"]}
 
     # Events on both clusters, each naming the instance.
@@ -235,7 +236,8 @@ def test_each_node_that_cannot_move_gets_the_models_error_code(
     assert status == 201
     server.advance(15)  # the health agent finds it; NodeRecovery None leaves it in Failure
     assert status_in(sm, name, b) == "Failure"
-    sm.attach_cluster_node_volume(ClusterArn=arn, NodeId=c, VolumeId="vol-0123456789abcdef0")
+    volume_id = f"vol-{os.getpid() % 65536:04x}f{int(name.rsplit('-', 1)[1]):012x}"
+    sm.attach_cluster_node_volume(ClusterArn=arn, NodeId=c, VolumeId=volume_id)
 
     answer = move(sm, arn, "a", arn, "t", NodeIds=[a, b, c, d, d])
     assert answer["Successful"] == [d]
