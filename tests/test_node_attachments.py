@@ -187,6 +187,17 @@ def test_a_replace_detaches_what_was_attached_and_the_new_instance_can_take_it(
     )
     assert reattached["AttachmentId"] != attachment["AttachmentId"]
 
+    # Deleting the cluster detaches them too: another cluster's node can have them.
+    other = eks(sm, f"{name}-other", 1)
+    sm.delete_cluster(ClusterName=name)
+    server.settle()
+    (node,) = node_ids(sm, f"{name}-other")
+    taken = sm.attach_cluster_node_volume(ClusterArn=other, NodeId=node, VolumeId=volume)
+    assert taken["Status"] == "attaching"
+    sm.attach_cluster_node_network_interface(
+        ClusterName=f"{name}-other", NodeId=node, NetworkInterfaceId=eni
+    )
+
 
 def test_volume_calls_that_cannot_be_carried_out(server: ServerProcess, name: str) -> None:
     volume = fresh("vol")

@@ -5,6 +5,9 @@ of the model, the request's refusals, and the ClientToken."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -515,3 +518,40 @@ def test_the_aws_cli_moves_a_node(server: ServerProcess, name: str, tmp_path: Pa
     assert refused.returncode == 255
     assert "(ValidationException)" in refused.stderr
     assert "the request asks for 5. No node was moved." in refused.stderr
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_blocks(section: str) -> list[str]:
+    part = README.read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", part, re.S)
+
+
+def test_the_readme_moves_a_node_and_attaches_a_volume(tmp_path: Path) -> None:
+    """The README's blocks, as written, on a server of their own (faster than `make run`'s,
+    so the waits are short)."""
+    server = ServerProcess(tmp_path / "data", "--speed", "600").start()
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        blocks = readme_blocks("Move nodes, attach volumes")
+        assert len(blocks) == 2
+        script = "set -e\n" + "\n".join(blocks).replace("4577", port)
+        env = Aws(tmp_path, server.url, mode="env").env
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        done = subprocess.run(
+            ["bash", "-c", script],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r'"Successful": \[\s*"i-[0-9a-f]{17}"\s*\]', done.stdout), done.stdout
+    assert '"Status": "attaching"' in done.stdout
+    assert '"AttachmentId": "eni-attach-' in done.stdout
+    assert '"AttachedVolumes":[{"VolumeId":"vol-0123456789abcdef0"' in done.stdout
+    assert '"Status": "detaching"' in done.stdout
