@@ -555,3 +555,46 @@ def test_the_readme_moves_a_node_and_attaches_a_volume(tmp_path: Path) -> None:
     assert '"AttachmentId": "eni-attach-' in done.stdout
     assert '"AttachedVolumes":[{"VolumeId":"vol-0123456789abcdef0"' in done.stdout
     assert '"Status": "detaching"' in done.stdout
+
+
+def test_the_target_checks_an_arriving_node_and_a_fault_moves_with_its_instance(
+    server: ServerProcess, name: str
+) -> None:
+    sm = server.client()
+    source = eks(sm, f"{name}-src", group("a", 3))
+    target = eks(
+        sm,
+        f"{name}-dst",
+        group("checked", 0, OnStartDeepHealthChecks=["InstanceConnectivity"]),
+        group("plain", 0),
+        NodeRecovery="None",
+    )
+    server.settle()
+    checked, faulty, _ = running(sm, f"{name}-src", "a")
+    status, _ = server.admin(
+        "POST",
+        "/_hyperpod/faults",
+        {
+            "Kind": "hardware",
+            "Cluster": f"{name}-src",
+            "InstanceId": faulty,
+            "Type": "GpuXid79",
+            "DetectionDelaySeconds": 3600,
+        },
+    )
+    assert status == 201
+    move(sm, source, "a", target, "checked", NodeIds=[checked])
+    move(sm, source, "a", target, "plain", NodeIds=[faulty])
+    server.advance(120 + 240)  # detached, then the target's lifecycle scripts
+    assert status_in(sm, f"{name}-dst", checked) == "DeepHealthCheckInProgress"
+    assert status_in(sm, f"{name}-dst", faulty) == "Running"
+    server.advance(300)  # InstanceConnectivity
+    assert status_in(sm, f"{name}-dst", checked) == "Running"
+    # The fault is the instance's: the target's health agent finds it, an hour after the node
+    # joined (its detection delay), and NodeRecovery None leaves the node in Failure.
+    server.settle()
+    details = sm.describe_cluster_node(ClusterName=f"{name}-dst", NodeId=faulty)["NodeDetails"]
+    assert details["InstanceStatus"] == {
+        "Status": "Failure",
+        "Message": "GPU has fallen off the bus (NVIDIA Xid 79)",
+    }

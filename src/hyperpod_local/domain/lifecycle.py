@@ -44,6 +44,7 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
     (N.DETACH_IN_PROGRESS, "handed_off"): N.ATTACH_IN_PROGRESS,
     (N.DETACH_IN_PROGRESS, "move_called_off"): N.RUNNING,
     (N.ATTACH_IN_PROGRESS, "joined"): N.RUNNING,
+    (N.ATTACH_IN_PROGRESS, "deep_health_check"): N.DEEP_HEALTH_CHECK_IN_PROGRESS,
     (N.ATTACH_IN_PROGRESS, "provisioning_failed"): N.FAILURE,
 }
 # Deleting a cluster takes every node down, whatever it was doing; an operation the engine

@@ -19,7 +19,12 @@ from hyperpod_local.domain.model import (
 )
 from hyperpod_local.domain.software import desired_image
 from hyperpod_local.engine.context import StepContext, step
-from hyperpod_local.engine.followups import failure_event, group_ready, lifecycle_event
+from hyperpod_local.engine.followups import (
+    failure_event,
+    group_ready,
+    lifecycle_event,
+    start_checks,
+)
 from hyperpod_local.engine.operations import DETECTION, schedule_relaunch
 from hyperpod_local.engine.recovery import recheck_faults, resume_recoveries
 
@@ -146,10 +151,18 @@ def _attach(ctx: StepContext, task: Task) -> None:
         moves.move_completed(node.instance_id, cluster.name, group.name),
         metadata={"Instance": {"NodeLogicalId": node.logical_id}},
     )
+    recheck_faults(ctx, cluster, node, cured_by_reboot=False)
+    checks = group.spec.get("OnStartDeepHealthChecks") or []
+    if checks:
+        # The target checks a node that joins it before it serves, as it checks its own new
+        # nodes; the checks' end brings it to Running.
+        node.busy = None
+        start_checks(ctx.tx, cluster, group, [node], checks, ctx.now, ctx.durations, log)
+        ctx.tx.events.add_all(log.events)
+        return
     move_node(node, "joined")
     node.busy = None
     ctx.tx.nodes.save(node)
-    recheck_faults(ctx, cluster, node, cured_by_reboot=False)
     group_ready(ctx, cluster, group, log)
     resume_recoveries(ctx, cluster, group, log)
     ctx.tx.events.add_all(log.events)
