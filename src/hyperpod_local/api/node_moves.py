@@ -168,7 +168,12 @@ class _Mover:
             status=NodeStatus.RUNNING,
             busy=None,
         )
-        eligible = [node for node in candidates if self._refusal(node, node.label) is None]
+        eligible: list[Node] = []
+        for node in candidates:
+            if self._refusal(node, node.label) is None:
+                eligible.append(node)
+                if len(eligible) == count:
+                    break
         if len(eligible) < count:
             raise ValidationError(
                 f"Only {len(eligible)} node(s) of instance group {self.source_group.name} of "
@@ -176,7 +181,7 @@ class _Mover:
                 f"{self.target_group.name} of cluster {self.target.name}; the request asks for "
                 f"{count}. No node was moved."
             )
-        chosen = eligible[:count]
+        chosen = eligible
         self._check_min_count(len(chosen))
         for node in chosen:
             if not self.tx.nodes.claim(node, "move"):
