@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from hyperpod_local.api.resolve import find_cluster
+from hyperpod_local.api.scaling import TOKEN_LIFETIME
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain import moves
 from hyperpod_local.domain.eligibility import Refusal, busy_message
@@ -23,9 +24,6 @@ from hyperpod_local.domain.model import Cluster, InstanceGroup, Node, NodeStatus
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.unit_of_work import Tx
 
-# ClientToken replays answer within this long (the model: 8 hours); wall time, as for
-# BatchAddClusterNodes.
-TOKEN_LIFETIME = 8 * 3600.0
 MOVE = "node_move"
 _SELECTORS = ("NodeIds", "NodeLogicalIds", "InstanceCount")
 # How many of a group's Running nodes an InstanceCount request looks through for eligible ones.
