@@ -357,3 +357,38 @@ def test_a_network_interface_attaches_with_an_attachment_id(
     sm.batch_reboot_cluster_nodes(ClusterName=name, NodeIds=[first])
     server.settle()
     assert len(inside(server, name, first)["NetworkInterfaces"]) == 7
+
+
+def test_answers_keep_to_the_models_enums_and_patterns(server: ServerProcess, name: str) -> None:
+    """Status from VolumeAttachmentStatus, DeviceName and AttachmentId matching the model's
+    patterns whole, read from the installed botocore model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    statuses = set(model.shape_for("VolumeAttachmentStatus").enum)
+    device = re.compile(model.shape_for("VolumeDeviceName").metadata["pattern"])
+    attachment = re.compile(
+        model.shape_for("ClusterNetworkInterfaceAttachmentId").metadata["pattern"]
+    )
+    sm = server.client()
+    arn = eks(sm, name, 1)
+    server.settle()
+    (node,) = node_ids(sm, name)
+    volumes = [fresh("vol") for _ in range(25)]
+    answers = [
+        sm.attach_cluster_node_volume(ClusterArn=arn, NodeId=node, VolumeId=v) for v in volumes
+    ]
+    server.settle()
+    answers += [
+        sm.detach_cluster_node_volume(ClusterArn=arn, NodeId=node, VolumeId=v) for v in volumes
+    ]
+    assert {answer["Status"] for answer in answers} <= statuses
+    assert all(device.fullmatch(answer["DeviceName"]) for answer in answers)
+    eni = sm.attach_cluster_node_network_interface(
+        ClusterName=name, NodeId=node, NetworkInterfaceId=fresh("eni")
+    )
+    assert attachment.fullmatch(eni["AttachmentId"])
+    assert (
+        len(eni["AttachmentId"])
+        <= model.shape_for("ClusterNetworkInterfaceAttachmentId").metadata["max"]
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
@@ -261,6 +262,12 @@ def test_each_node_that_cannot_move_gets_the_models_error_code(
             "before you move the node.",
         ),
     }
+    codes = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker")
+        .shape_for("MoveClusterNodesErrorCode")
+    )
+    assert {code for code, _ in failed.values()} | {"NodeIdNotFound"} <= set(codes.enum)
     # Moving already: in use.
     again = move(sm, arn, "a", arn, "t", NodeIds=[d, e])
     assert again["Successful"] == [e]
