@@ -605,3 +605,35 @@ def test_the_target_checks_an_arriving_node_and_a_fault_moves_with_its_instance(
         "Status": "Failure",
         "Message": "GPU has fallen off the bus (NVIDIA Xid 79)",
     }
+
+
+def test_a_move_survives_a_kill_of_the_server(tmp_path: Path) -> None:
+    """Each step commits with its task: a server killed mid-move goes on where it was."""
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    try:
+        sm = server.client()
+        source = eks(sm, "src", group("a", 2))
+        target = eks(sm, "dst", group("t", 0))
+        server.settle()
+        node_id = running(sm, "src", "a")[0]
+        volume_id = "vol-0123456789abcdef0"
+        other = running(sm, "src", "a")[1]
+        sm.attach_cluster_node_volume(ClusterArn=source, NodeId=other, VolumeId=volume_id)
+        move(sm, source, "a", target, "t", NodeIds=[node_id])
+    finally:
+        server.kill()
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    try:
+        sm = server.client()
+        assert status_in(sm, "src", node_id) == "DetachInProgress"
+        server.advance(120)
+        assert listed(sm, "dst")[node_id] == ("t", "AttachInProgress")
+        server.settle()
+        assert listed(sm, "dst")[node_id] == ("t", "Running")
+        status, view = server.admin("GET", f"/_hyperpod/clusters/src/nodes/{other}")
+        assert status == 200
+        assert [(v["VolumeId"], v["Status"]) for v in view["AttachedVolumes"]] == [
+            (volume_id, "attached")
+        ]
+    finally:
+        server.stop()
