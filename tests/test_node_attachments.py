@@ -283,6 +283,19 @@ def test_a_network_interface_attaches_with_an_attachment_id(
     eni = fresh("eni")
     sm = server.client()
     arn = eks(sm, name, 2)
+    slurm = f"{name}-slurm"
+    sm.create_cluster(
+        ClusterName=slurm, Orchestrator={"Slurm": {}}, InstanceGroups=[group("controller", 1)]
+    )
+    with pytest.raises(ClientError) as refused:
+        sm.attach_cluster_node_network_interface(
+            ClusterName=name, NodeId=UNKNOWN_ID, NetworkInterfaceId=eni
+        )
+    assert error_of(refused) == (
+        "ValidationException",
+        f"Cluster {name} is in Creating status; AttachClusterNodeNetworkInterface needs an "
+        "InService cluster.",
+    )
     server.settle()
     first, second = node_ids(sm, name)
     described = sm.describe_cluster_node(ClusterName=name, NodeId=first)["NodeDetails"]
@@ -353,6 +366,12 @@ def test_a_network_interface_attaches_with_an_attachment_id(
         f"Node {first} of cluster {name} already has 7 network interfaces attached, the most it "
         "can take besides its primary one.",
     )
+    # Any orchestrator: a Slurm node takes one too.
+    (controller,) = node_ids(sm, slurm)
+    on_slurm = sm.attach_cluster_node_network_interface(
+        ClusterName=slurm, NodeId=controller, NetworkInterfaceId=fresh("eni")
+    )
+    assert ATTACHMENT_ID.fullmatch(on_slurm["AttachmentId"])
     # A reboot keeps them.
     sm.batch_reboot_cluster_nodes(ClusterName=name, NodeIds=[first])
     server.settle()
