@@ -135,6 +135,10 @@ def test_a_volume_attaches_stays_through_a_reboot_and_detaches(
         answer["AttachTime"],
     )
     assert volume_states(server, name, first) == {volume: "detaching", other_volume: "attached"}
+    assert (
+        sm.detach_cluster_node_volume(ClusterArn=arn, NodeId=first, VolumeId=volume)["Status"]
+        == "detaching"
+    )
     with pytest.raises(ClientError) as refused:
         sm.attach_cluster_node_volume(ClusterArn=arn, NodeId=first, VolumeId=volume)
     assert error_of(refused)[1] == (
@@ -153,6 +157,11 @@ def test_a_volume_attaches_stays_through_a_reboot_and_detaches(
     # Detached, it can go to another node; its device name is free again on the first.
     moved = sm.attach_cluster_node_volume(ClusterArn=arn, NodeId=second, VolumeId=volume)
     assert (moved["Status"], moved["DeviceName"]) == ("attaching", "/dev/xvdb")
+    # A detach overtakes an attach still under way.
+    sm.detach_cluster_node_volume(ClusterArn=arn, NodeId=second, VolumeId=volume)
+    assert volume_states(server, name, second) == {volume: "detaching"}
+    server.advance(5)
+    assert volume_states(server, name, second) == {}
 
     events = sm.list_cluster_events(ClusterName=name, NodeId=first, SortOrder="Ascending")
     texts = [event["Description"] for event in events["Events"]]
