@@ -20,15 +20,9 @@ from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
 # here, importing only context, followups, recovery and operations.
-_MODULES = (
-    cluster_steps,
-    node_steps,
-    health_agent,
-    deep_health_checks,
-    software_steps,
-    move_steps,
-    attachment_steps,
-)
+_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
+# MoveClusterNodes, and EBS volumes attaching and detaching.
+_NODE_MOVE_MODULES = (move_steps, attachment_steps)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 
