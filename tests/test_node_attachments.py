@@ -167,6 +167,12 @@ def test_a_volume_attaches_stays_through_a_reboot_and_detaches(
     texts = [event["Description"] for event in events["Events"]]
     assert f"EBS volume {volume} attached to EC2 Instance {first} as /dev/xvdb" in texts
     assert f"EBS volume {volume} detached from EC2 Instance {first}" in texts
+    attached = next(e for e in events["Events"] if e["Description"].endswith("as /dev/xvdb"))
+    details = sm.describe_cluster_event(ClusterName=name, EventId=attached["EventId"])
+    logical = sm.describe_cluster_node(ClusterName=name, NodeId=first)["NodeDetails"]
+    assert details["EventDetails"]["EventDetails"]["EventMetadata"] == {
+        "Instance": {"NodeLogicalId": logical["NodeLogicalId"]}
+    }
 
 
 def test_a_replace_detaches_what_was_attached_and_the_new_instance_can_take_it(

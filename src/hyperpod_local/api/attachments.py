@@ -58,6 +58,7 @@ def attach_volume(services: Services, scope: Scope, params: dict[str, Any]) -> d
             node.group_name,
             node.instance_id,
             rules.volume_attach_started(volume_id, node.instance_id, cluster.name, node.group_name),
+            metadata={"Instance": {"NodeLogicalId": node.logical_id}},
         )
         tx.events.add_all(log.events)
     services.engine.notify()
@@ -86,6 +87,7 @@ def detach_volume(services: Services, scope: Scope, params: dict[str, Any]) -> d
             node.group_name,
             node.instance_id,
             rules.volume_detach_started(volume_id, node.instance_id, cluster.name, node.group_name),
+            metadata={"Instance": {"NodeLogicalId": node.logical_id}},
         )
         tx.events.add_all(log.events)
     services.engine.notify()
@@ -136,6 +138,7 @@ def attach_network_interface(
                 cluster.name,
                 node.group_name,
             ),
+            metadata={"Instance": {"NodeLogicalId": node.logical_id}},
         )
         tx.events.add_all(log.events)
     return _interface_answer(cluster, attachment)

@@ -26,6 +26,7 @@ def volume_attach(ctx: StepContext, task: Task) -> Task | None:
             group.name,
             node.instance_id,
             rules.volume_attached(attachment.volume_id, node.instance_id, attachment.device_name),
+            metadata={"Instance": {"NodeLogicalId": node.logical_id}},
         )
         ctx.tx.events.add_all(log.events)
     return None
@@ -49,6 +50,7 @@ def volume_detach(ctx: StepContext, task: Task) -> Task | None:
             group.name,
             node.instance_id,
             rules.volume_detached(attachment.volume_id, node.instance_id),
+            metadata={"Instance": {"NodeLogicalId": node.logical_id}},
         )
         ctx.tx.events.add_all(log.events)
     return None
