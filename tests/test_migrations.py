@@ -41,6 +41,9 @@ RELEASED = {
     ),
     "0004_event_outbox.py": "7c93a88458bbdcc593f7568cf816d610539246b18d98819a5a56d1374d681f4c",
     "0005_group_node_counts.py": "dc346b3bd180c32a8b57140f86a9a85adee9101a9f74b1239a3d09324fbc103a",
+    "0006_node_attachments.py": (
+        "e7ce30e16e67a12451376425d5a2de9d17436baf343696b09077b4562e4a925c"
+    ),
 }
 
 
@@ -332,3 +335,40 @@ def test_a_server_on_an_upgraded_data_dir_serves_its_clusters(upgraded: ServerPr
         for n in sm.list_cluster_nodes(ClusterName="old-plain")["ClusterNodeSummaries"]
     }
     assert first not in after and len(after) == 3
+
+
+def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_path: Path) -> None:
+    """0006 adds the attachment tables to a store the release before made, rows kept."""
+    path = tmp_path / "hyperpod.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        database.upgrade(engine, "0004")
+    finally:
+        engine.dispose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO clusters (id, account_id, region, name, arn, status, creation_time, "
+            "spec, ip_base, next_ip, seq, legacy) VALUES ('abcdefghijkl', '123456789012', "
+            "'us-east-1', 'kept', 'arn:aws:sagemaker:us-east-1:123456789012:cluster/abcdefghijkl', "
+            "'InService', 1.0, '{}', 0, 1, 1, 0)"
+        )
+        conn.execute(
+            "INSERT INTO instance_groups (cluster_id, name, position, spec, target_count, status) "
+            "VALUES ('abcdefghijkl', 'g', 0, '{}', 1, 'InService')"
+        )
+        conn.execute(
+            "INSERT INTO nodes (cluster_id, group_name, instance_id, name_key, status, "
+            "instance_type, sort_time, image_id, image_release_version) VALUES ('abcdefghijkl', "
+            "'g', 'i-0123456789abcdef0', 'i-0123456789abcdef0', 'Running', 'ml.c5.xlarge', 1.0, "
+            "'default', '2025.11.20')"
+        )
+    conn.close()
+    assert revision_of(path) == "0004"
+    before = rows(path)
+    Store(f"sqlite:///{path}").close()
+    assert revision_of(path) == HEAD_REVISION
+    after = rows(path)
+    assert {name: after[name] for name in before} == before
+    assert before["clusters"] == before["nodes"] == 1
+    assert after["volume_attachments"] == after["network_interface_attachments"] == 0

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from hyperpod_local.admin import faults
 from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, guarded
+from hyperpod_local.admin.attachments import attached_ids, attached_view
 from hyperpod_local.admin.event_stream import stream_response
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
@@ -113,6 +114,8 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
         with store.read() as tx:
             node = tx.nodes.by_instance_id(cluster.id, instance_id)
             view = backend.provider.inside_view(tx, node) if node else None
+            if view is not None:
+                view.update(attached_view(tx, instance_id))
         if view is None:
             raise AdminError(
                 404, "InstanceNotFound", f"No instance {instance_id} in cluster {cluster.name}."
@@ -158,6 +161,7 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
                 {
                     "InstanceId": instance_id,
                     "VolumeIds": [v["volume_id"] for v in tx.instances.volumes(instance_id)],
+                    **attached_ids(tx, instance_id),
                 }
                 for instance_id in tx.instances.all_ids()
             ]

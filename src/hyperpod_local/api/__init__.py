@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperpod_local.api import clusters, events, health, node_ops, nodes, scaling, software, tags
+from hyperpod_local.api.attachments import attach_network_interface, attach_volume, detach_volume
+from hyperpod_local.api.node_moves import move_cluster_nodes
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
@@ -34,6 +36,10 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "DescribeClusterEvent": events.describe_cluster_event,
     "ListClusterOperations": events.list_cluster_operations,
     "DescribeClusterOperation": events.describe_cluster_operation,
+    "MoveClusterNodes": move_cluster_nodes,
+    "AttachClusterNodeVolume": attach_volume,
+    "DetachClusterNodeVolume": detach_volume,
+    "AttachClusterNodeNetworkInterface": attach_network_interface,
 }
 CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
 # Operations whose answer depends on nothing but the request and the store's contents: the

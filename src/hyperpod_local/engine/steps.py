@@ -7,9 +7,11 @@ from __future__ import annotations
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_node
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
 from hyperpod_local.engine import (
+    attachment_steps,
     cluster_steps,
     deep_health_checks,
     health_agent,
+    move_steps,
     node_steps,
     random_faults,
     software_steps,
@@ -27,6 +29,8 @@ _MODULES = (
     software_steps,
     random_faults,
 )
+# MoveClusterNodes, and EBS volumes attaching and detaching.
+_NODE_MOVE_MODULES = (move_steps, attachment_steps)
 
 __all__ = ["BATCH_STEPS", "STEPS", "StepContext", "record_abandoned"]
 

@@ -78,10 +78,12 @@ class SimProvider:
         return tx.instances.ids_for_cluster(cluster_id)
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
-        """The instances and every volume attached to them are gone for good, and so are the
-        hardware faults they had."""
+        """The instances and their own volumes are gone for good, and so are the hardware
+        faults they had; what the customer attached (EBS volumes, network interfaces) is
+        detached and outlives them."""
         tx.instances.remove(instance_ids)
         tx.faults.forget_instances(instance_ids)
+        tx.attachments.release(instance_ids)
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         tx.instances.count_boot(instance_id)
@@ -90,6 +92,15 @@ class SimProvider:
         """A software update: new root volumes from the image; secondary volumes stay."""
         tx.instances.replace_roots(
             {instance_id: self._root() for instance_id in instance_ids}, image_id
+        )
+
+    def rejoin(
+        self, tx: Tx, instance_id: str, cluster: Cluster, group: InstanceGroup, image_id: str
+    ) -> None:
+        """A move: the instance now serves `group` of `cluster`, on new root and secondary
+        volumes made for that group (the old ones and their data are gone)."""
+        tx.instances.hand_over(
+            instance_id, cluster.id, image_id, [self._root(), *self._secondaries(group)]
         )
 
     def run_lifecycle_scripts(

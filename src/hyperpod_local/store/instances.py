@@ -112,6 +112,26 @@ class InstanceRepository:
                 [{"instance_id": i, "marker": None, **volume} for i, volume in roots.items()],
             )
 
+    def hand_over(
+        self,
+        instance_id: str,
+        cluster_id: str,
+        image_id: str,
+        volumes: Sequence[dict[str, Any]],
+    ) -> None:
+        """The instance serves another cluster (or group), on new volumes: the old ones go."""
+        self.conn.execute(delete(sim_volumes).where(sim_volumes.c.instance_id == instance_id))
+        self.conn.execute(
+            update(sim_instances)
+            .where(sim_instances.c.instance_id == instance_id)
+            .values(
+                cluster_id=cluster_id,
+                image_id=image_id,
+                boot_count=sim_instances.c.boot_count + 1,
+            )
+        )
+        self.add_volumes(instance_id, volumes)
+
     def remove(self, instance_ids: Sequence[str]) -> None:
         ids = list(instance_ids)
         for start in range(0, len(ids), 500):

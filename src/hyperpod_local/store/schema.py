@@ -263,3 +263,34 @@ tags = Table(
     Column("value", String(256), nullable=False),
     Column("position", Integer, nullable=False),
 )
+
+# Customer EBS volumes attached to nodes (AttachClusterNodeVolume): one row per volume while
+# it is attaching, attached or detaching; a detached volume has no row. The volume itself is
+# the customer's, outside HyperPod: terminating the instance detaches it, never deletes it.
+volume_attachments = Table(
+    "volume_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("volume_id", String(21), primary_key=True),
+    Column("instance_id", String(19), nullable=False),
+    Column("device_name", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attach_time", Float, nullable=False),
+    Index("ix_volume_attachments_instance", "instance_id"),
+)
+
+# Elastic network interfaces attached to nodes (AttachClusterNodeNetworkInterface). They
+# stay with the instance (a move keeps them) and are detached when it terminates.
+network_interface_attachments = Table(
+    "network_interface_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("network_interface_id", String(21), primary_key=True),
+    Column("attachment_id", String(28), nullable=False, unique=True),
+    Column("instance_id", String(19), nullable=False),
+    Column("device_index", Integer, nullable=False),
+    Column("attach_time", Float, nullable=False),
+    Index("ix_network_interface_attachments_instance", "instance_id"),
+)

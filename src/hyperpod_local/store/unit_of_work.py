@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from hyperpod_local.store.attachments import AttachmentRepository
 from hyperpod_local.store.clusters import ClusterRepository
 from hyperpod_local.store.events import EventRepository
 from hyperpod_local.store.faults import FaultRepository
@@ -36,3 +37,4 @@ class Tx:
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
         self.tokens = TokenRepository(conn)
+        self.attachments = AttachmentRepository(conn)
