@@ -985,6 +985,11 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         ],
         FaultKind.LATENCY: ["--operation", "DescribeCluster", "--seconds", "0.2"],
         FaultKind.ALARM: ["--alarm-name", "training-loss-spike"],
+        FaultKind.EXTENSION: [
+            *by_name,
+            *("--extension-name", "sagemaker-observability", "--action", "Update"),
+            *("--node", node, "--code", "AccessDenied", "--count", "2"),
+        ],
     }
     shown = {
         "Cluster": "cli",
@@ -998,6 +1003,9 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         "Rate": 0.5,
         "Seconds": 0.2,
         "AlarmName": "training-loss-spike",
+        "ExtensionName": "sagemaker-observability",
+        "Action": "Update",
+        "Code": "AccessDenied",
         "Account": None,  # in the ARN
         "Region": None,
     }

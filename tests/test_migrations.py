@@ -40,6 +40,9 @@ RELEASED = {
         "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
     ),
     "0004_event_outbox.py": "7c93a88458bbdcc593f7568cf816d610539246b18d98819a5a56d1374d681f4c",
+    "0006_extensions_and_task_governance.py": (
+        "ca1efeb714a18aa666671f39847115592f9248089709c2f6b55241602dbcdf95"
+    ),
 }
 
 

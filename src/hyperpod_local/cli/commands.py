@@ -496,6 +496,9 @@ _FAULT_OPTIONS: dict[str, click.Option] = {
         ("Rate", ["--rate"], "Share of requests throttled, in (0, 1]", {"type": Finite()}),
         ("Seconds", ["--seconds"], "Added latency per request", {"type": Finite()}),
         ("AlarmName", ["--alarm-name"], "CloudWatch alarm in ALARM", {}),
+        ("ExtensionName", ["--extension-name"], "Cluster extension it fails", {}),
+        ("Action", ["--action"], "Extension work that fails: Create, Update or Delete", {}),
+        ("Code", ["--code"], "Extension health issue code, e.g. AccessDenied", {}),
         ("Account", ["--account"], "Account of a cluster given by name", {}),
         ("Region", ["--region"], "Region of a cluster given by name", {}),
     )

@@ -29,6 +29,8 @@ class FaultKind(StrEnum):
     LATENCY = "latency"
     # A CloudWatch alarm in ALARM, for AutoRollbackConfiguration of UpdateClusterSoftware.
     ALARM = "alarm"
+    # A cluster extension's next install, update or removal fails (on one node, or on all).
+    EXTENSION = "extension"
 
 
 _CLUSTER = ("Cluster", "Account", "Region")
@@ -44,7 +46,12 @@ FAULT_FIELDS: dict[FaultKind, frozenset[str]] = {
     FaultKind.THROTTLING: frozenset(("Operations", "Rate")),
     FaultKind.LATENCY: frozenset(("Operations", "Seconds")),
     FaultKind.ALARM: frozenset(("AlarmName",)),
+    FaultKind.EXTENSION: frozenset(
+        (*_CLUSTER, "ExtensionName", "Action", "InstanceId", "Code", "Count")
+    ),
 }
+# What an extension fault's Action may name: the API verb whose work fails.
+EXTENSION_ACTIONS = ("Create", "Update", "Delete")
 
 
 def a_fault(kind: str) -> str:

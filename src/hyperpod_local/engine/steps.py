@@ -9,16 +9,26 @@ from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, 
 from hyperpod_local.engine import (
     cluster_steps,
     deep_health_checks,
+    extension_steps,
     health_agent,
     node_steps,
     software_steps,
+    task_governance_steps,
 )
 from hyperpod_local.engine.context import STEPS, StepContext
 from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
 # here, importing only context, followups, recovery and operations.
-_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
+_MODULES = (
+    cluster_steps,
+    node_steps,
+    health_agent,
+    deep_health_checks,
+    software_steps,
+    extension_steps,
+    task_governance_steps,
+)
 
 __all__ = ["STEPS", "StepContext", "record_abandoned"]
 
