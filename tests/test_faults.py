@@ -990,6 +990,10 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
             *("--extension-name", "sagemaker-observability", "--action", "Update"),
             *("--node", node, "--code", "AccessDenied", "--count", "2"),
         ],
+        FaultKind.TASK_GOVERNANCE: [
+            *by_name,
+            *("--resource", "ComputeQuota", "--action", "Update", "--count", "1"),
+        ],
     }
     shown = {
         "Cluster": "cli",
@@ -1006,6 +1010,7 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         "ExtensionName": "sagemaker-observability",
         "Action": "Update",
         "Code": "AccessDenied",
+        "Resource": "ComputeQuota",
         "Account": None,  # in the ARN
         "Region": None,
     }

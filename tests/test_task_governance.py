@@ -478,3 +478,46 @@ def test_tags_on_policies_and_allocations_and_what_a_cluster_deletion_takes(
             ClusterSchedulerConfigId=policy["ClusterSchedulerConfigId"]
         )
     assert error_of(no_policy)[0] == "ResourceNotFound"
+
+
+def test_a_task_governance_fault_fails_the_next_change(server: ServerProcess, sm: Any) -> None:
+    cluster = eks_cluster(server, "gov-fault")
+
+    def inject(**spec: Any) -> None:
+        code, body = server.admin(
+            "POST", "/_hyperpod/faults", {"Kind": "task_governance", "Cluster": cluster, **spec}
+        )
+        assert code == 201, body
+
+    inject(Resource="ClusterSchedulerConfig", Action="Create")
+    allocation = sm.create_compute_quota(**quota(cluster, "t", "t"))["ComputeQuotaId"]
+    policy = sm.create_cluster_scheduler_config(
+        Name="p", ClusterArn=cluster, SchedulerConfig=POLICY
+    )["ClusterSchedulerConfigId"]
+    server.advance(APPLY)
+    # Only the cluster policy was aimed at.
+    assert sm.describe_compute_quota(ComputeQuotaId=allocation)["Status"] == "Created"
+    failed = sm.describe_cluster_scheduler_config(ClusterSchedulerConfigId=policy)
+    assert failed["Status"] == "CreateFailed"
+    assert failed["FailureReason"] == (
+        f"HyperPod could not apply the change to the cluster policy {policy} (an injected "
+        "task_governance fault)."
+    )
+    # Updated again, it applies, and the reason is gone.
+    sm.update_cluster_scheduler_config(ClusterSchedulerConfigId=policy, TargetVersion=1)
+    server.advance(APPLY)
+    fixed = sm.describe_cluster_scheduler_config(ClusterSchedulerConfigId=policy)
+    assert fixed["Status"] == "Updated" and "FailureReason" not in fixed
+
+    inject(Action="Update", Count=1)
+    sm.update_compute_quota(ComputeQuotaId=allocation, TargetVersion=1, Description="new")
+    server.advance(APPLY)
+    update_failed = sm.describe_compute_quota(ComputeQuotaId=allocation)
+    assert (update_failed["Status"], update_failed["ComputeQuotaVersion"]) == ("UpdateFailed", 2)
+    inject(Action="Delete")
+    sm.delete_compute_quota(ComputeQuotaId=allocation)
+    server.advance(APPLY)
+    assert sm.describe_compute_quota(ComputeQuotaId=allocation)["Status"] == "DeleteFailed"
+    sm.delete_compute_quota(ComputeQuotaId=allocation)
+    server.advance(APPLY)
+    assert sm.describe_compute_quota(ComputeQuotaId=allocation)["Status"] == "Deleted"

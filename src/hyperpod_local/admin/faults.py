@@ -12,6 +12,8 @@
     {"Kind": "alarm", "AlarmName": "training-loss-spike"}   (rolls back updates that watch it)
     {"Kind": "extension", "Cluster": "c1", "ExtensionName": "sagemaker-observability",
      "Action": "Create", "InstanceId": "i-...", "Code": "AccessDenied", "Count": 1}
+    {"Kind": "task_governance", "Cluster": "c1", "Resource": "ComputeQuota",
+     "Action": "Update", "Count": 1}
 
 Clusters are named by ARN, or by name with "Account" and "Region" (default 123456789012 and
 us-east-1).
@@ -152,6 +154,10 @@ def _build(
             raise ValidationError(f"No node {instance_id} in cluster {cluster.name}.")
         params = {k: spec[k] for k in ("ExtensionName", "Action", "Code") if k in spec}
         return [fault(instance_id=instance_id, remaining=_count(spec), params=params)]
+    if kind == FaultKind.TASK_GOVERNANCE:
+        _need(spec, "Cluster", kind)
+        params = {k: spec[k] for k in ("Resource", "Action") if k in spec}
+        return [fault(remaining=_count(spec), params=params)]
     if kind == FaultKind.CAPACITY:
         return [fault(instance_type=str(_need(spec, "InstanceType", kind)))]
     if kind == FaultKind.INTERNAL_ERROR:

@@ -21,6 +21,7 @@ from hyperpod_local.domain.errors import ValidationError
 from hyperpod_local.domain.faults import (
     EXTENSION_ACTIONS,
     FAULT_FIELDS,
+    GOVERNANCE_RESOURCES,
     FaultKind,
     a_fault,
     check_hardware_type,
@@ -158,6 +159,12 @@ def _action(key: str, value: Any) -> str:
     return str(value)
 
 
+def _resource(key: str, value: Any) -> str:
+    if value not in GOVERNANCE_RESOURCES:
+        raise ValidationError(f"{key} must be one of {', '.join(GOVERNANCE_RESOURCES)}.")
+    return str(value)
+
+
 @functools.cache
 def _checks() -> dict[str, Check]:
     # Built on first use: the model is loaded once, and not at import.
@@ -172,6 +179,7 @@ def _checks() -> dict[str, Check]:
         "ExtensionName": _model_string("ExtensionName"),
         "Code": _model_string("ExtensionHealthIssueCode"),
         "Action": _action,
+        "Resource": _resource,
         "Type": _type,
         "DetectionDelaySeconds": _number(0, MAX_DETECTION_DELAY),
         "Count": _count,

@@ -31,6 +31,8 @@ class FaultKind(StrEnum):
     ALARM = "alarm"
     # A cluster extension's next install, update or removal fails (on one node, or on all).
     EXTENSION = "extension"
+    # The next create, update or deletion of a cluster policy or compute allocation fails.
+    TASK_GOVERNANCE = "task_governance"
 
 
 _CLUSTER = ("Cluster", "Account", "Region")
@@ -49,9 +51,12 @@ FAULT_FIELDS: dict[FaultKind, frozenset[str]] = {
     FaultKind.EXTENSION: frozenset(
         (*_CLUSTER, "ExtensionName", "Action", "InstanceId", "Code", "Count")
     ),
+    FaultKind.TASK_GOVERNANCE: frozenset((*_CLUSTER, "Resource", "Action", "Count")),
 }
 # What an extension fault's Action may name: the API verb whose work fails.
 EXTENSION_ACTIONS = ("Create", "Update", "Delete")
+# What a task_governance fault's Resource may name.
+GOVERNANCE_RESOURCES = ("ClusterSchedulerConfig", "ComputeQuota")
 
 
 def a_fault(kind: str) -> str:

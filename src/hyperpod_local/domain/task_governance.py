@@ -43,6 +43,12 @@ APPLIED = {
     PolicyStatus.UPDATING: PolicyStatus.UPDATED,
     PolicyStatus.DELETING: PolicyStatus.DELETED,
 }
+# What each change in progress becomes when HyperPod fails to apply it.
+FAILED = {
+    PolicyStatus.CREATING: PolicyStatus.CREATE_FAILED,
+    PolicyStatus.UPDATING: PolicyStatus.UPDATE_FAILED,
+    PolicyStatus.DELETING: PolicyStatus.DELETE_FAILED,
+}
 # How the API names each kind in its messages.
 NOUN = {
     PolicyKind.SCHEDULER_CONFIG: "cluster policy",
