@@ -27,7 +27,7 @@ from hyperpod_local.domain.extensions import (
     parse_configuration,
     versions_highest_first,
 )
-from hyperpod_local.domain.model import Cluster, ClusterStatus, NodeStatus, Task
+from hyperpod_local.domain.model import Cluster, ClusterStatus, Task
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -147,11 +147,7 @@ def describe_cluster_extension(
 ) -> dict[str, Any]:
     with services.store.read() as tx:
         cluster, extension = _find(tx, scope, params)
-        running = [
-            node.instance_id
-            for node in tx.nodes.in_group(cluster.id)
-            if node.status == NodeStatus.RUNNING and node.instance_id
-        ]
+        running = tx.extensions.running_instances(cluster.id)
     details: dict[str, Any] = {
         "ClusterArn": extension.cluster_arn,
         "ExtensionArn": extension.arn,

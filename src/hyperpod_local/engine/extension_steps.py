@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hyperpod_local.domain.extensions import DEFAULT_ISSUE, Extension, ExtensionStatus, installed
 from hyperpod_local.domain.faults import Fault, FaultKind
-from hyperpod_local.domain.model import NodeStatus, Task
+from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.context import StepContext, step
 
 # The API verb each step carries out, as an extension fault's Action names it.
@@ -36,11 +36,7 @@ def extension_step(ctx: StepContext, task: Task) -> Task | None:
     if extension is None:
         return None
     action = _ACTIONS[task.step]
-    running = [
-        node.instance_id
-        for node in ctx.tx.nodes.in_group(extension.cluster_id)
-        if node.status == NodeStatus.RUNNING and node.instance_id
-    ]
+    running = ctx.tx.extensions.running_instances(extension.cluster_id)
     fault = _strike(ctx, extension, action)
     if task.step == "remove":
         if fault is None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, select, update
 
 from hyperpod_local.domain.extensions import Extension
-from hyperpod_local.store.schema import cluster_extensions
+from hyperpod_local.store.schema import cluster_extensions, nodes
 
 _COLUMNS = ("arn", "cluster_id", "name", "creation_time", "seq")
 
@@ -76,6 +76,21 @@ class ExtensionRepository:
             stmt = stmt.where(table.c.creation_time <= created_before)
         stmt = stmt.order_by(table.c.creation_time, table.c.seq).limit(limit)
         return [_extension(row) for row in self.conn.execute(stmt)]
+
+    def running_instances(self, cluster_id: str) -> list[str]:
+        """The instance ids of the cluster's Running nodes, which an extension targets: one
+        column of one query, whatever the cluster's size."""
+        return list(
+            self.conn.scalars(
+                select(nodes.c.instance_id)
+                .where(
+                    nodes.c.cluster_id == cluster_id,
+                    nodes.c.status == "Running",
+                    nodes.c.instance_id.is_not(None),
+                )
+                .order_by(nodes.c.id)
+            )
+        )
 
     def remove(self, arn: str) -> None:
         self.conn.execute(delete(cluster_extensions).where(cluster_extensions.c.arn == arn))
