@@ -139,3 +139,12 @@ def test_strict_auth_checks_sts_signatures_with_the_same_credentials(
         aws_secret_access_key=ALICE[1],
     )
     assert sm.list_clusters()["ClusterSummaries"] == []
+
+
+def test_the_mock_answers_sts_too() -> None:
+    import hyperpod_local
+
+    with hyperpod_local.mock():
+        found = boto3.client("sts", region_name="us-east-1").get_caller_identity()
+        assert found["Account"] == "123456789012"
+        assert found["Arn"] == "arn:aws:iam::123456789012:user/testing"
