@@ -147,7 +147,12 @@ def describe_cluster_extension(
 ) -> dict[str, Any]:
     with services.store.read() as tx:
         cluster, extension = _find(tx, scope, params)
-        running = tx.extensions.running_instances(cluster.id)
+        running = tx.extensions.running_among(cluster.id)
+        failed_running = (
+            tx.extensions.running_among(cluster.id, extension.failed_nodes)
+            if extension.failed_nodes
+            else 0
+        )
     details: dict[str, Any] = {
         "ClusterArn": extension.cluster_arn,
         "ExtensionArn": extension.arn,
@@ -160,9 +165,9 @@ def describe_cluster_extension(
     }
     answer: dict[str, Any] = {
         "ExtensionDetails": details,
-        "NodeSummary": extension.node_summary(running),
+        "NodeSummary": extension.node_summary(running, failed_running),
     }
-    health = extension.health(running)
+    health = extension.health(running, failed_running)
     if health is not None:
         answer["Health"] = health
     return answer

@@ -232,7 +232,9 @@ class Extension:
     configuration: dict[str, Any]
     creation_time: float
     last_modified_time: float
-    # The nodes (instance ids) the last install or update failed on, and the issue's code.
+    # Where the last install or update failed: on every node, or on these (instance ids);
+    # and the health issue's code.
+    failed_all: bool = False
     failed_nodes: list[str] = field(default_factory=list)
     issue_code: str | None = None
     # The create request's ClientToken, the digest of its parameters, and when.
@@ -243,20 +245,19 @@ class Extension:
     update_digest: str | None = None
     seq: int = 0
 
-    def node_summary(self, running: list[str]) -> dict[str, int]:
-        """TotalCount: the cluster's running nodes (HyperPod targets every one, those added
-        later too); ActiveCount: those running the current version and configuration."""
-        if self.status not in RUNNING:
-            return {"TotalCount": len(running), "ActiveCount": 0}
-        failed = set(self.failed_nodes)
-        active = sum(1 for instance_id in running if instance_id not in failed)
-        return {"TotalCount": len(running), "ActiveCount": active}
+    def node_summary(self, running: int, failed_running: int) -> dict[str, int]:
+        """TotalCount: the cluster's `running` nodes (HyperPod targets every one, those added
+        later too); ActiveCount: those running the current version and configuration, all
+        but the `failed_running` ones it failed on, while it runs at all."""
+        if self.status not in RUNNING or self.failed_all:
+            return {"TotalCount": running, "ActiveCount": 0}
+        return {"TotalCount": running, "ActiveCount": running - failed_running}
 
-    def health(self, running: list[str]) -> dict[str, Any] | None:
+    def health(self, running: int, failed_running: int) -> dict[str, Any] | None:
         """The issues, or None when no node has one (HyperPod then leaves Health out)."""
-        count = sum(1 for instance_id in running if instance_id in set(self.failed_nodes))
-        if not self.failed_nodes or self.issue_code is None:
+        if self.issue_code is None or not (self.failed_all or self.failed_nodes):
             return None
+        count = running if self.failed_all else failed_running
         code = self.issue_code
         return {"Issues": [{"Code": code, "Message": ISSUE_MESSAGES[code], "NodeCount": count}]}
 
@@ -290,16 +291,16 @@ def check_delete(extension: Extension) -> None:
 
 
 def installed(
-    action: str, fault: Fault | None, running: list[str]
-) -> tuple[ExtensionStatus, list[str]]:
-    """How an install ("Create") or an update ends on the running nodes, and the nodes it
-    failed on: everywhere for a fault without an instance, on its node for one with (none if
-    that node is not running)."""
+    action: str, fault: Fault | None, node_running: bool
+) -> tuple[ExtensionStatus, bool, list[str]]:
+    """How an install ("Create") or an update ends, whether it failed on every node, and the
+    nodes it failed on: everywhere for a fault without an instance, on its node for one with
+    (none if that node is not running)."""
     if fault is not None and fault.instance_id is None:
         failed = (
             ExtensionStatus.CREATE_FAILED if action == "Create" else (ExtensionStatus.UPDATE_FAILED)
         )
-        return failed, list(running)
-    if fault is not None and fault.instance_id in running:
-        return ExtensionStatus.DEGRADED, [fault.instance_id]
-    return ExtensionStatus.ACTIVE, []
+        return failed, True, []
+    if fault is not None and fault.instance_id is not None and node_running:
+        return ExtensionStatus.DEGRADED, False, [fault.instance_id]
+    return ExtensionStatus.ACTIVE, False, []

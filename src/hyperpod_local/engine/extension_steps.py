@@ -36,7 +36,6 @@ def extension_step(ctx: StepContext, task: Task) -> Task | None:
     if extension is None:
         return None
     action = _ACTIONS[task.step]
-    running = ctx.tx.extensions.running_instances(extension.cluster_id)
     fault = _strike(ctx, extension, action)
     if task.step == "remove":
         if fault is None:
@@ -46,11 +45,17 @@ def extension_step(ctx: StepContext, task: Task) -> Task | None:
         # The extension stays on the nodes, running as it did before.
         extension.status = ExtensionStatus.DELETE_FAILED
     else:
-        extension.status, extension.failed_nodes = installed(action, fault, running)
+        node_running = bool(
+            fault is not None
+            and fault.instance_id
+            and ctx.tx.extensions.running_among(extension.cluster_id, [fault.instance_id])
+        )
+        extension.status, extension.failed_all, extension.failed_nodes = installed(
+            action, fault, node_running
+        )
+        failed = extension.failed_all or extension.failed_nodes
         extension.issue_code = (
-            str(fault.params.get("Code", DEFAULT_ISSUE))
-            if fault is not None and extension.failed_nodes
-            else None
+            str(fault.params.get("Code", DEFAULT_ISSUE)) if fault is not None and failed else None
         )
     extension.last_modified_time = ctx.now
     ctx.tx.extensions.save(extension)

@@ -77,20 +77,18 @@ class ExtensionRepository:
         stmt = stmt.order_by(table.c.creation_time, table.c.seq).limit(limit)
         return [_extension(row) for row in self.conn.execute(stmt)]
 
-    def running_instances(self, cluster_id: str) -> list[str]:
-        """The instance ids of the cluster's Running nodes, which an extension targets: one
-        column of one query, whatever the cluster's size."""
-        return list(
-            self.conn.scalars(
-                select(nodes.c.instance_id)
-                .where(
-                    nodes.c.cluster_id == cluster_id,
-                    nodes.c.status == "Running",
-                    nodes.c.instance_id.is_not(None),
-                )
-                .order_by(nodes.c.id)
-            )
-        )
+    def running_among(self, cluster_id: str, instance_ids: list[str] | None = None) -> int:
+        """How many of the cluster's nodes are Running (of `instance_ids`, if given): the
+        nodes an extension targets, counted in the database whatever the cluster's size."""
+        running = (nodes.c.cluster_id == cluster_id) & (nodes.c.status == "Running")
+        if instance_ids is None:
+            return int(self.conn.scalar(select(func.count()).where(running)) or 0)
+        total = 0
+        for start in range(0, len(instance_ids), 500):
+            chunk = instance_ids[start : start + 500]
+            stmt = select(func.count()).where(running, nodes.c.instance_id.in_(chunk))
+            total += int(self.conn.scalar(stmt) or 0)
+        return total
 
     def remove(self, arn: str) -> None:
         self.conn.execute(delete(cluster_extensions).where(cluster_extensions.c.arn == arn))
