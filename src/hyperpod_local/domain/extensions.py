@@ -297,10 +297,9 @@ def installed(
     nodes it failed on: everywhere for a fault without an instance, on its node for one with
     (none if that node is not running)."""
     if fault is not None and fault.instance_id is None:
-        failed = (
-            ExtensionStatus.CREATE_FAILED if action == "Create" else (ExtensionStatus.UPDATE_FAILED)
-        )
-        return failed, True, []
+        if action == "Create":
+            return ExtensionStatus.CREATE_FAILED, True, []
+        return ExtensionStatus.UPDATE_FAILED, True, []
     if fault is not None and fault.instance_id is not None and node_running:
         return ExtensionStatus.DEGRADED, False, [fault.instance_id]
     return ExtensionStatus.ACTIVE, False, []
