@@ -447,3 +447,34 @@ def test_a_deleted_cluster_takes_its_extensions_and_their_tags(
     with pytest.raises(ClientError) as gone:
         sm.list_tags(ResourceArn=arn)
     assert error_of(gone)[0] == "ResourceNotFound"
+
+
+def test_what_an_extension_or_task_governance_fault_refuses(server: ServerProcess) -> None:
+    slurm_cluster(server, "ext-bad-faults")
+    for spec, message in (
+        ({"Kind": "extension"}, "An extension fault needs Cluster."),
+        ({"Kind": "task_governance"}, "A task_governance fault needs Cluster."),
+        (
+            {"Kind": "extension", "Cluster": "ext-bad-faults", "Action": "Explode"},
+            "Action must be one of Create, Update, Delete.",
+        ),
+        (
+            {"Kind": "task_governance", "Cluster": "ext-bad-faults", "Resource": "Cluster"},
+            "Resource must be one of ClusterSchedulerConfig, ComputeQuota.",
+        ),
+        (
+            {"Kind": "extension", "Cluster": "ext-bad-faults", "Code": "Meteor"},
+            "Code must be one of the model's ExtensionHealthIssueCode values.",
+        ),
+        (
+            {"Kind": "extension", "Cluster": "ext-bad-faults", "InstanceId": "i-0123456789abcdef0"},
+            "No node i-0123456789abcdef0 in cluster ext-bad-faults.",
+        ),
+        (
+            {"Kind": "task_governance", "Cluster": "ext-bad-faults", "Code": "AccessDenied"},
+            "A task_governance fault takes no field 'Code'",
+        ),
+    ):
+        code, body = server.admin("POST", "/_hyperpod/faults", spec)
+        assert code == 400, (spec, body)
+        assert body["message"].startswith(message), body
