@@ -478,3 +478,40 @@ def test_what_an_extension_or_task_governance_fault_refuses(server: ServerProces
         code, body = server.admin("POST", "/_hyperpod/faults", spec)
         assert code == 400, (spec, body)
         assert body["message"].startswith(message), body
+
+
+def test_an_install_in_progress_survives_a_kill(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ServerProcess(data, "--clock", "manual").start()
+    try:
+        cluster = slurm_cluster(first, "ext-crash")
+        sm = first.client()
+        arn = sm.create_cluster_extension(ClusterArn=cluster, ExtensionName=NAME)["ExtensionArn"]
+        policy_cluster = sm.create_cluster(
+            ClusterName="gov-crash",
+            InstanceGroups=[group("g", 1)],
+            NodeProvisioningMode="Continuous",
+            Orchestrator={"Eks": {"ClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/c"}},
+        )["ClusterArn"]
+        first.settle()
+        policy = sm.create_cluster_scheduler_config(
+            Name="p", ClusterArn=policy_cluster, SchedulerConfig={"FairShare": "Enabled"}
+        )["ClusterSchedulerConfigId"]
+        # settle ran the install; a new update is in flight when the server dies.
+        sm.update_cluster_extension(ClusterArn=cluster, ExtensionArn=arn)
+    finally:
+        first.kill()
+    second = ServerProcess(data, "--clock", "manual").start()
+    try:
+        sm = second.client()
+        assert status(sm, cluster, arn) == "Updating"
+        assert sm.describe_cluster_scheduler_config(ClusterSchedulerConfigId=policy)["Status"] == (
+            "Creating"
+        )
+        second.settle()
+        assert status(sm, cluster, arn) == "Active"
+        assert sm.describe_cluster_scheduler_config(ClusterSchedulerConfigId=policy)["Status"] == (
+            "Created"
+        )
+    finally:
+        second.stop()
