@@ -515,3 +515,24 @@ def test_an_install_in_progress_survives_a_kill(tmp_path: Path) -> None:
         )
     finally:
         second.stop()
+
+
+def test_a_cluster_still_creating_takes_no_extension(server: ServerProcess, sm: Any) -> None:
+    arn = sm.create_cluster(
+        ClusterName="ext-early",
+        InstanceGroups=[
+            group("controller", 1, SlurmConfig={"NodeType": "Controller"}),
+            group("workers", 1, SlurmConfig={"NodeType": "Compute"}),
+        ],
+        Orchestrator={"Slurm": {"SlurmConfigStrategy": "Managed"}},
+        NodeProvisioningMode="Continuous",
+    )["ClusterArn"]
+    with pytest.raises(ClientError) as early:
+        sm.create_cluster_extension(ClusterArn=arn, ExtensionName=NAME)
+    assert error_of(early) == (
+        "ValidationException",
+        "Cluster ext-early is in Creating status; extensions can be changed only on an "
+        "InService cluster.",
+    )
+    server.settle()
+    sm.create_cluster_extension(ClusterArn=arn, ExtensionName=NAME)
