@@ -160,6 +160,7 @@ def test_the_shell_blocks_run_in_order_in_one_shell(tmp_path: Path) -> None:
     )
     blocks = {
         "aws": sh_block("aws sagemaker list-clusters"),
+        "sts": sh_block("aws sts get-caller-identity"),
         "time": sh_block('{"seconds": 120}'),
         "replace": sh_block("batch-replace-cluster-nodes"),
         "marker": sh_block("/marker"),
@@ -180,6 +181,8 @@ def test_the_shell_blocks_run_in_order_in_one_shell(tmp_path: Path) -> None:
     assert '"ClusterName": "demo"' in out["aws"]
     assert '"ClusterStatus": "InService"' in out["aws"]
     assert len(re.findall(r'"InstanceId": "i-[0-9a-f]{17}"', out["aws"])) == 6
+    # STS on the same port answers who the caller is.
+    assert json.loads(out["sts"])["Account"] == "123456789012"
     # The manual clock beside it: moved, settled, shown, and stopped by `kill $!`.
     # The server's banner comes first (it shares the shell's terminal), then curl's answers.
     clock = [json.loads(answer) for answer in re.findall(r'\{"Mode"[^{}]*\}', out["time"])]

@@ -994,6 +994,15 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
             *("--group", "g", "--mtbf-hours", "720", "--delay", "30", "--seed", "7"),
             *("--mix", "GpuXid79=3", "--mix", "EfaDown=1"),
         ],
+        FaultKind.EXTENSION: [
+            *by_name,
+            *("--extension-name", "sagemaker-observability", "--action", "Update"),
+            *("--node", node, "--code", "AccessDenied", "--count", "2"),
+        ],
+        FaultKind.TASK_GOVERNANCE: [
+            *by_name,
+            *("--resource", "ComputeQuota", "--action", "Update", "--count", "1"),
+        ],
     }
     shown = {
         "Cluster": "cli",
@@ -1010,6 +1019,10 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         "MtbfHours": 720,
         "Types": {"GpuXid79": 3, "EfaDown": 1},
         "Seed": 7,
+        "ExtensionName": "sagemaker-observability",
+        "Action": "Update",
+        "Code": "AccessDenied",
+        "Resource": "ComputeQuota",
         "Account": None,  # in the ARN
         "Region": None,
     }

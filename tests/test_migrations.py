@@ -44,6 +44,9 @@ RELEASED = {
     "0006_node_attachments.py": (
         "e7ce30e16e67a12451376425d5a2de9d17436baf343696b09077b4562e4a925c"
     ),
+    "0007_extensions_and_task_governance.py": (
+        "dd74bb75c832d776837c5c9f841b0a9dc4f3bdf937df433dcc402f7876ea9add"
+    ),
 }
 
 
@@ -372,3 +375,41 @@ def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_pat
     assert {name: after[name] for name in before} == before
     assert before["clusters"] == before["nodes"] == 1
     assert after["volume_attachments"] == after["network_interface_attachments"] == 0
+
+
+def test_a_store_at_0004_with_clusters_takes_extensions_and_task_governance(
+    tmp_path: Path, head_shape: dict[str, Any]
+) -> None:
+    # A released data dir brought to 0004 (the head before 0005), as that release left it.
+    path = load(FIXTURES / "0002-5777f74.sql", tmp_path / "data")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        database.upgrade(engine, "0004")
+    finally:
+        engine.dispose()
+    assert revision_of(path) == "0004"
+    before = rows(path)
+    assert before["clusters"] == 2 and "cluster_extensions" not in before
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    try:
+        assert revision_of(path) == HEAD_REVISION and shape(path) == head_shape
+        sm = server.client()
+        eks = sm.describe_cluster(ClusterName="old-eks")
+        assert eks["ClusterStatus"] == "InService"
+        made = sm.create_compute_quota(
+            Name="after-upgrade",
+            ClusterArn=eks["ClusterArn"],
+            ComputeQuotaConfig={"ComputeQuotaResources": []},
+            ComputeQuotaTarget={"TeamName": "ml"},
+        )
+        server.settle()
+        assert sm.describe_compute_quota(ComputeQuotaId=made["ComputeQuotaId"])["Status"] == (
+            "Created"
+        )
+    finally:
+        server.stop()
+    after = rows(path)
+    assert {name: after[name] for name in before if name != "tasks"} == {
+        name: count for name, count in before.items() if name != "tasks"
+    }
+    assert after["governance_policies"] == 1 and after["cluster_extensions"] == 0

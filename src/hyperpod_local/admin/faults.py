@@ -10,6 +10,10 @@
     {"Kind": "throttling", "Operations": ["ListClusterNodes"], "Rate": 0.5}
     {"Kind": "latency", "Operations": ["DescribeCluster"], "Seconds": 0.2}
     {"Kind": "alarm", "AlarmName": "training-loss-spike"}   (rolls back updates that watch it)
+    {"Kind": "extension", "Cluster": "c1", "ExtensionName": "sagemaker-observability",
+     "Action": "Create", "InstanceId": "i-...", "Code": "AccessDenied", "Count": 1}
+    {"Kind": "task_governance", "Cluster": "c1", "Resource": "ComputeQuota",
+     "Action": "Update", "Count": 1}
 
 Clusters are named by ARN, or by name with "Account" and "Region" (default 123456789012 and
 us-east-1).
@@ -188,6 +192,18 @@ def _build(
     if kind == FaultKind.ALARM:
         name = _need(spec, "AlarmName", kind)
         return [(fault(params={"AlarmName": name}), None)]
+    if kind == FaultKind.EXTENSION:
+        _need(spec, "Cluster", kind)
+        assert cluster is not None
+        instance_id = spec.get("InstanceId")
+        if instance_id and tx.nodes.by_instance_id(cluster.id, str(instance_id)) is None:
+            raise ValidationError(f"No node {instance_id} in cluster {cluster.name}.")
+        params = {k: spec[k] for k in ("ExtensionName", "Action", "Code") if k in spec}
+        return [(fault(instance_id=instance_id, remaining=_count(spec), params=params), None)]
+    if kind == FaultKind.TASK_GOVERNANCE:
+        _need(spec, "Cluster", kind)
+        params = {k: spec[k] for k in ("Resource", "Action") if k in spec}
+        return [(fault(remaining=_count(spec), params=params), None)]
     if kind == FaultKind.CAPACITY:
         return [(fault(instance_type=str(_need(spec, "InstanceType", kind))), None)]
     if kind == FaultKind.INTERNAL_ERROR:

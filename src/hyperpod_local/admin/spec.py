@@ -5,7 +5,8 @@ is refused (ValidationError naming the field), so nothing is kept that cannot be
 Where the data API has a shape for the same thing, its limits apply as the SageMaker model
 gives them (length, pattern, enum): Cluster (ClusterNameOrArn), InstanceId (ClusterNodeId),
 InstanceGroupName (ClusterInstanceGroupName), InstanceType (ClusterInstanceType), AlarmName
-(AlarmName), Account (AccountId); Operations are the model's operation names.
+(AlarmName), Account (AccountId), ExtensionName (ExtensionName), Code
+(ExtensionHealthIssueCode); Operations are the model's operation names.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.faults import FAULT_FIELDS, FaultKind, a_fault, check_hardware_type
+from hyperpod_local.domain.faults import (
+    EXTENSION_ACTIONS,
+    FAULT_FIELDS,
+    GOVERNANCE_RESOURCES,
+    FaultKind,
+    a_fault,
+    check_hardware_type,
+)
 from hyperpod_local.wire.model import sagemaker_spec
 from hyperpod_local.wire.validate import compile_pattern
 
@@ -165,6 +173,18 @@ def _operations(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _action(key: str, value: Any) -> str:
+    if value not in EXTENSION_ACTIONS:
+        raise ValidationError(f"{key} must be one of {', '.join(EXTENSION_ACTIONS)}.")
+    return str(value)
+
+
+def _resource(key: str, value: Any) -> str:
+    if value not in GOVERNANCE_RESOURCES:
+        raise ValidationError(f"{key} must be one of {', '.join(GOVERNANCE_RESOURCES)}.")
+    return str(value)
+
+
 @functools.cache
 def _checks() -> dict[str, Check]:
     # Built on first use: the model is loaded once, and not at import.
@@ -176,6 +196,10 @@ def _checks() -> dict[str, Check]:
         "InstanceGroupName": _model_string("ClusterInstanceGroupName"),
         "InstanceType": _model_string("ClusterInstanceType"),
         "AlarmName": _model_string("AlarmName"),
+        "ExtensionName": _model_string("ExtensionName"),
+        "Code": _model_string("ExtensionHealthIssueCode"),
+        "Action": _action,
+        "Resource": _resource,
         "Type": _type,
         "DetectionDelaySeconds": _number(0, MAX_DETECTION_DELAY),
         "Count": _count,

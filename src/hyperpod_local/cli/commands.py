@@ -515,6 +515,10 @@ _FAULT_OPTIONS: dict[str, click.Option] = {
             {"multiple": True, "type": Weighted()},
         ),
         ("Seed", ["--seed"], "Seed of the random draws, to run them again", {"type": int}),
+        ("ExtensionName", ["--extension-name"], "Cluster extension it fails", {}),
+        ("Action", ["--action"], "The change that fails: Create, Update or Delete", {}),
+        ("Resource", ["--resource"], "ClusterSchedulerConfig or ComputeQuota", {}),
+        ("Code", ["--code"], "Extension health issue code, e.g. AccessDenied", {}),
         ("Account", ["--account"], "Account of a cluster given by name", {}),
         ("Region", ["--region"], "Region of a cluster given by name", {}),
     )

@@ -306,5 +306,12 @@ def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
     ctx.tx.faults.forget_cluster(cluster.id)
     ctx.tx.tokens.forget_cluster(cluster.id)
     ctx.tx.tags.remove(cluster.arn)
+    # Its extensions, cluster policy and compute allocations go with it, tags and all.
+    for arn in ctx.tx.extensions.arns_of_cluster(cluster.id):
+        ctx.tx.tags.remove(arn)
+    for arn in ctx.tx.policies.arns_of_cluster(cluster.id):
+        ctx.tx.tags.remove(arn)
+    ctx.tx.extensions.forget_cluster(cluster.id)
+    ctx.tx.policies.forget_cluster(cluster.id)
     ctx.tx.clusters.remove(cluster.id)
     return None

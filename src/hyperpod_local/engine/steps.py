@@ -10,11 +10,13 @@ from hyperpod_local.engine import (
     attachment_steps,
     cluster_steps,
     deep_health_checks,
+    extension_steps,
     health_agent,
     move_steps,
     node_steps,
     random_faults,
     software_steps,
+    task_governance_steps,
 )
 from hyperpod_local.engine.context import BATCH_STEPS, STEPS, StepContext
 from hyperpod_local.engine.followups import fail_creation, finish_scaling
@@ -28,6 +30,8 @@ _MODULES = (
     deep_health_checks,
     software_steps,
     random_faults,
+    extension_steps,
+    task_governance_steps,
 )
 # MoveClusterNodes, and EBS volumes attaching and detaching.
 _NODE_MOVE_MODULES = (move_steps, attachment_steps)

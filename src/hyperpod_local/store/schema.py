@@ -294,3 +294,34 @@ network_interface_attachments = Table(
     Column("attach_time", Float, nullable=False),
     Index("ix_network_interface_attachments_instance", "instance_id"),
 )
+
+# Extensions installed on clusters (CreateClusterExtension): one per name and cluster.
+cluster_extensions = Table(
+    "cluster_extensions",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("seq", Integer, nullable=False),
+    UniqueConstraint("cluster_id", "name", name="uq_cluster_extensions_name"),
+    Index("ix_cluster_extensions_time", "cluster_id", "creation_time", "seq"),
+)
+
+# Task governance: cluster policies and compute allocations, each row a policy with every
+# version of its document.
+governance_policies = Table(
+    "governance_policies",
+    metadata,
+    Column("policy_id", String(12), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Index("ix_governance_policies_scope", "account_id", "region", "kind", "creation_time"),
+    Index("ix_governance_policies_cluster", "cluster_id", "kind"),
+)
