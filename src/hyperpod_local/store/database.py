@@ -66,6 +66,8 @@ class Store:
         self.engine: Engine = create_engine(url, pool_size=8, max_overflow=16)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+        # Writers of this process, one after another in the order they came (write()).
+        self._turns = _TurnTaking()
         self._ensure_schema()
         self._generation = 0
         self._latest_release: str | None = None
@@ -145,7 +147,15 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """A transaction that holds the write lock from its first statement to its commit."""
+        """A transaction that holds the write lock from its first statement to its commit.
+        This process's writers take turns first, in the order they came (`_TurnTaking`): the
+        database's own lock is no queue, and the engine, writing again the moment it has
+        committed, would keep a request waiting for seconds."""
+        with self._turns, self._write() as tx:
+            yield tx
+
+    @contextmanager
+    def _write(self) -> Iterator[Tx]:
         tx: Tx | None = None
         committed = False
         outbox = self._outbox
@@ -263,6 +273,38 @@ class Store:
                 f"{current} to {HEAD_REVISION}: {error}; it is left as it was: run the "
                 "release that wrote it, or move it away to start with an empty store"
             ) from error
+
+
+class _TurnTaking:
+    """A lock that threads get in the order they asked for it (a ticket lock), and that the
+    thread holding it may take again (a unit of work opened inside another)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._changed.wait()
+            self._owner, self._depth = me, 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._changed:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._changed.notify_all()
 
 
 def _emptied(database: Path) -> bool:
