@@ -43,7 +43,7 @@ END_MARK = "<!-- /fleet -->"
 class FleetSizes:
     small: int = 100
     large: int = 10_000
-    replacements: int = 500
+    replacements: int = 2000
     clusters: int = 10
     groups: int = 10
     group_nodes: int = 1000
@@ -183,16 +183,20 @@ def throughput(binary: Path, nodes: int, sizes: FleetSizes, work: Path, key: str
         client = make_client(EAST, endpoint_url=server.url)
         client.create_cluster(ClusterName="steps", InstanceGroups=groups_of(nodes))
         server.settle()
-        replaced = min(sizes.replacements, nodes)
-        ids = running_ids(client, "steps", replaced)
-        cpu, steps = 0.0, 0.0
-        for start in range(0, len(ids), 25):
-            client.batch_replace_cluster_nodes(ClusterName="steps", NodeIds=ids[start : start + 25])
-        steps_before, cpu_before = steps_run(server), server.cpu_seconds()
-        server.settle()
-        cpu = server.cpu_seconds() - cpu_before
-        # The scrape itself is a request, not a step: taken after the CPU reading.
-        steps = steps_run(server) - steps_before
+        # The same number of replacements at every size: a small cluster in several rounds.
+        cpu, steps, left = 0.0, 0.0, sizes.replacements
+        while left > 0:
+            ids = running_ids(client, "steps", min(left, nodes))
+            for start in range(0, len(ids), 25):
+                client.batch_replace_cluster_nodes(
+                    ClusterName="steps", NodeIds=ids[start : start + 25]
+                )
+            steps_before, cpu_before = steps_run(server), server.cpu_seconds()
+            server.settle()
+            cpu += server.cpu_seconds() - cpu_before
+            # The scrape itself is a request, not a step: taken after the CPU reading.
+            steps += steps_run(server) - steps_before
+            left -= len(ids)
         log(f"{key}: {steps:.0f} steps in {cpu:.2f} CPU s on {nodes} nodes")
         return steps / cpu if cpu else float("nan")
     finally:
