@@ -1,0 +1,416 @@
+"""The console at /console in a real browser: Debian's chromium, headless, driven by
+Playwright, talking to the real server on loopback and nowhere else. What a person does (click
+cells, press buttons) and what they see (the colour of a cell, the answer's text) is what the
+tests do and check; boto3 beside the browser says what the AWS wire answers to the same thing.
+
+The screenshots go into docs/ (the README shows one). The 10,000-node page's timings are
+printed, not asserted tightly (bench/ is for timings): a bound far above them only catches a
+page that broke."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.support import ServerProcess, group
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+# How long the page may take to show a change the server made (a delta is sent within a
+# quarter second; the margin is for a machine busy with other tests).
+SEEN_WITHIN_MS = 20_000
+LIFECYCLE = {"SourceS3Uri": "s3://bucket/lifecycle/", "OnCreate": "on_create.sh"}
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    assert CHROMIUM.exists(), "the console tests need Debian's chromium: apt-get install chromium"
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    yield browser
+    browser.close()
+
+
+def open_page(browser: Browser, server: ServerProcess) -> tuple[Page, list[str]]:
+    """A page of its own, which may reach the server and nothing else: any other request is
+    refused and remembered, as is any error of the page's scripts; the test checks that there
+    was none."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    elsewhere: list[str] = []
+
+    def only_the_server(route: Any) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page = context.new_page()
+    page.on("pageerror", lambda error: elsewhere.append(f"page error: {error}"))
+    return page, elsewhere
+
+
+def cluster_url(server: ServerProcess, name: str) -> str:
+    return f"{server.url}/console#/clusters/123456789012/us-east-1/{name}"
+
+
+def cell(page: Page, row: int) -> dict[str, Any]:
+    """Where a node's cell is, the status its colour shows, and the instance it stands for."""
+    found = page.evaluate("row => window.hpConsole.cell(row)", row)
+    assert found is not None, f"no cell for node {row}"
+    return found
+
+
+def wait_shown(page: Page, rows: list[int], status: str) -> None:
+    page.wait_for_function(
+        "([rows, status]) => rows.every(row => {"
+        "  const cell = window.hpConsole.cell(row); return cell && cell.shown === status; })",
+        arg=[rows, status],
+        timeout=SEEN_WITHIN_MS,
+    )
+
+
+def click_cell(page: Page, row: int, *modifiers: str) -> None:
+    where = cell(page, row)
+    for key in modifiers:
+        page.keyboard.down(key)
+    page.mouse.click(where["x"], where["y"])
+    for key in modifiers:
+        page.keyboard.up(key)
+
+
+def advance(page: Page, seconds: int) -> None:
+    """With the console's own clock control."""
+    page.fill("#advance-seconds", str(seconds))
+    page.click("#advance-button")
+    expect(page.locator("#advance-button")).to_be_enabled()
+
+
+def create(client: Any, name: str, workers: int, **extra: Any) -> None:
+    client.create_cluster(
+        ClusterName=name,
+        InstanceGroups=[
+            group("controller", 1, "ml.m5.xlarge", LifeCycleConfig=LIFECYCLE),
+            group("workers", workers, "ml.g5.8xlarge", LifeCycleConfig=LIFECYCLE),
+        ],
+        Orchestrator={"Slurm": {"SlurmConfigStrategy": "Managed"}},
+        NodeRecovery="Automatic",
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("console") / "data", "--clock", "manual")
+    server.start()
+    create(server.client(), "fleet", 30)
+    server.settle()
+    yield server
+    server.stop()
+
+
+def test_the_clusters_page_lists_each_cluster_with_its_nodes_by_status(
+    browser: Browser, fleet: ServerProcess
+) -> None:
+    page, elsewhere = open_page(browser, fleet)
+    page.goto(f"{fleet.url}/console")
+    row = page.locator("#clusters tr[data-cluster=fleet]")
+    expect(row).to_contain_text("InService")
+    expect(row).to_contain_text("Slurm")
+    expect(row).to_contain_text("Classic")
+    expect(row).to_contain_text("Running 31")
+    page.screenshot(path=str(DOCS / "console-clusters.png"))
+    page.click("text=fleet")
+    expect(page.locator("#cluster-name")).to_have_text("fleet")
+    expect(page.locator("section.group[data-group=workers] [data-role=counts]")).to_have_text(
+        "Current 30 / Target 30 / Min none"
+    )
+    page.context.close()
+    assert elsewhere == []
+
+
+def test_replacing_two_workers_shows_them_shut_down_and_new_instances_come_up(
+    browser: Browser, fleet: ServerProcess
+) -> None:
+    sm = fleet.client()
+    page, elsewhere = open_page(browser, fleet)
+    page.goto(cluster_url(fleet, "fleet"))
+    page.wait_for_function("window.hpConsole.metrics.firstPaintMs !== null")
+    rows = page.evaluate("window.hpConsole.rows('workers')")
+    first, second = rows[0], rows[1]
+    old = {cell(page, first)["instanceId"], cell(page, second)["instanceId"]}
+    assert [cell(page, row)["shown"] for row in (first, second)] == ["Running", "Running"]
+
+    click_cell(page, first)
+    click_cell(page, second, "Control")
+    expect(page.locator("#selected-count")).to_have_text("2 nodes selected")
+    expect(page.locator("#details-body")).to_contain_text(cell(page, second)["instanceId"])
+    page.click("#act-replace")
+    expect(page.locator("#result")).to_contain_text("Successful (2)")
+    wait_shown(page, [first, second], "ShuttingDown")
+    page.screenshot(path=str(DOCS / "console-replace.png"))
+
+    # Asked again while they shut down: each node's refusal, as boto3 gets it.
+    page.click("#act-replace")
+    busy = cell(page, first)["instanceId"]
+    answer = sm.batch_replace_cluster_nodes(ClusterName="fleet", NodeIds=[busy])
+    refusal = answer["Failed"][0]
+    expect(page.locator("#result")).to_contain_text(
+        f"Failed {busy}: {refusal['ErrorCode']}: {refusal['Message']}"
+    )
+
+    advance(page, 120)  # the old instances are terminated, new ones launch
+    wait_shown(page, [first, second], "Pending")
+    advance(page, 600)  # their lifecycle scripts have run
+    wait_shown(page, [first, second], "Running")
+    new = {cell(page, first)["instanceId"], cell(page, second)["instanceId"]}
+    assert new.isdisjoint(old) and None not in new
+    listed = {
+        node["InstanceId"]: node["InstanceStatus"]["Status"]
+        for page_ in sm.get_paginator("list_cluster_nodes").paginate(ClusterName="fleet")
+        for node in page_["ClusterNodeSummaries"]
+    }
+    assert {listed.get(instance) for instance in new} == {"Running"}
+    assert old.isdisjoint(listed)
+    # The cell's details say so too, with the new instance's volumes and events.
+    click_cell(page, first)
+    details = page.locator("#details-body")
+    expect(details).to_contain_text(cell(page, first)["instanceId"])
+    expect(details).to_contain_text("Boot count")
+    expect(details).to_contain_text("completed successfully")
+    page.context.close()
+    assert elsewhere == []
+
+
+def test_replacing_26_nodes_shows_the_validation_error_boto3_gets(
+    browser: Browser, fleet: ServerProcess
+) -> None:
+    page, elsewhere = open_page(browser, fleet)
+    page.goto(cluster_url(fleet, "fleet"))
+    page.wait_for_function("window.hpConsole.metrics.firstPaintMs !== null")
+    rows = page.evaluate("window.hpConsole.rows('workers')")[2:28]
+    click_cell(page, rows[0])
+    click_cell(page, rows[-1], "Shift")
+    expect(page.locator("#selected-count")).to_have_text("26 nodes selected")
+    ids = [cell(page, row)["instanceId"] for row in rows]
+    page.click("#act-replace")
+    with pytest.raises(ClientError) as refused:
+        fleet.client().batch_replace_cluster_nodes(ClusterName="fleet", NodeIds=ids)
+    assert "Member must have length less than or equal to 25" in str(refused.value)
+    expect(page.locator("#result")).to_have_text(str(refused.value))
+    page.screenshot(path=str(DOCS / "console-validation.png"))
+    # Nothing was started.
+    assert {cell(page, row)["shown"] for row in rows} == {"Running"}
+    page.context.close()
+    assert elsewhere == []
+
+
+def test_a_gpu_fault_is_found_and_the_node_recovered_automatically(
+    browser: Browser, fleet: ServerProcess
+) -> None:
+    page, elsewhere = open_page(browser, fleet)
+    page.goto(cluster_url(fleet, "fleet"))
+    page.wait_for_function("window.hpConsole.metrics.firstPaintMs !== null")
+    row = page.evaluate("window.hpConsole.rows('workers')")[29]
+    faulty = cell(page, row)["instanceId"]
+    click_cell(page, row)
+    page.select_option("#fault-type", "GpuXid79")
+    page.click("#fault-inject")
+    expect(page.locator("#result")).to_contain_text(f"GpuXid79 on {faulty}")
+    expect(page.locator("#faults")).to_contain_text(f"GpuXid79 on {faulty}")
+    expect(page.locator("#details-body")).to_contain_text("GpuXid79")
+
+    advance(page, 15)  # the health agent notices it, and NodeRecovery Automatic replaces it
+    wait_shown(page, [row], "ShuttingDown")
+    expect(page.locator("#events")).to_contain_text("GPU has fallen off the bus")
+    page.screenshot(path=str(DOCS / "console-fault.png"))
+    advance(page, 900)
+    wait_shown(page, [row], "Running")
+    recovered = cell(page, row)["instanceId"]
+    assert recovered not in (None, faulty)
+    # The fault went with its instance.
+    expect(page.locator("#faults")).to_have_text("No hardware faults.")
+    node = fleet.client().describe_cluster_node(ClusterName="fleet", NodeId=recovered)
+    assert node["NodeDetails"]["InstanceStatus"]["Status"] == "Running"
+    page.context.close()
+    assert elsewhere == []
+
+
+def test_the_console_answers_loopback_clients_only_in_open_mode(fleet: ServerProcess) -> None:
+    url = urlsplit(fleet.url)
+    for path in ("/console", "/console/api/clusters"):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.9"})
+            answer = conn.getresponse()
+            body = json.loads(answer.read())
+        finally:
+            conn.close()
+        assert answer.status == 403
+        assert body["error"] == "Forbidden" and "loopback clients only" in body["message"]
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("console-strict")
+    credentials = root / "credentials"
+    credentials.write_text("AKIDCONSOLE0000000001 console-secret 123456789012\n")
+    server = ServerProcess(
+        root / "data", "--auth", "strict", "--credentials", str(credentials), "--clock", "manual"
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_in_strict_mode_the_page_shows_and_does_nothing_without_the_token(
+    browser: Browser, strict: ServerProcess
+) -> None:
+    page, elsewhere = open_page(browser, strict)
+    page.goto(f"{strict.url}/console")
+    expect(page.locator("#auth")).to_be_visible()
+    expect(page.locator("#auth")).to_contain_text("admin token")
+    expect(page.locator("#clusters-page")).to_be_hidden()
+    # The page holds no data; what it would read or do is refused without the token.
+    for method, path in (
+        ("GET", "/console/api/clusters"),
+        ("GET", "/console/api/clusters/any/stream"),
+        ("POST", "/console/api/call"),
+        ("POST", "/_hyperpod/clock/advance"),
+    ):
+        status = page.evaluate(
+            "([method, path]) => fetch(path, {method}).then(answer => answer.status)",
+            [method, path],
+        )
+        assert status == 401, path
+    page.fill("#token", "not-the-token")
+    page.click("text=Open the console")
+    expect(page.locator("#auth-error")).to_contain_text("refused that token")
+    page.screenshot(path=str(DOCS / "console-token.png"))
+    assert strict.admin_token
+    page.fill("#token", strict.admin_token)
+    page.click("text=Open the console")
+    expect(page.locator("#clusters-page")).to_be_visible()
+    expect(page.locator("#clusters-empty")).to_be_visible()
+    page.context.close()
+    assert elsewhere == []
+
+
+# ---- a 10,000-node cluster --------------------------------------------------------------------
+
+BIG_GROUPS = ("workers-a", "workers-b")
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("console-big") / "data", "--clock", "manual")
+    server.start()
+    server.client().create_cluster(
+        ClusterName="big",
+        InstanceGroups=[group(name, 5000, LifeCycleConfig=LIFECYCLE) for name in BIG_GROUPS],
+    )
+    server.settle()
+    yield server
+    server.stop()
+
+
+def _churn(server: ServerProcess, seconds: float, done: dict[str, float]) -> None:
+    """Reboot nodes 25 at a time, 400 a round, and move the clock so that each round's come
+    back: a few hundred nodes change every second while the page watches."""
+    sm = server.client()
+    pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName="big")
+    ids = [node["InstanceId"] for page in pages for node in page["ClusterNodeSummaries"]]
+    began = time.monotonic()
+    at = 0
+    while time.monotonic() - began < seconds:
+        for _ in range(16):
+            batch = ids[at : at + 25]
+            at = (at + 25) % len(ids)
+            sm.batch_reboot_cluster_nodes(ClusterName="big", NodeIds=batch)
+            done["rebooted"] += len(batch)
+        server.advance(120)
+    server.settle()
+    done["seconds"] = time.monotonic() - began
+
+
+def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_hundreds_of_changes_a_second(
+    browser: Browser, big: ServerProcess
+) -> None:
+    page, elsewhere = open_page(browser, big)
+    page.goto(cluster_url(big, "big"))
+    page.wait_for_function("window.hpConsole.metrics.firstPaintMs !== null", timeout=60_000)
+    first = page.evaluate("window.hpConsole.metrics")
+    assert first["nodes"] == 10_000
+    rows = page.evaluate("window.hpConsole.rows('workers-b')")
+    assert len(rows) == 5000
+
+    # Frame gaps and hover answers while the fleet changes.
+    page.evaluate(
+        """() => {
+        const watch = window.hpWatch = {gaps: [], last: performance.now(), on: true};
+        const tick = now => { watch.gaps.push(now - watch.last); watch.last = now;
+                              if (watch.on) requestAnimationFrame(tick); };
+        requestAnimationFrame(tick);
+    }"""
+    )
+    churned = {"rebooted": 0, "seconds": 0.0}
+    churn = threading.Thread(target=_churn, args=(big, 5.0, churned))
+    began = time.monotonic()
+    churn.start()
+    hovers: list[float] = []
+    try:
+        while churn.is_alive() and time.monotonic() - began < 60:
+            for row in (rows[100], rows[2500], rows[4900]):
+                where = cell(page, row)
+                started = time.perf_counter()
+                page.mouse.move(where["x"], where["y"])
+                expect(page.locator("#tip")).to_contain_text("workers-b")
+                hovers.append((time.perf_counter() - started) * 1000)
+                page.mouse.move(5, 5)
+                time.sleep(0.05)
+    finally:
+        churn.join(60)
+    page.wait_for_function(
+        "() => window.hpConsole.metrics.deltas > 0 && "
+        "document.querySelector('#legend').textContent.trim() === 'Running 10000'",
+        timeout=SEEN_WITHIN_MS,
+    )
+    watched = page.evaluate(
+        "() => { window.hpWatch.on = false;"
+        " const g = window.hpWatch.gaps.slice(1).sort((a, b) => a - b);"
+        " return {frames: g.length, max: g[g.length - 1], p95: g[Math.floor(g.length * 0.95)]}; }"
+    )
+    metrics = page.evaluate("window.hpConsole.metrics")
+    rebooted, seconds = churned["rebooted"], churned["seconds"]
+    page.screenshot(path=str(DOCS / "console-10000-nodes.png"))
+    print(
+        f"\n10,000-node cluster page: first paint {first['firstPaintMs']:.0f} ms after navigation "
+        f"(snapshot {first['snapshotBytes'] / 1e6:.1f} MB, received at "
+        f"{first['snapshotReceivedMs']:.0f} ms); "
+        f"{rebooted:.0f} reboots in {seconds:.1f} s ({2 * rebooted / seconds:.0f} node changes/s): "
+        f"{metrics['deltas']} deltas, {metrics['nodesChanged']} cell updates, slowest delta "
+        f"{metrics['maxDeltaApplyMs']:.1f} ms to apply, slowest paint {metrics['maxPaintMs']:.1f} "
+        f"ms; frames {watched['frames']}, p95 gap {watched['p95']:.0f} ms, worst "
+        f"{watched['max']:.0f} ms; hover to tooltip median "
+        f"{sorted(hovers)[len(hovers) // 2]:.0f} ms over {len(hovers)} hovers"
+    )
+    # Very generous bounds: they catch a broken page, not a slow machine.
+    assert first["firstPaintMs"] < 15_000
+    assert metrics["nodesChanged"] >= rebooted
+    page.context.close()
+    assert elsewhere == []
