@@ -229,7 +229,20 @@ def test_a_gpu_fault_is_found_and_the_node_recovered_automatically(
     page, elsewhere = open_page(browser, fleet)
     page.goto(cluster_url(fleet, "fleet"))
     page.wait_for_function("window.hpConsole.metrics.firstPaintMs !== null")
-    row = page.evaluate("window.hpConsole.rows('workers')")[29]
+    rows = page.evaluate("window.hpConsole.rows('workers')")
+    # A fault put on and taken off again before the health agent would notice it.
+    click_cell(page, rows[28])
+    page.fill("#fault-delay", "3600")
+    page.click("#fault-inject")
+    spared = cell(page, rows[28])["instanceId"]
+    expect(page.locator("#faults")).to_contain_text(f"GpuXid79 on {spared}, noticed after 3600")
+    page.locator("#faults li", has_text=spared).get_by_role("button", name="Remove").click()
+    expect(page.locator("#faults")).to_have_text("No hardware faults.")
+    status, listed = fleet.admin("GET", "/_hyperpod/faults")
+    assert status == 200 and listed["Faults"] == []
+    page.fill("#fault-delay", "")
+
+    row = rows[29]
     faulty = cell(page, row)["instanceId"]
     click_cell(page, row)
     page.select_option("#fault-type", "GpuXid79")
@@ -420,6 +433,16 @@ def test_in_strict_mode_the_page_shows_and_does_nothing_without_the_token(
     page.click("#act-reboot")
     expect(page.locator("#result")).to_contain_text("Successful (1)")
     wait_shown(page, [rows[0]], "Pending")
+    # A node deleted goes ShuttingDown, then from the grid, and its group's count with it.
+    click_cell(page, rows[2])
+    page.click("#act-delete")
+    expect(page.locator("#result")).to_contain_text("Successful (1)")
+    wait_shown(page, [rows[2]], "ShuttingDown")
+    page.click("#settle-button")
+    page.wait_for_function("window.hpConsole.rows('workers').length === 2", timeout=SEEN_WITHIN_MS)
+    expect(page.locator("section.group[data-group=workers] [data-role=counts]")).to_have_text(
+        "Current 2 / Target 2 / Min none"
+    )
     page.context.close()
     assert elsewhere == []
 
@@ -443,9 +466,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _roll(server: ServerProcess, seconds: float, done: dict[str, float]) -> None:
-    """A rolling software update of all 10,000 nodes, 250 per group at a time, the clock moved
-    a batch's time again and again: 500 nodes go SystemUpdating and the 500 before them come
-    back Running each time, thousands of node changes a second while the page watches."""
+    """A rolling software update of all 10,000 nodes, 500 per group at a time, the clock moved
+    a batch's time again and again: 1,000 nodes go SystemUpdating and the 1,000 before them
+    come back Running each time, thousands of node changes a second while the page watches."""
     sm = server.client()
     status, _ = server.admin(
         "POST", "/_hyperpod/platform/releases", {"ImageReleaseVersion": "2026.1.15"}
@@ -455,7 +478,7 @@ def _roll(server: ServerProcess, seconds: float, done: dict[str, float]) -> None
     sm.update_cluster_software(
         ClusterName="big",
         DeploymentConfig={
-            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 250}},
+            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 500}},
             "WaitIntervalInSeconds": 0,
         },
     )
@@ -463,7 +486,6 @@ def _roll(server: ServerProcess, seconds: float, done: dict[str, float]) -> None
         server.advance(600)
         done["rounds"] += 1
     done["seconds"] = time.monotonic() - began
-    server.settle()
 
 
 def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_a_rolling_update_of_every_node(
@@ -487,7 +509,7 @@ def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_a_rolling_update_of_
     }"""
     )
     rolled = {"rounds": 0, "seconds": 0.0}
-    roll = threading.Thread(target=_roll, args=(big, 5.0, rolled))
+    roll = threading.Thread(target=_roll, args=(big, 4.0, rolled))
     began = time.monotonic()
     roll.start()
     hovers: list[float] = []
@@ -508,19 +530,29 @@ def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_a_rolling_update_of_
                 time.sleep(0.05)
     finally:
         roll.join(60)
-    page.wait_for_function(
-        "() => window.hpConsole.metrics.deltas > 0 && "
-        "document.querySelector('#legend').textContent.trim() === 'Running 10000'",
+    # The clock stands still now: the page comes to show what the store holds.
+    status, overview = big.admin("GET", "/console/api/clusters")
+    assert status == 200
+    counts = overview["Clusters"][0]["NodeCounts"]
+    assert counts.get("SystemUpdating") and sum(counts.values()) == 10_000
+    expect(page.locator("#legend")).to_have_text(
+        "".join(f"{status} {count}" for status, count in sorted(counts.items())),
         timeout=SEEN_WITHIN_MS,
     )
+    for info in big.client().describe_cluster(ClusterName="big")["InstanceGroups"]:
+        expect(
+            page.locator(f"section.group[data-group={info['InstanceGroupName']}]")
+        ).to_contain_text(
+            f"Software update InProgress: {info['TargetStateCount']} / 5000 on 2026.1.15"
+        )
     watched = page.evaluate(
         "() => { window.hpWatch.on = false;"
         " const g = window.hpWatch.gaps.slice(1).sort((a, b) => a - b);"
         " return {frames: g.length, max: g[g.length - 1], p95: g[Math.floor(g.length * 0.95)]}; }"
     )
     metrics = page.evaluate("window.hpConsole.metrics")
-    # Each round, 500 nodes start their update and the 500 before them end it.
-    changes, seconds = 1000 * rolled["rounds"], rolled["seconds"]
+    # Each round, 1,000 nodes start their update and the 1,000 before them end it.
+    changes, seconds = 2000 * rolled["rounds"], rolled["seconds"]
     print(
         f"\n10,000-node cluster page: first paint {first['firstPaintMs']:.0f} ms after navigation "
         f"(snapshot {first['snapshotBytes'] / 1e6:.1f} MB, received at "
@@ -535,9 +567,7 @@ def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_a_rolling_update_of_
     )
     # Very generous bounds: they catch a broken page, not a slow machine.
     assert first["firstPaintMs"] < 15_000
-    # Every node's image changed, so every cell was updated at least once.
-    assert metrics["nodesChanged"] >= 10_000
-    heads = page.locator("section.group .progress")
-    expect(heads.first).to_contain_text("Software update Succeeded: 5000 / 5000 on 2026.1.15")
+    # Each node that went SystemUpdating was one cell update at least.
+    assert metrics["nodesChanged"] >= counts["SystemUpdating"]
     page.context.close()
     assert elsewhere == []
