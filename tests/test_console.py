@@ -281,6 +281,19 @@ def test_the_console_answers_loopback_clients_only_in_open_mode(fleet: ServerPro
         assert body["error"] == "Forbidden" and "loopback clients only" in body["message"]
 
 
+def test_console_requests_it_has_no_answer_for_are_json_errors(fleet: ServerProcess) -> None:
+    for method, path, status, code in (
+        ("GET", "/console/nowhere", 404, "NotFound"),
+        ("DELETE", "/console/api/clusters", 405, "MethodNotAllowed"),
+        ("GET", "/console/api/clusters/no-such-cluster/stream", 404, "ClusterNotFound"),
+        ("GET", "/console/api/clusters?account=12", 400, "InvalidRequest"),
+    ):
+        answer = fleet.admin(method, path)
+        assert answer[0] == status and answer[1]["error"] == code, (path, answer)
+    status, refused = fleet.admin("POST", "/console/api/call", {"Operation": "DeleteCluster"})
+    assert status == 400 and "Operation must be one of" in refused["message"]
+
+
 class Stream:
     """A cluster's console stream read as a client does, frame by frame."""
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, guarded
+from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, error, guarded
 from hyperpod_local.backend import Backend
 from hyperpod_local.console.actions import BadCall, call, parse_call
 from hyperpod_local.console.assets import Asset, load_assets
@@ -101,10 +102,18 @@ def console_app(backend: Backend, protocol: JsonProtocol, *, token_required: boo
             Route(f"{cluster_path}/nodes/{{row}}", node, methods=["GET"]),
             Route(f"{API_PREFIX}call", act, methods=["POST"]),
         ],
-        exception_handlers=HANDLERS,
+        exception_handlers={**HANDLERS, HTTPException: _http_error},
     )
     app.router.redirect_slashes = False
     return guarded(app)
+
+
+async def _http_error(request: Request, exc: Exception) -> AdminJSON:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(404, "NotFound", f"No console route {request.method} {request.url.path}")
+    code = "MethodNotAllowed" if exc.status_code == 405 else "HttpError"
+    return error(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
 
 
 def _scope(request: Request) -> Scope:

@@ -612,7 +612,12 @@
     const image = document.createElement("span");
     image.className = "muted";
     image.textContent = `image ${info.CurrentImageReleaseVersion} (${info.ImageVersionStatus})`;
-    group.head.append(name, String(type), badge(info.Status), counts, image);
+    const all = document.createElement("button");
+    all.type = "button";
+    all.className = "select-all";
+    all.textContent = "Select all";
+    all.addEventListener("click", () => selectGroup(group));
+    group.head.append(name, String(type), badge(info.Status), counts, image, all);
     const update = info.SoftwareUpdateStatus;
     if (update) {
       const target = info.TargetCount || 1;
@@ -778,6 +783,20 @@
     schedulePaint(cluster);
     cluster.detailsRow = node.row;
     refreshDetails(cluster, true);
+  }
+
+  function selectGroup(group) {
+    const cluster = state.cluster;
+    if (!cluster) return;
+    for (const node of group.nodes) {
+      cluster.selected.add(node.row);
+      if (!node.selected) {
+        node.selected = true;
+        group.grid.changed(node);
+      }
+    }
+    updateSelection(cluster);
+    schedulePaint(cluster);
   }
 
   function clearSelection(cluster) {
