@@ -166,6 +166,8 @@ def test_replacing_two_workers_shows_them_shut_down_and_new_instances_come_up(
     page.click("#act-replace")
     expect(page.locator("#result")).to_contain_text("Successful (2)")
     wait_shown(page, [first, second], "ShuttingDown")
+    # The details of the node last clicked follow it live.
+    expect(page.locator("#details-body")).to_contain_text("ShuttingDown")
     page.screenshot(path=str(DOCS / "console-replace.png"))
 
     # Asked again while they shut down: each node's refusal, as boto3 gets it.
@@ -254,6 +256,7 @@ def test_a_gpu_fault_is_found_and_the_node_recovered_automatically(
     advance(page, 15)  # the health agent notices it, and NodeRecovery Automatic replaces it
     wait_shown(page, [row], "ShuttingDown")
     expect(page.locator("#events")).to_contain_text("GPU has fallen off the bus")
+    expect(page.locator("#details-body")).to_contain_text("ShuttingDown")
     page.screenshot(path=str(DOCS / "console-fault.png"))
     advance(page, 900)
     wait_shown(page, [row], "Running")
