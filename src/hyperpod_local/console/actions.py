@@ -50,7 +50,9 @@ def parse_call(body: dict[str, Any]) -> tuple[Scope, str, dict[str, Any]]:
     return Scope(account, region), operation, params
 
 
-def call(protocol: JsonProtocol, scope: Scope, operation: str, params: dict[str, Any]) -> Any:
+def call(
+    protocol: JsonProtocol, scope: Scope, operation: str, params: dict[str, Any]
+) -> tuple[int, Any, str | None]:
     """(status, the AWS answer's body as JSON, its error code or None)."""
     answer = protocol.invoke(scope, operation, json.dumps(params).encode())
     error = next((value for name, value in answer.headers if name == "x-amzn-errortype"), None)
