@@ -32,6 +32,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 # quarter second; the margin is for a machine busy with other tests).
 SEEN_WITHIN_MS = 20_000
 LIFECYCLE = {"SourceS3Uri": "s3://bucket/lifecycle/", "OnCreate": "on_create.sh"}
+# What the page shows is waited for this long before a check fails: a machine busy with other
+# tests can be slow, and a wait that ends early costs nothing.
+expect.set_options(timeout=SEEN_WITHIN_MS)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,7 @@ def open_page(browser: Browser, server: ServerProcess) -> tuple[Page, list[str]]
 
     context.route("**/*", only_the_server)
     page = context.new_page()
+    page.set_default_timeout(SEEN_WITHIN_MS)
     page.on("pageerror", lambda error: elsewhere.append(f"page error: {error}"))
     return page, elsewhere
 
