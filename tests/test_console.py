@@ -136,6 +136,8 @@ def test_the_clusters_page_lists_each_cluster_with_its_nodes_by_status(
 ) -> None:
     page, elsewhere = open_page(browser, fleet)
     page.goto(f"{fleet.url}/console")
+    expect(page.locator("#clock-text")).to_contain_text("(manual)")
+    expect(page.locator("#advance")).to_be_visible()
     row = page.locator("#clusters tr[data-cluster=fleet]")
     expect(row).to_contain_text("InService")
     expect(row).to_contain_text("Slurm")
@@ -286,6 +288,22 @@ def test_the_console_answers_loopback_clients_only_in_open_mode(fleet: ServerPro
             conn.close()
         assert answer.status == 403
         assert body["error"] == "Forbidden" and "loopback clients only" in body["message"]
+
+
+def test_under_a_real_clock_the_page_offers_no_advance(browser: Browser, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--demo").start()
+    try:
+        page, elsewhere = open_page(browser, server)
+        page.goto(cluster_url(server, "demo"))
+        expect(page.locator("#clock-text")).to_contain_text("(real, 60x)")
+        expect(page.locator("#advance")).to_be_hidden()
+        # The demo cluster, coming up by itself: its nodes are there, whatever their state.
+        page.wait_for_function("window.hpConsole.rows('workers').length === 4")
+        expect(page.locator("#cluster-name")).to_have_text("demo")
+        page.context.close()
+    finally:
+        server.stop()
+    assert elsewhere == []
 
 
 def test_console_requests_it_has_no_answer_for_are_json_errors(fleet: ServerProcess) -> None:
