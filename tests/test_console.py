@@ -504,9 +504,11 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _roll(server: ServerProcess, seconds: float, done: dict[str, float]) -> None:
-    """A rolling software update of all 10,000 nodes, 500 per group at a time, the clock moved
-    a batch's time again and again: 1,000 nodes go SystemUpdating and the 1,000 before them
-    come back Running each time, thousands of node changes a second while the page watches."""
+    """A rolling software update of all 10,000 nodes, 250 per group at a time, the clock moved
+    a batch's time again and again: 500 nodes go SystemUpdating and the 500 before them come
+    back Running each time, thousands of node changes a second while the page watches. It
+    stops before the update is over (15 of its 20 rounds at most), so some nodes are still
+    updating when the page is compared with the store."""
     sm = server.client()
     status, _ = server.admin(
         "POST", "/_hyperpod/platform/releases", {"ImageReleaseVersion": "2026.1.15"}
@@ -516,11 +518,11 @@ def _roll(server: ServerProcess, seconds: float, done: dict[str, float]) -> None
     sm.update_cluster_software(
         ClusterName="big",
         DeploymentConfig={
-            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 500}},
+            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 250}},
             "WaitIntervalInSeconds": 0,
         },
     )
-    while time.monotonic() - began < seconds:
+    while time.monotonic() - began < seconds and done["rounds"] < 15:
         server.advance(600)
         done["rounds"] += 1
     done["seconds"] = time.monotonic() - began
@@ -586,8 +588,8 @@ def test_a_10000_node_cluster_paints_fast_and_keeps_up_with_a_rolling_update_of_
         " return {frames: g.length, max: g[g.length - 1], p95: g[Math.floor(g.length * 0.95)]}; }"
     )
     metrics = page.evaluate("window.hpConsole.metrics")
-    # Each round, 1,000 nodes start their update and the 1,000 before them end it.
-    changes, seconds = 2000 * rolled["rounds"], rolled["seconds"]
+    # Each round, 500 nodes start their update and the 500 before them end it.
+    changes, seconds = 1000 * rolled["rounds"], rolled["seconds"]
     print(
         f"\n10,000-node cluster page: first paint {first['firstPaintMs']:.0f} ms after navigation "
         f"(snapshot {first['snapshotBytes'] / 1e6:.1f} MB, received at "
