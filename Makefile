@@ -23,7 +23,13 @@ run: $(VENV)/.installed
 	@echo "in another shell, from $(CURDIR): . $(VENV)/bin/activate (hyperpod-local, aws, boto3)"
 	$(BIN)/hyperpod-local serve --demo
 
-test: $(VENV)/.installed-dev lint
+# The console's tests drive Debian's chromium; installed as a user's machine would get it.
+CHROMIUM = /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+test: $(VENV)/.installed-dev lint | $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -27,6 +27,9 @@ ALLOWED = {
     "api": {"domain", "store", "engine", "wire"},
     "outlets": {"domain", "store"},
     "admin": {"domain", "store", "engine", "api", "wire", "backend", "outlets"},
+    # The web console: reads through the store's repositories and the API's views, acts
+    # through the wire protocol (so the API's rules hold) and the admin API's fault views.
+    "console": {"domain", "store", "api", "wire", "admin", "backend", "outlets"},
     # Metrics and the request log: fed by the wire's and the engine's observers, and reading
     # the store at scrape time; only the composing root modules (backend, server) import it.
     "telemetry": {"domain", "store", "engine", "wire"},

@@ -1,4 +1,5 @@
-"""The ASGI app: POST (any path) -> wire, /_hyperpod/ -> admin, GET /metrics -> Prometheus."""
+"""The ASGI app: POST (any path) -> wire, /_hyperpod/ -> admin, /console -> the console,
+GET /metrics -> Prometheus."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import anyio.to_thread
 from hyperpod_local.admin import admin_app
 from hyperpod_local.api import READ_ONLY_OPERATIONS, build_handlers
 from hyperpod_local.backend import Backend
+from hyperpod_local.console import console_app
 from hyperpod_local.domain.errors import ServiceError
 from hyperpod_local.settings import Settings
 from hyperpod_local.telemetry import request_observer
@@ -38,6 +40,7 @@ Send = Any
 
 
 METRICS_PATH = "/metrics"
+CONSOLE_PATH = "/console"
 
 
 class MethodNotAllowed(ServiceError):
@@ -99,6 +102,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
     protocol = build_protocol(backend)
     sts = StsProtocol(sts_authenticator(backend.settings))
     admin = admin_app(backend, protocol.cache)
+    console = console_app(backend, protocol, token_required=admin_token is not None)
     settings = backend.settings
 
     async def scrape(scope: ASGIScope) -> HttpResponse:
@@ -127,7 +131,10 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             error = HeadersTooLarge(
                 f"The request headers are larger than {settings.max_header_bytes} bytes."
             )
-            if path.startswith("/_hyperpod/") or path == METRICS_PATH:
+            if path.startswith(("/_hyperpod/", CONSOLE_PATH + "/")) or path in (
+                METRICS_PATH,
+                CONSOLE_PATH,
+            ):
                 await _send(send, error_response(error))
             else:
                 await _send(send, protocol.refused(error, started))
@@ -137,8 +144,13 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             refusal = _admin_refusal(scope, admin_token, METRICS_PATH)
             await _send(send, refusal or await scrape(scope))
             return
-        if path.startswith("/_hyperpod/"):
-            refusal = _admin_refusal(scope, admin_token)
+        is_console = path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")
+        if path.startswith("/_hyperpod/") or is_console:
+            refusal = None
+            # The console's page and assets hold no data: with a token they are anyone's, so
+            # the page can ask for the token; its API (/console/api/) is guarded as admin is.
+            if not is_console or admin_token is None or path.startswith(CONSOLE_PATH + "/api/"):
+                refusal = _admin_refusal(scope, admin_token, _guarded_name(path))
             if refusal is not None:
                 await _send(send, refusal)
                 return
@@ -153,7 +165,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
                 await _send(send, _admin_error(413, too_large.code, too_large.message))
                 return
             if admin_body is not None:
-                await admin(scope, _replay(admin_body, receive), send)
+                await (console if is_console else admin)(scope, _replay(admin_body, receive), send)
             return
         if scope["method"] == "GET" and scope["path"] == "/":
             await _send(send, _about())
@@ -199,6 +211,10 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
         await _send(send, started)
 
     return app
+
+
+def _guarded_name(path: str) -> str:
+    return "The console" if path.startswith(CONSOLE_PATH) else "The admin API"
 
 
 def _about() -> HttpResponse:

@@ -179,6 +179,22 @@ class JsonProtocol:
         self._observe(answer, pending.request_id, operation, pending.scope, pending.started)
         return answer
 
+    def invoke(self, scope: Scope, operation: str, body: bytes) -> HttpResponse:
+        """An operation called for a caller already let in by other means (the console,
+        behind the admin API's guard): the same validation, handler, answer and observer as
+        a signed request's, with no signature and no cached answer. Blocks on the store."""
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        if operation not in self.spec.operation_names:
+            failure = self._failure(
+                UnknownOperation(f"Operation {operation} is not recognized by the SageMaker API."),
+                request_id,
+                operation,
+            )
+            self._observe(failure, request_id, "-", scope, started)
+            return failure
+        return self.finish(Pending(request_id, operation, scope, body, started=started))
+
     def refused(self, error: ServiceError, started: float) -> HttpResponse:
         """The answer to a request refused before the protocol could read it (a body too
         large or too slow, a method other than POST), observed as the others are."""
