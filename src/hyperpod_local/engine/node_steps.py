@@ -186,13 +186,7 @@ def _finish_replace(
         node.status_message = failure[node.row_id or -1]
         failure_event(log, cluster, group, node, node.status_message)
         return _failed_again(ctx, task, cluster, node, node.status_message, log)
-    words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
-    lifecycle_event(log, group, node, "Succeeded")
-    log.instance(
-        group.name,
-        node.instance_id,
-        text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
-    )
+    _scripts_succeeded(cluster, group, node, log)
     # A fault put on the new instance while it provisioned is found once it runs.
     recheck_faults(ctx, cluster, node, cured_by_reboot=False)
     checks = group.spec.get("OnStartDeepHealthChecks") or []
@@ -223,6 +217,18 @@ def _finish_replace(
         # A node of a scaling operation that had to be retried: the operation may be over.
         settle_scaling(ctx, cluster, task.operation_id, log)
     return None
+
+
+def _scripts_succeeded(cluster: Cluster, group: InstanceGroup, node: Node, log: EventLog) -> None:
+    """The new instance's lifecycle scripts succeeded: so say its events."""
+    assert node.instance_id is not None
+    words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
+    lifecycle_event(log, group, node, "Succeeded")
+    log.instance(
+        group.name,
+        node.instance_id,
+        text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
+    )
 
 
 @step("node_reboot")
@@ -321,13 +327,7 @@ def ready_together(ctx: StepContext, tasks: list[Task]) -> list[Task | None] | N
     log = ctx.log(cluster)
     for group, node in members:
         assert node.instance_id is not None
-        words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
-        lifecycle_event(log, group, node, "Succeeded")
-        log.instance(
-            group.name,
-            node.instance_id,
-            text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
-        )
+        _scripts_succeeded(cluster, group, node, log)
         recheck_faults(ctx, cluster, node, health.get(node.instance_id, []), cured_by_reboot=False)
         move_node(node, "provisioned")
         node.busy = None
