@@ -511,8 +511,9 @@ def run(
 ) -> None:
     sizes = QUICK if quick else FULL
     found = fleet_part(sizes, work, baseline, mine)
-    plot(found["replay"], output.parent / ("fleet-quick.png" if quick else "fleet.png"))
+    # The section first: a plot that fails (no matplotlib) must not lose a run's numbers.
     write_section(report(found, sizes, command), output)
+    plot(found["replay"], output.parent / ("fleet-quick.png" if quick else "fleet.png"))
     log(f"fleet section written to {output}")
 
 
