@@ -455,7 +455,7 @@ def report(found: dict[str, Any], sizes: FleetSizes, command: str) -> str:
         "| --- | --- | " + " | ".join("---:" for _ in keys) + " | --- |",
     ]
     for row in rows.values():
-        cells = [f"{row.values[k]:,.3g}" if k in row.values else "" for k in keys]
+        cells = [_cell(row.values[k]) if k in row.values else "" for k in keys]
         ratios = [
             f"{row.values['ours'] / row.values[k]:.2f}x {k}" for k in keys[1:] if row.values.get(k)
         ]
@@ -487,6 +487,11 @@ def report(found: dict[str, Any], sizes: FleetSizes, command: str) -> str:
         END_MARK,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float) -> str:
+    """3 significant digits, with no exponent for the big ones."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def write_section(section: str, output: Path) -> None:
