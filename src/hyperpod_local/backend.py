@@ -18,7 +18,7 @@ from hyperpod_local.engine.clock import Clock, ManualClock, RealClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.outlets import EventDispatcher
-from hyperpod_local.providers import build_provider
+from hyperpod_local.providers import ProviderContext, build_provider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store
 from hyperpod_local.telemetry import Metrics
@@ -62,7 +62,18 @@ class Backend:
         if self.clock.mode == "real":
             # The clock is the wall clock: HyperPod's work is what speeds up.
             self.durations = self.durations.scaled(settings.speed)
-        self.provider = build_provider(settings.provider, self.ids)
+        self.provider = build_provider(
+            settings.provider,
+            self.ids,
+            ProviderContext(
+                data_dir=settings.data_dir,
+                store=self.store,
+                now=self.clock.now,
+                clock_mode=self.clock.mode,
+                speed=self.durations.speed,
+                options=dict(settings.provider_options),
+            ),
+        )
         self.request_faults = RequestFaults(self.store, self.ids.chance)
         self.policy = RecoveryPolicy(
             max_in_flight=settings.recovery_max_in_flight,
@@ -109,6 +120,7 @@ class Backend:
         events."""
         if self.outlets is not None:
             self.outlets.start()
+        self.provider.start()
         self.engine.start()
 
     def close(self) -> None:
@@ -119,4 +131,5 @@ class Backend:
             # so no other server starts beside a live writer.
             log.warning("the engine did not stop within 10 s; keeping the data dir locked")
             return
+        self.provider.close()
         self.store.close()

@@ -104,6 +104,8 @@ def _finish_replace(
     log: EventLog,
 ) -> Task | None:
     assert node.instance_id is not None
+    if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, [node]):
+        return reschedule(ctx, task, "ready", ctx.durations.script_poll)
     failure = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, [node])
     if failure:
         lifecycle_event(log, group, node, "Failed")
