@@ -32,6 +32,15 @@ class Backend:
         self.settings = settings
         self.ids = IdSource(settings.seed)
         self.limits = Limits(max_instances_per_cluster=settings.max_instances_per_cluster)
+        max_nodes = settings.provider_options.get("max_nodes")
+        if (
+            settings.provider == "process"
+            and max_nodes is not None
+            and int(max_nodes) < self.limits.max_instances_per_cluster
+        ):
+            # Every node is a process tree here: one cluster past the server's nodes is
+            # refused at once.
+            self.limits = Limits(int(max_nodes), "--max-nodes, the process nodes a server runs")
         self.durations = Durations().with_overrides(settings.durations)
         self.store = Store.open(settings.data_dir, settings.database_url)
         # A backend that fails half-built leaves nothing open: the data dir's lock least of all.

@@ -388,8 +388,6 @@ def serve(
             "confinement": confinement,
             "scripts_from": {uri: str(folder) for uri, folder in mappings.items()},
         }
-        # One cluster larger than the server's nodes is refused at CreateCluster.
-        max_instances_per_cluster = min(max_instances_per_cluster, max_nodes)
     try:
         backend = Backend(
             Settings(

@@ -138,15 +138,12 @@ class Agent:
             argv = ["/bin/bash", name]
         kind = self.config["Confinement"]
         limit = int(self.config["MaxProcesses"])
-        if uid is None:
+        if uid is None or kind == "none":
             # One uid for the server and its nodes: the bound is over what it runs already.
             limit += count_user_processes(os.getuid())
-        command = [
-            "prlimit",
-            f"--nproc={limit}:{limit}",
-            "--",
-            *confinement.script_command(kind, self.dirs, argv, go.get("Hostname") or "node"),
-        ]
+        command = confinement.script_command(
+            kind, self.dirs, argv, go.get("Hostname") or "node", uid, limit
+        )
         env = confinement.script_environment(
             kind,
             self.dirs,
@@ -169,9 +166,6 @@ class Agent:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
         )
         deadline = time.monotonic() + float(self.config["ScriptTimeout"])
         code: int | None = None

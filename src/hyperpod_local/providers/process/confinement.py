@@ -2,7 +2,7 @@
 
 - `bubblewrap` (when `bwrap` is installed and works here): the script sees the machine
   read-only, with the node's directories bound where HyperPod has them (/opt/sagemaker,
-  /opt/ml, /tmp, /home, /root, /var/log), in its own PID namespace (nothing it starts
+  /opt/ml, /tmp, /var/tmp, /var/log, /home), in its own PID namespace (nothing it starts
   outlives the sandbox) and with the node's hostname.
 - `user`: no bubblewrap, but the server runs as root: the script runs as a user of its own
   node (a uid no other node has), so it can write only its node's directories and whatever
@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from hyperpod_local.providers.process.layout import ROOT_MOUNTS, SCRIPTS, SECONDARY_MOUNT, NodeDirs
+from hyperpod_local.providers.process.layout import (
+    HOME,
+    ROOT_MOUNTS,
+    SCRIPTS,
+    SECONDARY_MOUNT,
+    NodeDirs,
+)
 
 KINDS = ("auto", "bubblewrap", "user", "none")
 # Scripts of a root server run as uids from here on, one a node.
@@ -35,40 +42,52 @@ class ConfinementError(ValueError):
     """The confinement asked for cannot be had on this machine."""
 
 
-def choose(requested: str) -> str:
+def choose(requested: str, data_dir: Path) -> str:
     """The confinement in force: the one asked for, or for `auto` the strongest that works."""
     if requested not in KINDS:
         raise ConfinementError(f"unknown confinement {requested!r}; known: {', '.join(KINDS)}")
+    root = os.geteuid() == 0
     if requested in ("bubblewrap", "auto"):
         problem = bubblewrap_problem()
         if problem is None:
             return "bubblewrap"
         if requested == "bubblewrap":
             raise ConfinementError(f"--confinement bubblewrap: {problem}")
-    if requested in ("user", "auto") and os.geteuid() == 0:
-        return "user"
+    closed = _closed_folder(data_dir)
     if requested == "user":
-        raise ConfinementError("--confinement user needs the server to run as root")
+        if not root:
+            raise ConfinementError("--confinement user needs the server to run as root")
+        if closed is not None:
+            raise ConfinementError(
+                f"--confinement user: a node's user cannot reach its directories, {closed} "
+                "is closed to other users (chmod o+x it, or install bubblewrap)"
+            )
+    if requested in ("user", "auto") and root and closed is None:
+        return "user"
     return "none"
 
 
+def _closed_folder(data_dir: Path) -> Path | None:
+    """The first folder on the way to the data dir that other users cannot pass through."""
+    for folder in reversed([data_dir.resolve(), *data_dir.resolve().parents]):
+        try:
+            if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+        except OSError:
+            return folder
+    return None
+
+
 def bubblewrap_problem() -> str | None:
-    """Why bubblewrap cannot confine scripts here (None: it can), tried as a node's user."""
+    """Why bubblewrap cannot confine scripts here (None: it can)."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bwrap is not installed (Debian package bubblewrap)"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed"
     probe = [bwrap, *_sandbox_base(), "--unshare-pid", "--die-with-parent", "true"]
-    uid = NODE_UID_BASE if os.geteuid() == 0 else None
     try:
-        done = subprocess.run(
-            probe,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
-        )
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError) as error:
         return f"bwrap does not run here: {error}"
     if done.returncode != 0:
@@ -79,7 +98,7 @@ def bubblewrap_problem() -> str | None:
 def describe(kind: str) -> str:
     return {
         "bubblewrap": "bubblewrap (each node's scripts see only their own directories "
-        "writable, at /opt/sagemaker, /opt/ml, /tmp, /home, /root and /var/log"
+        "writable, at /opt/sagemaker, /opt/ml, /tmp, /var/tmp, /var/log and /home"
         + (", as a user of their own)" if os.geteuid() == 0 else ")"),
         "user": "a user of each node's own (no bubblewrap: install the Debian package "
         "bubblewrap to confine scripts to their node's directories)",
@@ -99,10 +118,29 @@ def _sandbox_base() -> list[str]:
     return ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/opt"]
 
 
-def script_command(kind: str, dirs: NodeDirs, argv: list[str], hostname: str) -> list[str]:
-    """The command that runs `argv` (a script, relative to the scripts folder) confined."""
+def script_command(
+    kind: str, dirs: NodeDirs, argv: list[str], hostname: str, uid: int | None, nproc: int
+) -> list[str]:
+    """The command that runs `argv` (a script, relative to the scripts folder) confined: in
+    the sandbox (bubblewrap), as the node's own user (a root server's), with at most `nproc`
+    processes."""
+    bounded = ["prlimit", f"--nproc={nproc}:{nproc}", "--", *argv]
+    if uid is not None and kind != "none":
+        # The sandbox is built as root (so the data dir's folders need not be open to
+        # others); the script then runs as its node's user, with no way back to root.
+        bounded = [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            *bounded,
+        ]
     if kind != "bubblewrap":
-        return argv
+        return bounded
     bwrap = shutil.which("bwrap") or "bwrap"
     binds: list[str] = ["--bind", str(dirs.secondary), SECONDARY_MOUNT]
     for part in ROOT_MOUNTS:
@@ -121,7 +159,7 @@ def script_command(kind: str, dirs: NodeDirs, argv: list[str], hostname: str) ->
         "--die-with-parent",
         "--new-session",
         "--",
-        *argv,
+        *bounded,
     ]
 
 
@@ -138,7 +176,7 @@ def script_environment(kind: str, dirs: NodeDirs, extra: dict[str, str]) -> dict
     cli_dir = str(Path(sys.executable).parent)  # hyperpod-local report-fault
     env.update(
         PATH=f"{_PATH}:{cli_dir}",
-        HOME=str(root / "root"),
+        HOME=str(root / HOME),
         TMPDIR=str(root / "tmp"),
         LANG="C.UTF-8",
         HYPERPOD_LOCAL_ROOT_VOLUME=str(root),

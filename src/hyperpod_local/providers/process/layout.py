@@ -1,7 +1,7 @@
 """Where a node's things are: under the data dir, one directory an instance.
 
     <data dir>/nodes/<instance id>/
-        root/        the root volume (inside the node: /tmp, /home, /root, /var/log, /opt/ml)
+        root/        the root volume (inside the node: /tmp, /var/tmp, /var/log, /home, /opt/ml)
         secondary/   the secondary volume (inside the node: /opt/sagemaker)
         control/     the agent's: node.json, go, status.json, heartbeat, agent.pid, node.log
 
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Inside a confined node, where each part of the root volume is.
-ROOT_MOUNTS = ("tmp", "var/tmp", "var/log", "home", "root", "opt/ml")
+# (The machine's /root stays as it is, read-only: an interpreter may live there.)
+ROOT_MOUNTS = ("tmp", "var/tmp", "var/log", "home", "opt/ml")
+HOME = "home/hyperpod"
 SECONDARY_MOUNT = "/opt/sagemaker"
 CONFIG = "opt/ml/config"
 SCRIPTS = "opt/ml/lifecycle-scripts"
@@ -84,7 +86,7 @@ class NodeDirs:
         return self.control / "node.log"
 
     def make_root(self) -> None:
-        for part in (*ROOT_MOUNTS, CONFIG, SCRIPTS, FAULTS):
+        for part in (*ROOT_MOUNTS, HOME, CONFIG, SCRIPTS, FAULTS):
             (self.root / part).mkdir(parents=True, exist_ok=True)
 
     def make(self) -> None:

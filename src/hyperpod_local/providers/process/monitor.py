@@ -30,6 +30,8 @@ NOT_BACK = "NodeUnresponsiveAfterReboot"
 # Reported hardware faults are noticed after the health agent's usual delay (HyperPod s).
 REPORTED_DETECTION = 15.0
 _EVERY = 0.25
+# A report file still empty this long after it appeared is taken as it is.
+_WRITING = 5.0
 
 
 class Monitor:
@@ -106,6 +108,8 @@ class Monitor:
         for report in reports:
             try:
                 kind = report.read_text().strip()
+                if not kind and time.time() - report.stat().st_mtime < _WRITING:
+                    continue  # still being written
                 report.unlink()
             except OSError:
                 continue

@@ -72,7 +72,7 @@ class ProcessProvider(SimProvider):
         self.options = {**DEFAULTS, **(context.options or {})}
         self.data_dir = context.data_dir.resolve()
         self.max_nodes = int(self.options["max_nodes"])
-        self.confinement = confinement.choose(str(self.options["confinement"]))
+        self.confinement = confinement.choose(str(self.options["confinement"]), self.data_dir)
         self._lock = threading.RLock()
         self._agents: dict[str, AgentHandle] = {}
         self.monitor = Monitor(self)
@@ -114,7 +114,7 @@ class ProcessProvider(SimProvider):
         instance_id = super().launch(tx, cluster, group, now, image_id=image_id, checked=checked)
         dirs = NodeDirs.of(self.data_dir, instance_id)
         dirs.make()
-        uid = confinement.node_uid(instance_id)
+        uid = self._uid(instance_id)
         confinement.chown_tree(dirs.root, uid)
         confinement.chown_tree(dirs.secondary, uid)
         write_json(
@@ -168,11 +168,15 @@ class ProcessProvider(SimProvider):
             dirs = NodeDirs.of(self.data_dir, instance_id)
             shutil.rmtree(dirs.root, ignore_errors=True)
             dirs.make_root()
-            confinement.chown_tree(dirs.root, confinement.node_uid(instance_id))
+            confinement.chown_tree(dirs.root, self._uid(instance_id))
             for stale in (dirs.status_file, dirs.go_file):
                 stale.unlink(missing_ok=True)
             if cluster_id is not None:
                 self._start_agent(instance_id, cluster_id)
+
+    def _uid(self, instance_id: str) -> int | None:
+        """The user a node's scripts run as (None: the server's)."""
+        return None if self.confinement == "none" else confinement.node_uid(instance_id)
 
     def _cluster_of(self, tx: Tx, instance_id: str) -> str | None:
         row = tx.instances.get(instance_id)
@@ -213,7 +217,7 @@ class ProcessProvider(SimProvider):
         params = provisioning_parameters(cluster, members)
         if params is not None:
             write_json(dirs.config / "provisioning_parameters.json", params)
-        confinement.chown_tree(dirs.config, confinement.node_uid(dirs.instance_id))
+        confinement.chown_tree(dirs.config, self._uid(dirs.instance_id))
         write_json(dirs.go_file, {"Hostname": node.hostname, "PrivateIp": node.private_ip})
 
     def _still_running(self, instance_id: str, dirs: NodeDirs) -> bool:
