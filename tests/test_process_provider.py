@@ -37,7 +37,7 @@ echo "on_create on $(hostname) for $HYPERPOD_LOCAL_INSTANCE_ID"
 echo "$HYPERPOD_LOCAL_INSTANCE_ID" >> "$VOLUME/marker"
 echo "root of $HYPERPOD_LOCAL_INSTANCE_ID" > "$ROOT/var/log/root-marker"
 cp "$SAGEMAKER_RESOURCE_CONFIG_PATH" "$VOLUME/resource_config.json"
-if echo escaped > /etc/hyperpod-local-escape 2>/dev/null; then echo "wrote /etc"; fi
+if echo escaped > "{escape}" 2>/dev/null; then echo "wrote outside"; fi
 echo "provisioned"
 """
 
@@ -110,7 +110,8 @@ def _node_pids(instance_ids: set[str]) -> list[int]:
 
 
 def test_volumes_through_reboot_software_update_replace_and_delete(tmp_path: Path) -> None:
-    _scripts(tmp_path, MARKER_SCRIPT)
+    escape = tmp_path / "escape"
+    _scripts(tmp_path, MARKER_SCRIPT.replace("{escape}", str(escape)))
     with _server(tmp_path, "--clock", "manual") as server:
         assert any(line.startswith("  confinement: ") for line in server.banner)
         sm = server.client()
@@ -126,9 +127,10 @@ def test_volumes_through_reboot_software_update_replace_and_delete(tmp_path: Pat
         assert (root / "var" / "log" / "root-marker").read_text() == f"root of {first}\n"
         assert view["LifecycleScript"] == {"State": "Succeeded", "ExitCode": 0, "Message": None}
         assert "provisioned" in view["LogTail"]
-        # The script could write only its own node's directories.
-        assert "wrote /etc" not in view["LogTail"]
-        assert not Path("/etc/hyperpod-local-escape").exists()
+        if view["Confinement"] != "none":
+            # The script could write only its own node's directories.
+            assert "wrote outside" not in view["LogTail"]
+            assert not escape.exists()
         # HyperPod's resource config, with the cluster's real values.
         config = json.loads((secondary / "resource_config.json").read_text())
         assert config["ClusterConfig"]["ClusterName"] == "vols"
@@ -360,7 +362,9 @@ def test_a_script_reports_a_hardware_fault_from_inside_its_node(tmp_path: Path) 
         }
 
 
-def test_the_real_clock_runs_scripts_and_notices_a_killed_agent(tmp_path: Path) -> None:
+def test_the_real_clock_runs_scripts_and_notices_an_agent_that_stops_heartbeating(
+    tmp_path: Path,
+) -> None:
     _scripts(tmp_path, "#!/bin/bash\nsleep 0.3\necho up\n")
     with _server(tmp_path, "--speed", "600") as server:
         sm = server.client()
@@ -371,7 +375,8 @@ def test_the_real_clock_runs_scripts_and_notices_a_killed_agent(tmp_path: Path) 
             time.sleep(0.1)
         [node] = _nodes(sm, "real")
         agent = _agent_pid(server, "real", node["InstanceId"])
-        os.kill(agent, signal.SIGKILL)
+        # A hung node: its agent alive, its heartbeats gone (three missed: 3 s).
+        os.kill(agent, signal.SIGSTOP)
         while True:
             assert time.monotonic() < deadline
             [node] = _nodes(sm, "real")
@@ -380,6 +385,16 @@ def test_the_real_clock_runs_scripts_and_notices_a_killed_agent(tmp_path: Path) 
                 break
             time.sleep(0.1)
         assert view["AgentAlive"]
+        assert not Path(f"/proc/{agent}").exists() or _zombie(agent)
+    # The server is gone, and so are its nodes.
+    assert not _node_pids({node["InstanceId"]})
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] in "ZX"
+    except OSError:
+        return True
 
 
 def test_the_server_runs_no_more_nodes_than_it_is_told(tmp_path: Path) -> None:
@@ -404,3 +419,33 @@ def test_the_server_runs_no_more_nodes_than_it_is_told(tmp_path: Path) -> None:
             "This hyperpod-local server runs at most 2 process nodes (serve --max-nodes), "
             "and 2 are running."
         )
+
+
+def test_a_script_may_run_only_so_many_processes(tmp_path: Path) -> None:
+    _scripts(tmp_path, "#!/bin/sh\nfor i in $(seq 40); do sleep 30 & done\nwait\n")
+    with _server(tmp_path, "--clock", "manual", "--max-processes-per-node", "8") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="forks", InstanceGroups=[_workers(1)])
+        server.settle()
+        cluster = sm.describe_cluster(ClusterName="forks")
+        assert cluster["ClusterStatus"] == "Failed"
+        assert "Cannot fork" in cluster["FailureMessage"]
+
+
+def test_without_confinement_variables_name_the_nodes_directories(tmp_path: Path) -> None:
+    # Unconfined, a root server's script could write anywhere: this one does not try.
+    _scripts(tmp_path, MARKER_SCRIPT.replace("{escape}", "/dev/null"))
+    with _server(tmp_path, "--clock", "manual", "--confinement", "none") as server:
+        assert "  confinement: none: scripts run as the server's user" in "\n".join(server.banner)
+        sm = server.client()
+        sm.create_cluster(ClusterName="open", InstanceGroups=[_workers(1)])
+        server.settle()
+        [node] = _nodes(sm, "open")
+        view = _view(server, "open", node["InstanceId"])["Process"]
+        assert view["Confinement"] == "none"
+        secondary = Path(view["SecondaryVolumeDir"])
+        assert (secondary / "marker").read_text() == f"{node['InstanceId']}\n"
+        assert (Path(view["RootVolumeDir"]) / "var" / "log" / "root-marker").exists()
+        sm.delete_cluster(ClusterName="open")
+        server.settle()
+        assert not secondary.exists()

@@ -80,7 +80,10 @@ class Backend:
                 now=self.clock.now,
                 clock_mode=self.clock.mode,
                 speed=self.durations.speed,
-                options=dict(settings.provider_options),
+                options={
+                    "detection_delay": self.durations.health_detection,
+                    **settings.provider_options,
+                },
             ),
         )
         self.request_faults = RequestFaults(self.store, self.ids.chance)

@@ -1,5 +1,6 @@
 """What the server notices of its nodes outside the engine's steps: an agent that died (a
-SIGKILL by hand) or stopped heartbeating for the heartbeat timeout is a NodeUnresponsive
+SIGKILL by hand) or stopped heartbeating for the health agent's detection delay (at least three
+heartbeats) is a NodeUnresponsive
 fault, and a fault a script reports from inside its node (`hyperpod-local report-fault
 TYPE`) is a hardware fault of that type. Each is recorded as an injected fault is, with a
 detection by the health agent, which then answers it as it answers every hardware fault."""
@@ -90,8 +91,7 @@ class Monitor:
                 beat = dirs.heartbeat_file.stat().st_mtime
             except OSError:
                 beat = 0.0
-            limit = float(self.provider.options["heartbeat_timeout"])
-            if time.time() - beat <= limit:
+            if time.time() - beat <= self.provider.heartbeat_timeout:
                 return None
         soon = time.monotonic() - handle.started < float(self.provider.options["stable_after"])
         handle.reported = NOT_BACK if handle.after_unresponsive and soon else UNRESPONSIVE

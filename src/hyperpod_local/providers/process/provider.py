@@ -36,7 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "max_processes_per_node": 256,
     "script_timeout": 600.0,
     "heartbeat_interval": 1.0,
-    "heartbeat_timeout": 5.0,
+    # Wall seconds without a heartbeat before a node is unresponsive: the health agent's
+    # detection delay (as the clock counts it), and never under three heartbeats.
+    "detection_delay": 15.0,
     # A node whose agent stops again this soon (wall seconds) after a reboot that was to
     # bring it back has not come back: it is replaced.
     "stable_after": 10.0,
@@ -72,6 +74,8 @@ class ProcessProvider(SimProvider):
         self.options = {**DEFAULTS, **(context.options or {})}
         self.data_dir = context.data_dir.resolve()
         self.max_nodes = int(self.options["max_nodes"])
+        interval = float(self.options["heartbeat_interval"])
+        self.heartbeat_timeout = max(3 * interval, float(self.options["detection_delay"]))
         self.confinement = confinement.choose(str(self.options["confinement"]), self.data_dir)
         self._lock = threading.RLock()
         self._agents: dict[str, AgentHandle] = {}
