@@ -102,8 +102,9 @@ def describe(kind: str) -> str:
         + (", as a user of their own)" if os.geteuid() == 0 else ")"),
         "user": "a user of each node's own (no bubblewrap: install the Debian package "
         "bubblewrap to confine scripts to their node's directories)",
-        "none": "none: scripts run as the server's user (install the Debian package "
-        "bubblewrap to confine them)",
+        "none": "none: scripts run as the server's user"
+        + (", root, with no bound on their processes" if os.geteuid() == 0 else "")
+        + " (install the Debian package bubblewrap to confine them)",
     }[kind]
 
 
