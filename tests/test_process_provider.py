@@ -454,12 +454,10 @@ def test_without_confinement_variables_name_the_nodes_directories(tmp_path: Path
 
 
 def test_a_slurm_node_reads_its_provisioning_parameters(tmp_path: Path) -> None:
+    source = "$HYPERPOD_LOCAL_ROOT_VOLUME/opt/ml/config/provisioning_parameters.json"
     _scripts(
         tmp_path,
-        "#!/bin/bash\ncp /opt/ml/config/provisioning_parameters.json "
-        '"${HYPERPOD_LOCAL_OPT_SAGEMAKER:-/opt/sagemaker}/" 2>/dev/null || '
-        'cp "$HYPERPOD_LOCAL_ROOT_VOLUME/opt/ml/config/provisioning_parameters.json" '
-        '"$HYPERPOD_LOCAL_OPT_SAGEMAKER/"\n',
+        f'#!/bin/bash\ncp "{source}" "$HYPERPOD_LOCAL_OPT_SAGEMAKER/"\n',
     )
     with _server(tmp_path, "--clock", "manual") as server:
         sm = server.client()
