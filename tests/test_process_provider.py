@@ -486,3 +486,25 @@ def test_a_slurm_node_reads_its_provisioning_parameters(tmp_path: Path) -> None:
             "controller_hosts": [described["NodeDetails"]["PrivatePrimaryIp"]],
             "worker_groups": [{"instance_group_name": "workers", "partition_name": "dev"}],
         }
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    from tests.test_docs import free_port, sh_block, shell
+
+    result = shell(sh_block("--provider process"), tmp_path, {"4582": free_port()})
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The node view curl printed, last.
+    at = result.stdout.rindex('{"InstanceId"')
+    node, _ = json.JSONDecoder().raw_decode(result.stdout[at:])
+    process = node["Process"]
+    assert process["LifecycleScript"]["State"] == "Succeeded"
+    assert f"provisioning {node['Hostname']} ({node['InstanceId']})" in process["LogTail"]
+    assert '"InstanceName": "workers-2"' in process["LogTail"]
+    history = (Path(process["SecondaryVolumeDir"]) / "history").read_text()
+    assert history.startswith("created ")
+    # The server is gone (`kill $!`, then the shell's end kills what is left), and so are its
+    # nodes: an agent whose server has gone ends within a heartbeat.
+    deadline = time.monotonic() + 30
+    while _node_pids({node["InstanceId"]}):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
