@@ -508,3 +508,25 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     while _node_pids({node["InstanceId"]}):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_nodes_stop_with_the_server_and_come_back_with_it(tmp_path: Path) -> None:
+    _scripts(tmp_path, MARKER_SCRIPT.replace("{escape}", "/dev/null"))
+    with _server(tmp_path, "--clock", "manual") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="again", InstanceGroups=[_workers(1)])
+        server.settle()
+        [node] = _nodes(sm, "again")
+        before = _view(server, "again", node["InstanceId"])["Process"]
+    assert not _node_pids({node["InstanceId"]})
+    secondary = Path(before["SecondaryVolumeDir"])
+    assert (secondary / "marker").read_text() == f"{node['InstanceId']}\n"
+    with _server(tmp_path, "--clock", "manual") as server:
+        after = _view(server, "again", node["InstanceId"])["Process"]
+        assert after["AgentAlive"] and after["AgentPid"] != before["AgentPid"]
+        # As after a power cut: the same volumes, and the script does not run again.
+        assert (secondary / "marker").read_text() == f"{node['InstanceId']}\n"
+        sm = server.client()
+        sm.delete_cluster(ClusterName="again")
+        server.settle()
+    assert not secondary.exists()

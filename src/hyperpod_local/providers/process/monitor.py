@@ -31,6 +31,9 @@ NOT_BACK = "NodeUnresponsiveAfterReboot"
 # Reported hardware faults are noticed after the health agent's usual delay (HyperPod s).
 REPORTED_DETECTION = 15.0
 _EVERY = 0.25
+# Orphaned agents are looked for every 40 looks (10 s), and are older than a minute.
+_REAP_EVERY = 40
+_ORPHAN_AGE = 60.0
 # A report file still empty this long after it appeared is taken as it is.
 _WRITING = 5.0
 
@@ -58,11 +61,34 @@ class Monitor:
             self._thread = None
 
     def _loop(self) -> None:
+        looks = 0
         while not self._stop.wait(_EVERY):
+            looks += 1
             try:
                 self.check()
+                if looks % _REAP_EVERY == 0:
+                    self.reap_orphans()
             except Exception:
                 log.exception("the node monitor failed; looking again")
+
+    def reap_orphans(self) -> list[str]:
+        """Agents of instances the store does not hold (a launch whose step was rolled back
+        after it started the agent) are stopped and their directories removed; a young one
+        is left alone, its launch may not have committed yet."""
+        agents = [
+            handle
+            for handle in self.provider.agents()
+            if time.monotonic() - handle.started > _ORPHAN_AGE
+        ]
+        if not agents:
+            return []
+        with self.provider.context.store.read() as tx:
+            known = set(tx.instances.all_ids())
+        orphans = [handle.instance_id for handle in agents if handle.instance_id not in known]
+        for instance_id in orphans:
+            log.warning("node %s has no instance in the store: stopping it", instance_id)
+            self.provider.discard(instance_id)
+        return orphans
 
     def check(self) -> int:
         """Look at every node once; how many faults were recorded."""

@@ -145,8 +145,12 @@ class ProcessProvider(SimProvider):
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
         super().terminate(tx, instance_ids)
         for instance_id in instance_ids:
-            self._stop_agent(instance_id)
-            shutil.rmtree(NodeDirs.of(self.data_dir, instance_id).base, ignore_errors=True)
+            self.discard(instance_id)
+
+    def discard(self, instance_id: str) -> None:
+        """Nothing of the node is left: no process, no directory."""
+        self._stop_agent(instance_id)
+        shutil.rmtree(NodeDirs.of(self.data_dir, instance_id).base, ignore_errors=True)
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         """The agent stops (its whole tree) and a new one starts on the same directories;
