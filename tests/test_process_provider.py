@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -530,3 +532,57 @@ def test_nodes_stop_with_the_server_and_come_back_with_it(tmp_path: Path) -> Non
         sm.delete_cluster(ClusterName="again")
         server.settle()
     assert not secondary.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a node's own user needs a root server")
+def test_as_a_nodes_own_user_a_script_writes_only_its_nodes_directories(tmp_path: Path) -> None:
+    # A data dir others may pass through, as the user confinement needs.
+    open_dir = Path(tempfile.mkdtemp(prefix="hyperpod-local-user-"))
+    open_dir.chmod(0o755)
+    escape = open_dir / "escape"
+    try:
+        _scripts(tmp_path, MARKER_SCRIPT.replace("{escape}", str(escape)))
+        server = ServerProcess(
+            open_dir / "data",
+            "--provider",
+            "process",
+            "--confinement",
+            "user",
+            "--clock",
+            "manual",
+            "--scripts-from",
+            f"{SOURCE}=file://{tmp_path / 'lcs'}",
+        ).start()
+        try:
+            assert "  confinement: a user of each node's own" in "\n".join(server.banner)
+            sm = server.client()
+            sm.create_cluster(ClusterName="own", InstanceGroups=[_workers(1)])
+            server.settle()
+            [node] = _nodes(sm, "own")
+            view = _view(server, "own", node["InstanceId"])["Process"]
+            assert view["LifecycleScript"]["State"] == "Succeeded", view["LogTail"]
+            secondary = Path(view["SecondaryVolumeDir"])
+            assert (secondary / "marker").read_text() == f"{node['InstanceId']}\n"
+            assert secondary.stat().st_uid >= 200_000
+            assert "wrote outside" not in view["LogTail"] and not escape.exists()
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(open_dir, ignore_errors=True)
+
+
+def test_an_injected_lifecycle_script_fault_still_strikes_a_real_script(tmp_path: Path) -> None:
+    _scripts(tmp_path, "#!/bin/bash\necho fine\n")
+    with _server(tmp_path, "--clock", "manual") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="struck", InstanceGroups=[_workers(1)])
+        status, _ = server.admin(
+            "POST",
+            "/_hyperpod/faults",
+            {"Kind": "lifecycle_script", "Cluster": "struck", "InstanceGroupName": "workers"},
+        )
+        assert status == 201
+        server.settle()
+        cluster = sm.describe_cluster(ClusterName="struck")
+        assert cluster["ClusterStatus"] == "Failed"
+        assert cluster["FailureMessage"].endswith("in InstanceGroup workers: exit code 1.")
