@@ -118,6 +118,11 @@ class Agent:
         confinement.chown_tree(self.dirs.scripts, uid)
         self.say(f"running {on_create} ({self.config['Confinement']})")
         code, output = self._run_script(on_create, script, go, uid)
+        if self.stop.is_set():
+            # Stopped with the node (or its server): no outcome; a new agent on these
+            # directories runs the script again.
+            self.say(f"{on_create} stopped with the agent")
+            return
         timeout = float(self.config["ScriptTimeout"])
         if code is None:
             message = f"timed out after {timeout:g} s and was killed"
@@ -212,7 +217,8 @@ def _script_tail(path: Path, offset: int) -> list[str]:
     """The script's own last lines: the log from where it started."""
     try:
         with path.open("rb") as file:
-            file.seek(offset)
+            file.seek(0, 2)
+            file.seek(max(offset, file.tell() - 64 * 1024))
             data = file.read()
     except OSError:
         return []

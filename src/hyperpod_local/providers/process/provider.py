@@ -144,13 +144,13 @@ class ProcessProvider(SimProvider):
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
         super().terminate(tx, instance_ids)
-        for instance_id in instance_ids:
-            self.discard(instance_id)
+        self.discard(*instance_ids)
 
-    def discard(self, instance_id: str) -> None:
-        """Nothing of the node is left: no process, no directory."""
-        self._stop_agent(instance_id)
-        shutil.rmtree(NodeDirs.of(self.data_dir, instance_id).base, ignore_errors=True)
+    def discard(self, *instance_ids: str) -> None:
+        """Nothing of the nodes is left: no process, no directory."""
+        self._stop_agents(list(instance_ids))
+        for instance_id in instance_ids:
+            shutil.rmtree(NodeDirs.of(self.data_dir, instance_id).base, ignore_errors=True)
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         """The agent stops (its whole tree) and a new one starts on the same directories;
@@ -311,17 +311,23 @@ class ProcessProvider(SimProvider):
         self.monitor.ensure_running()
 
     def _stop_agent(self, instance_id: str) -> None:
-        """The node's whole process tree goes (its agent, its scripts, what they started)."""
+        self._stop_agents([instance_id])
+
+    def _stop_agents(self, instance_ids: list[str]) -> None:
+        """Each node's whole process tree goes (its agent, its scripts, what they started),
+        in one sweep of the machine's processes."""
+        if not instance_ids:
+            return
         with self._lock:
-            handle = self._agents.pop(instance_id, None)
-        left = kill_nodes([instance_id])
+            handles = [self._agents.pop(i) for i in instance_ids if i in self._agents]
+        left = kill_nodes(instance_ids)
         if left:
-            log.warning("processes %s of node %s outlived SIGKILL", left, instance_id)
-        if handle is not None:
+            log.warning("processes %s of nodes %s outlived SIGKILL", left, instance_ids)
+        for handle in handles:
             try:
                 handle.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                log.warning("agent %s of node %s did not end", handle.proc.pid, instance_id)
+                log.warning("agent %s of %s did not end", handle.proc.pid, handle.instance_id)
 
     def agents(self) -> list[AgentHandle]:
         with self._lock:
@@ -351,8 +357,7 @@ class ProcessProvider(SimProvider):
 
     def close(self) -> None:
         self.monitor.stop()
-        for handle in self.agents():
-            self._stop_agent(handle.instance_id)
+        self._stop_agents([handle.instance_id for handle in self.agents()])
 
     def catch_up(self) -> None:
         """Wait for every lifecycle script told to go, then record what the monitor sees."""
