@@ -377,7 +377,7 @@ def test_the_real_clock_runs_scripts_and_notices_an_agent_that_stops_heartbeatin
             time.sleep(0.1)
         [node] = _nodes(sm, "real")
         agent = _agent_pid(server, "real", node["InstanceId"])
-        # A hung node: its agent alive, its heartbeats gone (three missed: 3 s).
+        # A hung node: its agent alive, its heartbeats gone (five missed: 5 s).
         os.kill(agent, signal.SIGSTOP)
         while True:
             assert time.monotonic() < deadline

@@ -1,5 +1,5 @@
 """What the server notices of its nodes outside the engine's steps: an agent that died (a
-SIGKILL by hand) or stopped heartbeating for the health agent's detection delay (at least three
+SIGKILL by hand) or stopped heartbeating for the health agent's detection delay (at least five
 heartbeats) is a NodeUnresponsive
 fault, and a fault a script reports from inside its node (`hyperpod-local report-fault
 TYPE`) is a hardware fault of that type. Each is recorded as an injected fault is, with a
@@ -119,7 +119,9 @@ class Monitor:
                 beat = 0.0
             if time.time() - beat <= self.provider.heartbeat_timeout:
                 return None
-        soon = time.monotonic() - handle.started < float(self.provider.options["stable_after"])
+        context = self.provider.context
+        window = float(self.provider.options["stable_after"]) / context.speed
+        soon = context.now() - handle.started_at < window
         handle.reported = NOT_BACK if handle.after_unresponsive and soon else UNRESPONSIVE
         return handle.reported
 

@@ -37,11 +37,12 @@ DEFAULTS: dict[str, Any] = {
     "script_timeout": 600.0,
     "heartbeat_interval": 1.0,
     # Wall seconds without a heartbeat before a node is unresponsive: the health agent's
-    # detection delay (as the clock counts it), and never under three heartbeats.
+    # detection delay (as the clock counts it), and never under five heartbeats (a busy
+    # machine may delay one).
     "detection_delay": 15.0,
-    # A node whose agent stops again this soon (wall seconds) after a reboot that was to
-    # bring it back has not come back: it is replaced.
-    "stable_after": 10.0,
+    # A node whose agent stops again this soon (HyperPod seconds: 10 s at --speed 60) after
+    # a reboot that was to bring it back has not come back: it is replaced.
+    "stable_after": 600.0,
     "confinement": "auto",
     "scripts_from": {},
 }
@@ -55,6 +56,8 @@ class AgentHandle:
     instance_id: str
     cluster_id: str
     proc: subprocess.Popen[bytes]
+    # HyperPod time it started at.
+    started_at: float
     started: float = field(default_factory=time.monotonic)
     # What the monitor reported of it (a fault type), once; None while it answers.
     reported: str | None = None
@@ -75,7 +78,7 @@ class ProcessProvider(SimProvider):
         self.data_dir = context.data_dir.resolve()
         self.max_nodes = int(self.options["max_nodes"])
         interval = float(self.options["heartbeat_interval"])
-        self.heartbeat_timeout = max(3 * interval, float(self.options["detection_delay"]))
+        self.heartbeat_timeout = max(5 * interval, float(self.options["detection_delay"]))
         self.confinement = confinement.choose(str(self.options["confinement"]), self.data_dir)
         self._lock = threading.RLock()
         self._agents: dict[str, AgentHandle] = {}
@@ -305,7 +308,9 @@ class ProcessProvider(SimProvider):
                 start_new_session=True,
                 env={**os.environ, MARKER: instance_id},
             )
-        handle = AgentHandle(instance_id, cluster_id, proc, after_unresponsive=after_unresponsive)
+        handle = AgentHandle(
+            instance_id, cluster_id, proc, self.context.now(), after_unresponsive=after_unresponsive
+        )
         with self._lock:
             self._agents[instance_id] = handle
         self.monitor.ensure_running()
