@@ -46,6 +46,11 @@ def choose(requested: str, data_dir: Path) -> str:
     """The confinement in force: the one asked for, or for `auto` the strongest that works."""
     if requested not in KINDS:
         raise ConfinementError(f"unknown confinement {requested!r}; known: {', '.join(KINDS)}")
+    if shutil.which("prlimit") is None:
+        raise ConfinementError(
+            "--provider process bounds each node's processes with prlimit (util-linux), "
+            "which is not installed"
+        )
     root = os.geteuid() == 0
     if requested in ("bubblewrap", "auto"):
         problem = bubblewrap_problem()
@@ -54,15 +59,18 @@ def choose(requested: str, data_dir: Path) -> str:
         if requested == "bubblewrap":
             raise ConfinementError(f"--confinement bubblewrap: {problem}")
     closed = _closed_folder(data_dir)
+    setpriv = shutil.which("setpriv") is not None
     if requested == "user":
         if not root:
             raise ConfinementError("--confinement user needs the server to run as root")
+        if not setpriv:
+            raise ConfinementError("--confinement user needs setpriv (util-linux)")
         if closed is not None:
             raise ConfinementError(
                 f"--confinement user: a node's user cannot reach its directories, {closed} "
                 "is closed to other users (chmod o+x it, or install bubblewrap)"
             )
-    if requested in ("user", "auto") and root and closed is None:
+    if requested in ("user", "auto") and root and setpriv and closed is None:
         return "user"
     return "none"
 
