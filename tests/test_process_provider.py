@@ -586,3 +586,28 @@ def test_an_injected_lifecycle_script_fault_still_strikes_a_real_script(tmp_path
         cluster = sm.describe_cluster(ClusterName="struck")
         assert cluster["ClusterStatus"] == "Failed"
         assert cluster["FailureMessage"].endswith("in InstanceGroup workers: exit code 1.")
+
+
+def test_a_mapping_that_is_no_mapping_is_refused_at_start(tmp_path: Path) -> None:
+    from tests.support import CLI
+
+    done = subprocess.run(
+        [
+            CLI,
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--provider",
+            "process",
+            "--scripts-from",
+            "s3://bucket/prefix",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: --scripts-from 's3://bucket/prefix': expected S3URI=file:///DIR, e.g. "
+        "s3://my-bucket/lifecycle=file:///home/me/lifecycle"
+    )
