@@ -96,7 +96,7 @@ class Agent:
     def _lifecycle(self, go: dict[str, Any]) -> None:
         started = time.time()
         write_json(self.dirs.status_file, {"State": "Running", "StartedAt": started})
-        lifecycle = self.config.get("LifeCycleConfig") or {}
+        lifecycle = go.get("LifeCycleConfig", self.config.get("LifeCycleConfig")) or {}
         on_create = lifecycle.get("OnCreate")
         if not on_create or not lifecycle.get("SourceS3Uri"):
             self._finish("Succeeded", None, "no lifecycle script", started, [])

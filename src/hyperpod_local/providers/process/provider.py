@@ -214,14 +214,19 @@ class ProcessProvider(SimProvider):
                         each.name: tx.nodes.in_group(cluster.id, each.name)
                         for each in cluster.groups
                     }
-                self._write_node_files(cluster, node, dirs, members)
+                self._write_node_files(cluster, group, node, dirs, members)
                 running.add(node.row_id or -1)
             elif self._still_running(node.instance_id, dirs):
                 running.add(node.row_id or -1)
         return running
 
     def _write_node_files(
-        self, cluster: Cluster, node: Node, dirs: NodeDirs, members: dict[str, list[Node]]
+        self,
+        cluster: Cluster,
+        group: InstanceGroup,
+        node: Node,
+        dirs: NodeDirs,
+        members: dict[str, list[Node]],
     ) -> None:
         dirs.config.mkdir(parents=True, exist_ok=True)
         write_json(dirs.config / "resource_config.json", resource_config(cluster, members))
@@ -229,7 +234,15 @@ class ProcessProvider(SimProvider):
         if params is not None:
             write_json(dirs.config / "provisioning_parameters.json", params)
         confinement.chown_tree(dirs.config, self._uid(dirs.instance_id))
-        write_json(dirs.go_file, {"Hostname": node.hostname, "PrivateIp": node.private_ip})
+        # The group's LifeCycleConfig as it is now: an UpdateCluster since the launch counts.
+        write_json(
+            dirs.go_file,
+            {
+                "Hostname": node.hostname,
+                "PrivateIp": node.private_ip,
+                "LifeCycleConfig": group.spec.get("LifeCycleConfig"),
+            },
+        )
 
     def _still_running(self, instance_id: str, dirs: NodeDirs) -> bool:
         """Whether a script told to go has yet to end: its agent lives and it is not past its
