@@ -611,3 +611,35 @@ def test_a_mapping_that_is_no_mapping_is_refused_at_start(tmp_path: Path) -> Non
         "Error: --scripts-from 's3://bucket/prefix': expected S3URI=file:///DIR, e.g. "
         "s3://my-bucket/lifecycle=file:///home/me/lifecycle"
     )
+
+
+def test_the_report_command_reports_from_inside_a_node(tmp_path: Path) -> None:
+    # Unconfined, the node's script can run the server's own hyperpod-local.
+    _scripts(tmp_path, "#!/bin/bash\nhyperpod-local report-fault EfaDown\n")
+    with _server(tmp_path, "--clock", "manual", "--confinement", "none") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="cmd", InstanceGroups=[_workers(1)], NodeRecovery="None")
+        server.settle()
+        [node] = _nodes(sm, "cmd")
+        assert node["InstanceStatus"] == {
+            "Status": "Failure",
+            "Message": "EFA network interface is down",
+        }
+        tail = _view(server, "cmd", node["InstanceId"])["Process"]["LogTail"]
+        assert "reported EfaDown: EFA network interface is down" in tail
+
+
+def test_the_report_command_outside_a_node_says_so() -> None:
+    from tests.support import CLI
+
+    env = {k: v for k, v in os.environ.items() if k != "HYPERPOD_LOCAL_FAULTS_DIR"}
+    outside = subprocess.run(
+        [CLI, "report-fault", "GpuXid79"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert outside.returncode == 1
+    assert "not inside a process node" in outside.stderr
+    unknown = subprocess.run(
+        [CLI, "report-fault", "GpuXid0"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert unknown.returncode == 1
+    assert "unknown hardware fault type 'GpuXid0'; known: GpuXid79" in unknown.stderr
