@@ -643,3 +643,21 @@ def test_the_report_command_outside_a_node_says_so() -> None:
     )
     assert unknown.returncode == 1
     assert "unknown hardware fault type 'GpuXid0'; known: GpuXid79" in unknown.stderr
+
+
+def test_the_in_process_mock_runs_process_nodes_too(tmp_path: Path) -> None:
+    from hyperpod_local.mock import HyperPodMock
+
+    scripts = _scripts(tmp_path, "#!/bin/bash\necho in-process\n")
+    options = {"scripts_from": {SOURCE: str(scripts)}}
+    with HyperPodMock(provider="process", provider_options=options) as hp:
+        sm = hp.client()
+        sm.create_cluster(ClusterName="mocked", InstanceGroups=[_workers(1)])
+        hp.settle()
+        [node] = _nodes(sm, "mocked")
+        assert node["InstanceStatus"]["Status"] == "Running"
+        assert hp.backend is not None
+        log = hp.backend.settings.data_dir / "nodes" / node["InstanceId"] / "control" / "node.log"
+        assert "in-process" in log.read_text().splitlines()
+    # The mock closed, its nodes are gone.
+    assert not _node_pids({node["InstanceId"]})
