@@ -661,3 +661,36 @@ def test_the_in_process_mock_runs_process_nodes_too(tmp_path: Path) -> None:
         assert "in-process" in log.read_text().splitlines()
     # The mock closed, its nodes are gone.
     assert not _node_pids({node["InstanceId"]})
+
+
+DAEMON_SCRIPT = """#!/bin/bash
+VOLUME="$HYPERPOD_LOCAL_OPT_SAGEMAKER"
+nohup bash -c 'while true; do date +%s%N >> "$0/daemon.beats"; sleep 0.1; done' "$VOLUME" \\
+  > /dev/null 2>&1 &
+echo "started a node-side agent"
+"""
+
+
+def test_what_a_script_starts_runs_on_in_its_node_until_the_node_ends(tmp_path: Path) -> None:
+    _scripts(tmp_path, DAEMON_SCRIPT)
+    with _server(tmp_path, "--clock", "manual") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="daemon", InstanceGroups=[_workers(1)])
+        server.settle()
+        [node] = _nodes(sm, "daemon")
+        view = _view(server, "daemon", node["InstanceId"])["Process"]
+        assert view["LifecycleScript"]["State"] == "Succeeded"
+        beats = Path(view["SecondaryVolumeDir"]) / "daemon.beats"
+        deadline = time.monotonic() + 30
+        counted = 0
+        while counted < 3:
+            assert time.monotonic() < deadline, "the script's daemon does not run"
+            time.sleep(0.1)
+            counted = len(beats.read_text().splitlines()) if beats.exists() else 0
+        # Still beating after the script ended: more lines keep coming.
+        while len(beats.read_text().splitlines()) <= counted:
+            assert time.monotonic() < deadline, "the script's daemon stopped"
+            time.sleep(0.1)
+        sm.delete_cluster(ClusterName="daemon")
+        server.settle()
+        assert not _node_pids({node["InstanceId"]})

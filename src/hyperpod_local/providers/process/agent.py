@@ -30,6 +30,9 @@ from hyperpod_local.providers.process.sources import FetchError, fetch
 
 FINAL = ("Succeeded", "Failed")
 TAIL_LINES = 5
+# In the root volume: the script's exit code, written by the keeper it runs under.
+EXIT_FILE = "opt/ml/.lifecycle-exit"
+_KEEPER = 'f="$1"; shift; "$@"; echo "$?" > "$f"; exec sleep infinity'
 
 
 def read_status(dirs: NodeDirs) -> dict[str, Any]:
@@ -146,8 +149,15 @@ class Agent:
         if uid is None or kind == "none":
             # One uid for the server and its nodes: the bound is over what it runs already.
             limit += count_user_processes(os.getuid())
+        # The script runs under a keeper that writes its exit code and then stays: what the
+        # script left running (a node-side agent, a daemon) lives on in the node, sandbox
+        # and all, until the node ends.
+        exit_file = self.dirs.root / EXIT_FILE
+        exit_file.unlink(missing_ok=True)
+        seen = f"/{EXIT_FILE}" if kind == "bubblewrap" else str(exit_file)
+        keeper = ["/bin/sh", "-c", _KEEPER, "lifecycle", seen, *argv]
         command = confinement.script_command(
-            kind, self.dirs, argv, go.get("Hostname") or "node", uid, limit
+            kind, self.dirs, keeper, go.get("Hostname") or "node", uid, limit
         )
         env = confinement.script_environment(
             kind,
@@ -175,13 +185,16 @@ class Agent:
         deadline = time.monotonic() + float(self.config["ScriptTimeout"])
         code: int | None = None
         while not self.stop.is_set():
-            code = self.script.poll()
+            code = _exit_code(exit_file)
+            if code is None and (ended := self.script.poll()) is not None:
+                # The keeper itself ended (killed): its code, unless the script's came first.
+                code = _exit_code(exit_file)
+                code = ended if code is None else code
             if code is not None or time.monotonic() > deadline:
                 break
             self.stop.wait(0.05)
         if code is None:
             self._end_script()
-        self.script = None
         return code, _script_tail(self.dirs.log_file, offset)
 
     def _end_script(self) -> None:
@@ -211,6 +224,20 @@ class Agent:
                 "Tail": output,
             },
         )
+
+
+def _exit_code(path: Path) -> int | None:
+    """The code the keeper wrote once the script ended (None: not yet, or half written)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if not text.endswith("\n"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _script_tail(path: Path, offset: int) -> list[str]:
