@@ -694,3 +694,28 @@ def test_what_a_script_starts_runs_on_in_its_node_until_the_node_ends(tmp_path: 
         sm.delete_cluster(ClusterName="daemon")
         server.settle()
         assert not _node_pids({node["InstanceId"]})
+
+
+def test_a_script_that_fails_after_a_software_update_rolls_the_update_back(
+    tmp_path: Path,
+) -> None:
+    scripts = _scripts(tmp_path, "#!/bin/bash\necho fine\n")
+    with _server(tmp_path, "--clock", "manual") as server:
+        sm = server.client()
+        group = _workers(2, ImageReleaseVersion="2025.10.1")
+        sm.create_cluster(ClusterName="roll", InstanceGroups=[group])
+        server.settle()
+        (scripts / "on_create.sh").write_text("#!/bin/bash\necho 'new driver broke'\nexit 4\n")
+        sm.update_cluster_software(
+            ClusterName="roll",
+            DeploymentConfig={
+                "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}},
+                "WaitIntervalInSeconds": 0,
+            },
+        )
+        server.settle()
+        [workers] = sm.describe_cluster(ClusterName="roll")["InstanceGroups"]
+        assert workers["SoftwareUpdateStatus"] == "RollbackComplete"
+        releases = {n["CurrentImageReleaseVersion"] for n in _nodes(sm, "roll")}
+        assert releases == {"2025.10.1"}
+        assert {n["InstanceStatus"]["Status"] for n in _nodes(sm, "roll")} == {"Running"}
