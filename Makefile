@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test lint format fuzz bench clean
+.PHONY: run test lint format fuzz bench clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,17 +34,30 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
 
+# The official HyperPod CLI (PyPI's sagemaker-hyperpod, `hyp`) in a venv of its own, run
+# against a server: list-cluster, describe cluster, update cluster --node-recovery. Not part
+# of `make test`: the CLI takes minutes to install.
+CLIENTS_VENV ?= .venv-clients
+
+$(CLIENTS_VENV)/.installed:
+	$(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet 'sagemaker-hyperpod>=3.12'
+	touch $@
+
+clients: $(VENV)/.installed $(CLIENTS_VENV)/.installed
+	$(BIN)/python clients/check_hyperpod_cli.py --hyp $(CLIENTS_VENV)/bin/hyp
+
 # A longer, randomized fuzzing run of the server than the one `make test` includes.
 fuzz: $(VENV)/.installed-dev
 	HYPERPOD_FUZZ=long $(BIN)/python -m pytest tests/test_fuzz.py -p no:randomly
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples bench clients
+	$(BIN)/ruff format --check src tests examples bench clients
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests examples bench
-	$(BIN)/ruff check --fix src tests examples bench
+	$(BIN)/ruff format src tests examples bench clients
+	$(BIN)/ruff check --fix src tests examples bench clients
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hyperpod-local
+	rm -rf $(VENV) $(CLIENTS_VENV) .pytest_cache .ruff_cache .hyperpod-local

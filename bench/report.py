@@ -520,6 +520,14 @@ def _store_section(r: Results) -> list[str]:
 
 
 def write_report(r: Results, output: Path) -> list[str]:
+    """Write the report; the fleet section of an earlier `--fleet` run (bench/fleet.py) is
+    kept, since this run does not measure it."""
     found = verdicts(r)
-    output.write_text(render(r, found))
+    kept = ""
+    if output.exists():
+        old = output.read_text()
+        start, end = "<!-- fleet: written by bench/fleet.py -->", "<!-- /fleet -->"
+        if start in old and end in old:
+            kept = "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    output.write_text(render(r, found) + kept)
     return [v.line() for v in found]

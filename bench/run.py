@@ -1,6 +1,7 @@
 """Benchmark hyperpod-local side by side with moto and with two floors it runs itself.
 
     .venv/bin/python bench/run.py [--quick] [--output PATH]
+    .venv/bin/python bench/run.py --fleet [--quick] [--baseline PATH] [--ours PATH] [--output PATH]
 
 One run measures, interleaved round-robin so that drift of the machine falls on all alike:
 our server (a subprocess, --clock manual), our in-process mock, moto's server (a subprocess),
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fleet
 from interleaved import interleaved_part
 from measure import log
 from ours_alone import cold_start_part, replace_part, store_part
@@ -58,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the report (default: bench/RESULTS.md, or a file in the "
         "temporary directory with --quick)",
     )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="the fleet-scale part instead (bench/fleet.py): minutes, its own RESULTS section",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --fleet: another hyperpod-local executable, measured beside this one",
+    )
+    parser.add_argument(
+        "--ours",
+        type=Path,
+        help="with --fleet: the hyperpod-local executable to measure (default: this venv's)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     output: Path = args.output or (
@@ -81,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             *(argv if argv is not None else sys.argv[1:]),
         ]
     )
+    if args.fleet:
+        work = Path(tempfile.mkdtemp(prefix="hyperpod-fleet-"))
+        try:
+            fleet.run(args.quick, args.baseline, output, work, command, args.ours)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     results = Results(
         mode="quick" if args.quick else "full",
         command=command,

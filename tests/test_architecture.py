@@ -5,6 +5,7 @@ imports itself through others, and no room reaches into one it must not know."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,20 @@ def test_the_engine_leaves_the_sim_providers_instances_to_it() -> None:
         if _room(module) == "engine" and "tx.instances" in path.read_text()
     )
     assert reaches == []
+
+
+def test_the_engine_reads_no_node_counts_of_a_group() -> None:
+    # ClusterRepository.get, the engine's lookup, leaves a group's counts out (CurrentCount
+    # and the others stay 0): counting costs what a step does, and no step needs them.
+    counted = re.compile(
+        r"\.(current_count|active_scaling|type_counts|release_counts|failed_count|stranded)\b"
+    )
+    readers = [
+        module
+        for module, path in _modules().items()
+        if _room(module) == "engine" and counted.search(path.read_text())
+    ]
+    assert readers == []
 
 
 def test_step_modules_do_not_import_each_other() -> None:

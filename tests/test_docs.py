@@ -160,10 +160,11 @@ def test_the_shell_blocks_run_in_order_in_one_shell(tmp_path: Path) -> None:
     )
     blocks = {
         "aws": sh_block("aws sagemaker list-clusters"),
-        "time": sh_block("--clock manual"),
+        "sts": sh_block("aws sts get-caller-identity"),
+        "time": sh_block('{"seconds": 120}'),
         "replace": sh_block("batch-replace-cluster-nodes"),
         "marker": sh_block("/marker"),
-        "fault": sh_block("fault list").replace("<FaultId>", last_fault),
+        "fault": sh_block("hyperpod-local fault list").replace("<FaultId>", last_fault),
     }
     # `echo` first: curl -s ends its answers with no newline.
     script = "".join(f'echo\necho "== {name}"\n{block}' for name, block in blocks.items())
@@ -180,6 +181,8 @@ def test_the_shell_blocks_run_in_order_in_one_shell(tmp_path: Path) -> None:
     assert '"ClusterName": "demo"' in out["aws"]
     assert '"ClusterStatus": "InService"' in out["aws"]
     assert len(re.findall(r'"InstanceId": "i-[0-9a-f]{17}"', out["aws"])) == 6
+    # STS on the same port answers who the caller is.
+    assert json.loads(out["sts"])["Account"] == "123456789012"
     # The manual clock beside it: moved, settled, shown, and stopped by `kill $!`.
     # The server's banner comes first (it shares the shell's terminal), then curl's answers.
     clock = [json.loads(answer) for answer in re.findall(r'\{"Mode"[^{}]*\}', out["time"])]

@@ -874,10 +874,14 @@ def test_the_admin_api_refuses_bad_fault_specs(server: ServerProcess, name: str)
         assert status == 400, (spec, body)
         assert body["error"] == "InvalidFault", (spec, body)
         assert words in body["message"], (spec, body)
-    for raw, words in (("not json", "not valid JSON"), ("[1, 2]", "JSON object")):
+    for raw, words in (("not json", "not valid JSON"), ("3", "a JSON object or an array")):
         status, body = server.admin("POST", "/_hyperpod/faults", raw)
         assert status == 400 and words in body["message"], body
         assert body["error"] == "InvalidRequest"
+    # An array is a list of specs, each an object.
+    status, body = server.admin("POST", "/_hyperpod/faults", "[1, 2]")
+    assert (status, body["error"]) == (400, "InvalidFault")
+    assert body["message"] == "Fault 0: A fault spec must be a JSON object."
     assert set(faults(server)) == before
 
     status, body = server.admin("DELETE", "/_hyperpod/faults/no-such-fault")
@@ -985,6 +989,20 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         ],
         FaultKind.LATENCY: ["--operation", "DescribeCluster", "--seconds", "0.2"],
         FaultKind.ALARM: ["--alarm-name", "training-loss-spike"],
+        FaultKind.RANDOM_HARDWARE: [
+            *by_name,
+            *("--group", "g", "--mtbf-hours", "720", "--delay", "30", "--seed", "7"),
+            *("--mix", "GpuXid79=3", "--mix", "EfaDown=1"),
+        ],
+        FaultKind.EXTENSION: [
+            *by_name,
+            *("--extension-name", "sagemaker-observability", "--action", "Update"),
+            *("--node", node, "--code", "AccessDenied", "--count", "2"),
+        ],
+        FaultKind.TASK_GOVERNANCE: [
+            *by_name,
+            *("--resource", "ComputeQuota", "--action", "Update", "--count", "1"),
+        ],
     }
     shown = {
         "Cluster": "cli",
@@ -998,6 +1016,13 @@ def test_the_cli_adds_every_kind_of_fault(fresh_server: ServerProcess) -> None:
         "Rate": 0.5,
         "Seconds": 0.2,
         "AlarmName": "training-loss-spike",
+        "MtbfHours": 720,
+        "Types": {"GpuXid79": 3, "EfaDown": 1},
+        "Seed": 7,
+        "ExtensionName": "sagemaker-observability",
+        "Action": "Update",
+        "Code": "AccessDenied",
+        "Resource": "ComputeQuota",
         "Account": None,  # in the ARN
         "Region": None,
     }

@@ -1,13 +1,14 @@
 """Fuzzing the running server, driven by the installed botocore SageMaker model (issue 5).
 
-Every SageMaker operation with "Cluster" in its name gets inputs built at run time from its
-input shape: mostly well-shaped values (lengths, ranges, enums and patterns honoured, real
-cluster names, node ids and event ids drawn from a pool), mixed with wrong JSON types, strings
-too long or too short, numbers out of range, huge or not finite, odd unicode, nulls, missing
-required members, unknown and repeated members, and deep nesting. Raw HTTP garbage (bodies cut
-short, a wrong Content-Length, bad JSON, wrong methods and paths, odd headers) goes in over
-plain sockets. Whatever comes in, no answer is a 5xx: a 200 carries a JSON object, a 4xx an AWS
-JSON error with a string `__type` and `message`; and the server keeps answering.
+Every SageMaker operation with "Cluster" (or "ComputeQuota") in its name gets inputs built at
+run time from its input shape: mostly well-shaped values (lengths, ranges, enums and patterns
+honoured, real cluster names, node ids and event ids drawn from a pool), mixed with wrong JSON
+types, strings too long or too short, numbers out of range, huge or not finite, odd unicode,
+nulls, missing required members, unknown and repeated members, and deep nesting. Raw HTTP
+garbage (bodies cut short, a wrong Content-Length, bad JSON, wrong methods and paths, odd
+headers) goes in over plain sockets. Whatever comes in, no answer is a 5xx: a 200 carries a
+JSON object, a 4xx an AWS JSON error with a string `__type` and `message`; and the server
+keeps answering.
 
 Bounded by default (a part of `make test`, derandomized); HYPERPOD_FUZZ=long (`make fuzz`)
 runs 1000 examples per operation with fresh randomness.
@@ -44,7 +45,9 @@ from tests.support import ROLE, ServerProcess, exchange, group, request_bytes
 
 LONG = os.environ.get("HYPERPOD_FUZZ") == "long"
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
-OPERATIONS = sorted(name for name in MODEL.operation_names if "Cluster" in name)
+OPERATIONS = sorted(
+    name for name in MODEL.operation_names if "Cluster" in name or "ComputeQuota" in name
+)
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # uvicorn's own answer to bytes that are not HTTP: not JSON, and not the app's to shape.
 HTTP_PARSE_ERROR = b"Invalid HTTP request received."

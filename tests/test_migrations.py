@@ -40,6 +40,13 @@ RELEASED = {
         "1c0b50907f88b540d9f805f8e1a76c7e6aab7e10207a59a0344193c61f1fe133"
     ),
     "0004_event_outbox.py": "7c93a88458bbdcc593f7568cf816d610539246b18d98819a5a56d1374d681f4c",
+    "0005_group_node_counts.py": "dc346b3bd180c32a8b57140f86a9a85adee9101a9f74b1239a3d09324fbc103a",
+    "0006_node_attachments.py": (
+        "e7ce30e16e67a12451376425d5a2de9d17436baf343696b09077b4562e4a925c"
+    ),
+    "0007_extensions_and_task_governance.py": (
+        "dd74bb75c832d776837c5c9f841b0a9dc4f3bdf937df433dcc402f7876ea9add"
+    ),
 }
 
 
@@ -64,8 +71,10 @@ def test_the_store_knows_every_revision_in_order() -> None:
 def test_there_is_a_fixture_for_every_schema_a_release_made() -> None:
     # 0001 as each commit that changed schema.py before 0002 made it, alone and after
     # 5777f74 (which added 0002) opened it.
+    # Then the head of each release that made a new revision (0003 made none of its own: it
+    # repairs, and its store is 0004's).
     expected = {f"0001-{c}" for c in MADE_AT} | {f"0002-{c}-5777f74" for c in MADE_AT}
-    assert {path.stem for path in SCHEMAS} == expected | {"0002-5777f74"}
+    assert {path.stem for path in SCHEMAS} == expected | {"0002-5777f74", "0004-7b5de46"}
 
 
 def load(fixture: Path, data_dir: Path) -> Path:
@@ -111,9 +120,19 @@ def shape(path: Path) -> dict[str, Any]:
                 ),
             }
             for table in found.get_table_names()
-        }
+        } | {"triggers": triggers(path)}
     finally:
         engine.dispose()
+
+
+def triggers(path: Path) -> list[tuple[str, str]]:
+    """The triggers (group_node_counts'), by name and table: inspection leaves them out."""
+    conn = sqlite3.connect(path)
+    try:
+        found = "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        return conn.execute(found).fetchall()
+    finally:
+        conn.close()
 
 
 def rows(path: Path) -> dict[str, int]:
@@ -125,6 +144,31 @@ def rows(path: Path) -> dict[str, int]:
             for name in names
             if name not in ("alembic_version", "sqlite_sequence")
         }
+    finally:
+        conn.close()
+
+
+_COUNTED = "cluster_id, group_name, instance_type, image_release_version, status"
+
+
+def node_counts(path: Path) -> list[tuple[Any, ...]]:
+    """What group_node_counts holds."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            f"SELECT {_COUNTED}, count FROM group_node_counts ORDER BY {_COUNTED}"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def counted_nodes(path: Path) -> list[tuple[Any, ...]]:
+    """What group_node_counts should hold: the nodes, counted."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            f"SELECT {_COUNTED}, count(*) FROM nodes GROUP BY {_COUNTED} ORDER BY {_COUNTED}"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -155,9 +199,10 @@ def test_a_released_schema_opens_as_the_head_with_its_rows(
     assert shape(path) == head_shape
     after = rows(path)
     # Every row is still there (a rebuilt clusters table cascades no deletes); the tables
-    # the old schema lacked are there too, empty.
+    # the old schema lacked are there too, empty, but for the counts of the nodes it had.
     assert {name: after[name] for name in before} == before
-    assert all(after[name] == 0 for name in set(after) - set(before))
+    assert all(after[name] == 0 for name in set(after) - set(before) - {"group_node_counts"})
+    assert node_counts(path) == counted_nodes(path) and after["group_node_counts"] > 0
     # Opening it again changes nothing.
     Store(f"sqlite:///{path}").close()
     assert shape(path) == head_shape and rows(path) == after
@@ -179,8 +224,10 @@ def test_a_table_with_a_constraint_it_lacks_is_rebuilt_with_its_rows(
     Store(f"sqlite:///{path}").close()
     after = rows(path)
     assert shape(path) == head_shape and {name: after[name] for name in before} == before
-    # The tables of later revisions (0004's event outbox) are there too, empty.
-    assert all(after[name] == 0 for name in set(after) - set(before))
+    # The tables of later revisions (0004's event outbox) are there too, empty, and 0005's
+    # node counts are those of the nodes.
+    assert all(after[name] == 0 for name in set(after) - set(before) - {"group_node_counts"})
+    assert node_counts(path) == counted_nodes(path)
 
 
 def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
@@ -226,7 +273,10 @@ def test_a_schema_the_upgrade_cannot_make_whole_is_left_as_it_was(tmp_path: Path
 # A server for each release that made a data dir. The stores 5777f74 migrated to 0002 hold
 # the same rows as their 0001 originals and come out of 0003 the same (the test above), so
 # they are not served again: a server start is the slow part.
-SERVED = [FIXTURES / f"0001-{c}.sql" for c in MADE_AT] + [FIXTURES / "0002-5777f74.sql"]
+SERVED = [FIXTURES / f"0001-{c}.sql" for c in MADE_AT] + [
+    FIXTURES / "0002-5777f74.sql",
+    FIXTURES / "0004-7b5de46.sql",
+]
 
 
 @pytest.fixture
@@ -288,3 +338,78 @@ def test_a_server_on_an_upgraded_data_dir_serves_its_clusters(upgraded: ServerPr
         for n in sm.list_cluster_nodes(ClusterName="old-plain")["ClusterNodeSummaries"]
     }
     assert first not in after and len(after) == 3
+
+
+def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_path: Path) -> None:
+    """0006 adds the attachment tables to a store the release before made, rows kept."""
+    path = tmp_path / "hyperpod.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        database.upgrade(engine, "0004")
+    finally:
+        engine.dispose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO clusters (id, account_id, region, name, arn, status, creation_time, "
+            "spec, ip_base, next_ip, seq, legacy) VALUES ('abcdefghijkl', '123456789012', "
+            "'us-east-1', 'kept', 'arn:aws:sagemaker:us-east-1:123456789012:cluster/abcdefghijkl', "
+            "'InService', 1.0, '{}', 0, 1, 1, 0)"
+        )
+        conn.execute(
+            "INSERT INTO instance_groups (cluster_id, name, position, spec, target_count, status) "
+            "VALUES ('abcdefghijkl', 'g', 0, '{}', 1, 'InService')"
+        )
+        conn.execute(
+            "INSERT INTO nodes (cluster_id, group_name, instance_id, name_key, status, "
+            "instance_type, sort_time, image_id, image_release_version) VALUES ('abcdefghijkl', "
+            "'g', 'i-0123456789abcdef0', 'i-0123456789abcdef0', 'Running', 'ml.c5.xlarge', 1.0, "
+            "'default', '2025.11.20')"
+        )
+    conn.close()
+    assert revision_of(path) == "0004"
+    before = rows(path)
+    Store(f"sqlite:///{path}").close()
+    assert revision_of(path) == HEAD_REVISION
+    after = rows(path)
+    assert {name: after[name] for name in before} == before
+    assert before["clusters"] == before["nodes"] == 1
+    assert after["volume_attachments"] == after["network_interface_attachments"] == 0
+
+
+def test_a_store_at_0004_with_clusters_takes_extensions_and_task_governance(
+    tmp_path: Path, head_shape: dict[str, Any]
+) -> None:
+    # A released data dir brought to 0004 (the head before 0005), as that release left it.
+    path = load(FIXTURES / "0002-5777f74.sql", tmp_path / "data")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        database.upgrade(engine, "0004")
+    finally:
+        engine.dispose()
+    assert revision_of(path) == "0004"
+    before = rows(path)
+    assert before["clusters"] == 2 and "cluster_extensions" not in before
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    try:
+        assert revision_of(path) == HEAD_REVISION and shape(path) == head_shape
+        sm = server.client()
+        eks = sm.describe_cluster(ClusterName="old-eks")
+        assert eks["ClusterStatus"] == "InService"
+        made = sm.create_compute_quota(
+            Name="after-upgrade",
+            ClusterArn=eks["ClusterArn"],
+            ComputeQuotaConfig={"ComputeQuotaResources": []},
+            ComputeQuotaTarget={"TeamName": "ml"},
+        )
+        server.settle()
+        assert sm.describe_compute_quota(ComputeQuotaId=made["ComputeQuotaId"])["Status"] == (
+            "Created"
+        )
+    finally:
+        server.stop()
+    after = rows(path)
+    assert {name: after[name] for name in before if name != "tasks"} == {
+        name: count for name, count in before.items() if name != "tasks"
+    }
+    assert after["governance_policies"] == 1 and after["cluster_extensions"] == 0

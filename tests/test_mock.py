@@ -39,7 +39,8 @@ def test_nothing_is_left_patched_after_exit() -> None:
     boto3.setup_default_session()
     old_default = boto3.DEFAULT_SESSION
     with hyperpod_local.mock():
-        assert len(botocore.handlers.BUILTIN_HANDLERS) == len(before) + 1
+        # One hook for SageMaker, one for STS.
+        assert len(botocore.handlers.BUILTIN_HANDLERS) == len(before) + 2
         made_inside = boto3.session.Session()
         assert len(_mock_hooks(made_inside)) == 1
         # The default session made before is set aside (it may hold real credentials).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
@@ -95,3 +97,71 @@ def test_node_columns_are_in_the_order_of_the_node_fields() -> None:
 
     names = ["row_id" if column.name == "id" else column.name for column in NODE_COLUMNS]
     assert names == [field.name for field in fields(Node)]
+
+
+_COUNTED = "cluster_id, group_name, instance_type, image_release_version, status"
+
+
+def _counts(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """(what group_node_counts holds, what counting the nodes gives)."""
+    kept = conn.execute(f"SELECT {_COUNTED}, count FROM group_node_counts ORDER BY {_COUNTED}")
+    counted = conn.execute(
+        f"SELECT {_COUNTED}, count(*) FROM nodes GROUP BY {_COUNTED} ORDER BY {_COUNTED}"
+    )
+    return kept.fetchall(), counted.fetchall()
+
+
+@pytest.mark.parametrize("made_by", ["a new store", "the migrations"])
+def test_group_node_counts_follow_every_write_to_nodes(tmp_path: Path, made_by: str) -> None:
+    path = tmp_path / "counts.db"
+    if made_by == "a new store":
+        Store(f"sqlite:///{path}").close()
+    else:
+        engine = create_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        engine.dispose()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    for cluster in ("c1", "c2"):
+        conn.execute(
+            "INSERT INTO clusters (id, account_id, region, name, arn, status, creation_time, "
+            "spec, ip_base, next_ip, seq, legacy) VALUES (?, '1', 'r', ?, 'arn', 'InService', "
+            "0, '{}', 0, 0, ?, 0)",
+            (cluster, cluster, int(cluster[1])),
+        )
+    insert = (
+        "INSERT INTO nodes (cluster_id, group_name, status, instance_type, sort_time, "
+        "image_id, image_release_version, name_key) VALUES (?, ?, ?, 'ml.c5.xlarge', 0, "
+        "'img', ?, '')"
+    )
+    for index in range(30):
+        cluster, group = ("c1", f"g{index % 3}") if index < 20 else ("c2", "g0")
+        conn.execute(insert, (cluster, group, "Pending", "r1" if index % 2 else "r2"))
+    steps = [
+        "UPDATE nodes SET status = 'Running' WHERE id % 4 != 0",
+        "UPDATE nodes SET status = 'Running' WHERE id % 4 != 0",  # no change: no move
+        "UPDATE nodes SET status = status, busy = 'replace' WHERE id < 5",
+        "UPDATE nodes SET group_name = 'g9' WHERE id BETWEEN 5 AND 8",
+        "UPDATE nodes SET image_release_version = 'r3', instance_type = 'ml.m5.xlarge' "
+        "WHERE cluster_id = 'c1' AND id % 3 = 0",
+        "DELETE FROM nodes WHERE id % 5 = 0",
+        "UPDATE nodes SET status = 'Failure' WHERE cluster_id = 'c2'",
+    ]
+    for statement in steps:
+        conn.execute(statement)
+        kept, counted = _counts(conn)
+        assert kept == counted, statement
+    # What a rolled-back transaction did to the nodes, it did not do to the counts.
+    conn.execute("BEGIN")
+    conn.execute("UPDATE nodes SET status = 'ShuttingDown'")
+    conn.execute("DELETE FROM nodes WHERE cluster_id = 'c1'")
+    conn.execute("ROLLBACK")
+    kept, counted = _counts(conn)
+    assert kept == counted and {row[4] for row in kept} == {"Running", "Pending", "Failure"}
+    # A cluster's deletion takes its nodes, and its counts with them.
+    conn.execute("DELETE FROM clusters WHERE id = 'c2'")
+    kept, counted = _counts(conn)
+    assert kept == counted and {row[0] for row in kept} == {"c1"}
+    conn.execute("DELETE FROM nodes")
+    assert _counts(conn) == ([], [])
+    conn.close()

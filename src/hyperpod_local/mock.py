@@ -37,11 +37,14 @@ from urllib.parse import urlsplit
 from hyperpod_local.backend import Backend
 from hyperpod_local.settings import Settings
 from hyperpod_local.wire.protocol import HttpRequest, JsonProtocol
+from hyperpod_local.wire.sts import StsProtocol
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 _EVENT = "before-send.sagemaker"
+# STS clients made inside a mock ask it who they are (GetCallerIdentity), as the server does.
+_STS_EVENT = "before-send.sts"
 # What the environment holds while a mock is open. "testing" is not a 12-digit key, so the
 # account is the default one (123456789012), as for the README's clients.
 _FAKE_CREDENTIALS: dict[str, str | None] = {
@@ -116,10 +119,11 @@ class HyperPodMock:
         self._temp_dir: str | None = None
         self.backend: Backend | None = None
         self._protocol: JsonProtocol | None = None
+        self._sts: StsProtocol | None = None
         self._credentials_set = False
 
     def __enter__(self) -> HyperPodMock:
-        from hyperpod_local.server import build_protocol
+        from hyperpod_local.server import build_protocol, sts_authenticator
 
         data_dir = self._data_dir
         if data_dir is None:
@@ -128,6 +132,7 @@ class HyperPodMock:
         try:
             self.backend = Backend(Settings(data_dir=data_dir, **self._settings))
             self._protocol = build_protocol(self.backend)
+            self._sts = StsProtocol(sts_authenticator(self.backend.settings))
             self.backend.start()
         except BaseException:
             # __exit__ is not called when __enter__ fails: leave nothing open behind.
@@ -136,23 +141,25 @@ class HyperPodMock:
         _CREDENTIALS.enter()
         self._credentials_set = True
         _builtin_handlers().append((_EVENT, self._on_send))
+        _builtin_handlers().append((_STS_EVENT, self._on_send_sts))
         return self
 
     def __exit__(self, *_exc: object) -> None:
         handlers = _builtin_handlers()
-        if (_EVENT, self._on_send) in handlers:
-            handlers.remove((_EVENT, self._on_send))
-        # A default session boto3 made while the mock was open picked the hook up from
-        # BUILTIN_HANDLERS; it is set aside below, but a caller may have kept it.
-        for events in _default_session_events():
-            with contextlib.suppress(ValueError):  # not registered on that session
-                events.unregister(_EVENT, self._on_send)
+        for hook in ((_EVENT, self._on_send), (_STS_EVENT, self._on_send_sts)):
+            if hook in handlers:
+                handlers.remove(hook)
+            # A default session boto3 made while the mock was open picked the hook up from
+            # BUILTIN_HANDLERS; it is set aside below, but a caller may have kept it.
+            for events in _default_session_events():
+                with contextlib.suppress(ValueError):  # not registered on that session
+                    events.unregister(*hook)
         if self._credentials_set:
             self._credentials_set = False
             _CREDENTIALS.exit()
         if self.backend is not None:
             self.backend.close()
-        self.backend, self._protocol = None, None
+        self.backend, self._protocol, self._sts = None, None, None
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
@@ -221,10 +228,14 @@ class HyperPodMock:
             return None
         return innermost._answer(request)
 
-    def _answer(self, request: AWSPreparedRequest) -> AWSResponse:
+    def _on_send_sts(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
+        innermost = _innermost_mock()
+        return None if innermost is None else innermost._answer(request, sts=True)
+
+    def _answer(self, request: AWSPreparedRequest, *, sts: bool = False) -> AWSResponse:
         from botocore.awsrequest import AWSResponse
 
-        protocol = self._protocol
+        protocol = self._sts if sts else self._protocol
         assert protocol is not None
         body = request.body or b""
         if isinstance(body, str):

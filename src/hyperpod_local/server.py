@@ -28,6 +28,7 @@ from hyperpod_local.wire.protocol import (
     error_response,
 )
 from hyperpod_local.wire.response_cache import ResponseCache
+from hyperpod_local.wire.sts import StsProtocol, is_sts_request, strict_sts_auth
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,15 @@ def authenticator(settings: Settings) -> Authenticator:
     return OpenAuth()
 
 
+def sts_authenticator(settings: Settings) -> Authenticator:
+    """STS's callers are SageMaker's: the same credentials, signatures scoped to sts."""
+    if settings.auth == "strict":
+        if settings.credentials_file is None:
+            raise ValueError("--auth strict needs --credentials FILE")
+        return strict_sts_auth(read_credentials(settings.credentials_file))
+    return OpenAuth()
+
+
 def build_protocol(backend: Backend) -> JsonProtocol:
     cache = None
     # Only a process that holds the data dir's lock knows of every write to the store.
@@ -87,6 +97,7 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
     """The server's ASGI app. With an `admin_token` the admin API and /metrics want it as a
     bearer token; without one they answer loopback clients only."""
     protocol = build_protocol(backend)
+    sts = StsProtocol(sts_authenticator(backend.settings))
     admin = admin_app(backend, protocol.cache)
     settings = backend.settings
 
@@ -177,6 +188,10 @@ def create_app(backend: Backend, admin_token: str | None = None) -> Any:
             body,
             scope.get("query_string", b"").decode("latin-1"),
         )
+        if is_sts_request(headers, body):
+            # No store behind it: answered on the event loop.
+            await _send(send, sts.handle(request))
+            return
         started = protocol.begin(request)
         if isinstance(started, Pending):
             # Handlers do blocking store I/O: keep it off the event loop.

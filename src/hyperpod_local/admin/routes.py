@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from hyperpod_local.admin import faults
 from hyperpod_local.admin.answers import HANDLERS, AdminError, AdminJSON, guarded
+from hyperpod_local.admin.attachments import attached_ids, attached_view
 from hyperpod_local.admin.event_stream import stream_response
 from hyperpod_local.api.resolve import lookup_cluster
 from hyperpod_local.backend import Backend
@@ -113,6 +114,8 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
         with store.read() as tx:
             node = tx.nodes.by_instance_id(cluster.id, instance_id)
             view = backend.provider.inside_view(tx, node) if node else None
+            if view is not None:
+                view.update(attached_view(tx, instance_id))
         if view is None:
             raise AdminError(
                 404, "InstanceNotFound", f"No instance {instance_id} in cluster {cluster.name}."
@@ -158,6 +161,7 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
                 {
                     "InstanceId": instance_id,
                     "VolumeIds": [v["volume_id"] for v in tx.instances.volumes(instance_id)],
+                    **attached_ids(tx, instance_id),
                 }
                 for instance_id in tx.instances.all_ids()
             ]
@@ -178,9 +182,12 @@ def admin_app(backend: Backend, cache: ResponseCache | None = None) -> Any:
         return AdminJSON({"ClusterName": cluster.name, "ClusterArn": cluster.arn, "Legacy": True})
 
     async def add_fault(request: Request) -> AdminJSON:
-        spec = await _json(request)
+        # One spec, or a list of them stored in one transaction (all or none).
+        specs = await _json(request, lists=True)
         try:
-            created = await run_in_threadpool(faults.inject, backend, spec)
+            created = await run_in_threadpool(
+                faults.inject_all, backend, specs if isinstance(specs, list) else [specs]
+            )
         except ValidationError as error:
             raise AdminError(400, "InvalidFault", error.message) from None
         return AdminJSON({"Faults": created}, status_code=201)
@@ -254,13 +261,17 @@ def _release_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, *, lists: bool = False) -> Any:
+    """The body's JSON object (or, with `lists`, a JSON array)."""
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
         raise AdminError(400, "InvalidRequest", "The body is not valid JSON.") from None
     except RecursionError:
         raise AdminError(400, "InvalidRequest", "The body is nested too deeply.") from None
+    if lists and isinstance(body, list):
+        return body
     if not isinstance(body, dict):
-        raise AdminError(400, "InvalidRequest", "The body must be a JSON object.")
+        shape = "a JSON object or an array of them" if lists else "a JSON object"
+        raise AdminError(400, "InvalidRequest", f"The body must be {shape}.")
     return body

@@ -5,7 +5,8 @@ is refused (ValidationError naming the field), so nothing is kept that cannot be
 Where the data API has a shape for the same thing, its limits apply as the SageMaker model
 gives them (length, pattern, enum): Cluster (ClusterNameOrArn), InstanceId (ClusterNodeId),
 InstanceGroupName (ClusterInstanceGroupName), InstanceType (ClusterInstanceType), AlarmName
-(AlarmName), Account (AccountId); Operations are the model's operation names.
+(AlarmName), Account (AccountId), ExtensionName (ExtensionName), Code
+(ExtensionHealthIssueCode); Operations are the model's operation names.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperpod_local.domain.errors import ValidationError
-from hyperpod_local.domain.faults import FAULT_FIELDS, FaultKind, a_fault, check_hardware_type
+from hyperpod_local.domain.faults import (
+    EXTENSION_ACTIONS,
+    FAULT_FIELDS,
+    GOVERNANCE_RESOURCES,
+    FaultKind,
+    a_fault,
+    check_hardware_type,
+)
 from hyperpod_local.wire.model import sagemaker_spec
 from hyperpod_local.wire.validate import compile_pattern
 
@@ -30,6 +38,12 @@ MAX_COUNT = 1_000_000
 # Operations one throttling or latency fault names.
 MAX_OPERATIONS = 64
 MAX_TYPE_LENGTH = 64
+# A random_hardware fault: a node's mean time between failures, in HyperPod hours (at least
+# 36 seconds; at most over a thousand years), a type's weight in its mix, and its seed (an
+# integer any JSON reader keeps exactly).
+MIN_MTBF_HOURS, MAX_MTBF_HOURS = 0.01, 10_000_000.0
+MAX_WEIGHT = 1_000_000.0
+MAX_SEED = 2**53 - 1
 # Regions are not checked in open auth; this keeps one a short, plain name.
 _REGION = re.compile(r"[a-z0-9](-?[a-z0-9])*")
 MAX_REGION_LENGTH = 32
@@ -128,6 +142,20 @@ def _type(key: str, value: Any) -> str:
     return text
 
 
+def _mix(key: str, value: Any) -> dict[str, float]:
+    """A mix of hardware fault types: each type's weight, a positive number."""
+    if not isinstance(value, dict) or not value:
+        raise ValidationError(f"{key} must be an object of hardware fault types and weights.")
+    weight = _number(0, MAX_WEIGHT, low_open=True)
+    return {_type(key, name): weight(f"{key}.{name}", share) for name, share in value.items()}
+
+
+def _seed(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValidationError(f"{key} must be an integer from 0 to {MAX_SEED}.")
+    return value
+
+
 def _region(key: str, value: Any) -> str:
     text = _text(key, value, 1, MAX_REGION_LENGTH)
     if _REGION.fullmatch(text) is None:
@@ -145,6 +173,18 @@ def _operations(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _action(key: str, value: Any) -> str:
+    if value not in EXTENSION_ACTIONS:
+        raise ValidationError(f"{key} must be one of {', '.join(EXTENSION_ACTIONS)}.")
+    return str(value)
+
+
+def _resource(key: str, value: Any) -> str:
+    if value not in GOVERNANCE_RESOURCES:
+        raise ValidationError(f"{key} must be one of {', '.join(GOVERNANCE_RESOURCES)}.")
+    return str(value)
+
+
 @functools.cache
 def _checks() -> dict[str, Check]:
     # Built on first use: the model is loaded once, and not at import.
@@ -156,10 +196,17 @@ def _checks() -> dict[str, Check]:
         "InstanceGroupName": _model_string("ClusterInstanceGroupName"),
         "InstanceType": _model_string("ClusterInstanceType"),
         "AlarmName": _model_string("AlarmName"),
+        "ExtensionName": _model_string("ExtensionName"),
+        "Code": _model_string("ExtensionHealthIssueCode"),
+        "Action": _action,
+        "Resource": _resource,
         "Type": _type,
         "DetectionDelaySeconds": _number(0, MAX_DETECTION_DELAY),
         "Count": _count,
         "Operations": _operations,
         "Rate": _number(0, 1, low_open=True),
         "Seconds": _number(0, MAX_LATENCY_SECONDS, low_open=True),
+        "MtbfHours": _number(MIN_MTBF_HOURS, MAX_MTBF_HOURS),
+        "Types": _mix,
+        "Seed": _seed,
     }

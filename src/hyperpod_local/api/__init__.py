@@ -5,7 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hyperpod_local.api import clusters, events, health, node_ops, nodes, scaling, software, tags
+from hyperpod_local.api import (
+    clusters,
+    events,
+    extensions,
+    health,
+    node_ops,
+    nodes,
+    scaling,
+    software,
+    tags,
+    task_governance,
+)
+from hyperpod_local.api.attachments import attach_network_interface, attach_volume, detach_volume
+from hyperpod_local.api.node_moves import move_cluster_nodes
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ThrottlingError
 from hyperpod_local.domain.scope import Scope
@@ -34,6 +47,26 @@ _OPERATIONS: dict[str, Callable[[Services, Scope, dict[str, Any]], dict[str, Any
     "DescribeClusterEvent": events.describe_cluster_event,
     "ListClusterOperations": events.list_cluster_operations,
     "DescribeClusterOperation": events.describe_cluster_operation,
+    "MoveClusterNodes": move_cluster_nodes,
+    "AttachClusterNodeVolume": attach_volume,
+    "DetachClusterNodeVolume": detach_volume,
+    "AttachClusterNodeNetworkInterface": attach_network_interface,
+    "CreateClusterExtension": extensions.create_cluster_extension,
+    "DescribeClusterExtension": extensions.describe_cluster_extension,
+    "UpdateClusterExtension": extensions.update_cluster_extension,
+    "DeleteClusterExtension": extensions.delete_cluster_extension,
+    "ListClusterExtensions": extensions.list_cluster_extensions,
+    "ListClusterExtensionVersions": extensions.list_cluster_extension_versions,
+    "CreateClusterSchedulerConfig": task_governance.create_cluster_scheduler_config,
+    "DescribeClusterSchedulerConfig": task_governance.describe_cluster_scheduler_config,
+    "UpdateClusterSchedulerConfig": task_governance.update_cluster_scheduler_config,
+    "DeleteClusterSchedulerConfig": task_governance.delete_cluster_scheduler_config,
+    "ListClusterSchedulerConfigs": task_governance.list_cluster_scheduler_configs,
+    "CreateComputeQuota": task_governance.create_compute_quota,
+    "DescribeComputeQuota": task_governance.describe_compute_quota,
+    "UpdateComputeQuota": task_governance.update_compute_quota,
+    "DeleteComputeQuota": task_governance.delete_compute_quota,
+    "ListComputeQuotas": task_governance.list_compute_quotas,
 }
 CLUSTER_OPERATIONS = frozenset(_OPERATIONS)
 # Operations whose answer depends on nothing but the request and the store's contents: the

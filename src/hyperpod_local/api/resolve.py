@@ -26,3 +26,18 @@ def find_cluster(tx: Tx, scope: Scope, given: str, *, with_groups: bool = True) 
     if cluster is None:
         raise cluster_not_found(given)
     return cluster
+
+
+def owned_resource(tx: Tx, scope: Scope, arn: str) -> bool:
+    """Whether `arn` is, to the letter, one of the caller's cluster extensions, cluster
+    policies or compute allocations."""
+    prefix = f"arn:aws:sagemaker:{scope.region}:{scope.account_id}:"
+    if not arn.startswith(prefix):
+        return False
+    kind, _, rest = arn[len(prefix) :].partition("/")
+    if kind == "extension":
+        return tx.extensions.get(arn) is not None
+    if kind in ("cluster-scheduler-config", "compute-quota"):
+        policy = tx.policies.get(scope, kind, rest)
+        return policy is not None and policy.arn == arn
+    return False

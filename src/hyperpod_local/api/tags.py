@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperpod_local.api.resolve import lookup_cluster
+from hyperpod_local.api.resolve import lookup_cluster, owned_resource
 from hyperpod_local.api.services import Services
 from hyperpod_local.domain.errors import ResourceLimitExceeded, ResourceNotFound
 from hyperpod_local.domain.ids import parse_cluster_arn
@@ -16,8 +16,12 @@ DEFAULT_MAX_RESULTS = 50
 
 
 def _check_resource(tx: Tx, scope: Scope, arn: str) -> None:
-    """Tags live only on the caller's clusters, named by their exact ARN."""
-    found = parse_cluster_arn(arn) is not None and lookup_cluster(tx, scope, arn, with_groups=False)
+    """Tags live only on the caller's resources (clusters, their extensions, cluster policies
+    and compute allocations), named by their exact ARN."""
+    if parse_cluster_arn(arn) is not None:
+        found = lookup_cluster(tx, scope, arn, with_groups=False) is not None
+    else:
+        found = owned_resource(tx, scope, arn)
     if not found:
         raise ResourceNotFound(f"Could not find resource '{arn}'.")
 

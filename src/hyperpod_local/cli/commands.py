@@ -17,7 +17,13 @@ import click
 
 from hyperpod_local.cli.logs import LOG_FORMATS
 from hyperpod_local.cli.logs import configure as configure_logging
-from hyperpod_local.cli.numbers import MAX_BODY_BYTES, MAX_CLIENT_TIMEOUT, MAX_SPEED, Finite
+from hyperpod_local.cli.numbers import (
+    MAX_BODY_BYTES,
+    MAX_CLIENT_TIMEOUT,
+    MAX_SPEED,
+    Finite,
+    Weighted,
+)
 from hyperpod_local.domain.faults import FAULT_FIELDS, FaultKind
 from hyperpod_local.settings import (
     DEFAULT_CLIENT_TIMEOUT,
@@ -615,6 +621,23 @@ _FAULT_OPTIONS: dict[str, click.Option] = {
         ("Rate", ["--rate"], "Share of requests throttled, in (0, 1]", {"type": Finite()}),
         ("Seconds", ["--seconds"], "Added latency per request", {"type": Finite()}),
         ("AlarmName", ["--alarm-name"], "CloudWatch alarm in ALARM", {}),
+        (
+            "MtbfHours",
+            ["--mtbf-hours"],
+            "Mean HyperPod hours between failures of each node",
+            {"type": Finite()},
+        ),
+        (
+            "Types",
+            ["--mix"],
+            "A fault type and its weight, e.g. GpuXid79=3, repeatable; all types alike if none",
+            {"multiple": True, "type": Weighted()},
+        ),
+        ("Seed", ["--seed"], "Seed of the random draws, to run them again", {"type": int}),
+        ("ExtensionName", ["--extension-name"], "Cluster extension it fails", {}),
+        ("Action", ["--action"], "The change that fails: Create, Update or Delete", {}),
+        ("Resource", ["--resource"], "ClusterSchedulerConfig or ComputeQuota", {}),
+        ("Code", ["--code"], "Extension health issue code, e.g. AccessDenied", {}),
         ("Account", ["--account"], "Account of a cluster given by name", {}),
         ("Region", ["--region"], "Region of a cluster given by name", {}),
     )
@@ -630,7 +653,10 @@ def fault_add(kind: str, endpoint_url: str, **options: Any) -> None:
     for field, option in _FAULT_OPTIONS.items():
         value = options[str(option.name)]
         if value is not None and value != ():
-            spec[field] = list(value) if isinstance(value, tuple) else value
+            if field == "Types":
+                spec[field] = dict(value)
+            else:
+                spec[field] = list(value) if isinstance(value, tuple) else value
     click.echo(json.dumps(_admin(endpoint_url, "POST", "/_hyperpod/faults", spec), indent=2))
 
 

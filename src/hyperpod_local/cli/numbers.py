@@ -34,3 +34,21 @@ class Finite(click.FloatRange):
         if self.min is None and self.max is None:
             return "finite"
         return super()._describe_range()
+
+
+class Weighted(click.ParamType):
+    """TYPE=WEIGHT, as a random_hardware fault's --mix takes each type of its mix."""
+
+    name = "TYPE=WEIGHT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        name, sep, weight = str(value).partition("=")
+        try:
+            share = float(weight)
+        except ValueError:
+            share = math.nan
+        if not sep or not name or not math.isfinite(share):
+            self.fail(f"{value!r} is not TYPE=WEIGHT, e.g. GpuXid79=3", param, ctx)
+        return (name, share)

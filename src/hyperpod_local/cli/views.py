@@ -18,6 +18,8 @@ STATUS_STYLES = {
     "Failure": "bold red",
     "SystemUpdating": "cyan",
     "DeepHealthCheckInProgress": "magenta",
+    "DetachInProgress": "blue",
+    "AttachInProgress": "blue",
 }
 
 

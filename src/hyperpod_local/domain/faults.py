@@ -29,6 +29,13 @@ class FaultKind(StrEnum):
     LATENCY = "latency"
     # A CloudWatch alarm in ALARM, for AutoRollbackConfiguration of UpdateClusterSoftware.
     ALARM = "alarm"
+    # Hardware faults at random, each serving node failing at a mean time between failures:
+    # a fleet's month of failures without a driver script (engine/random_faults.py).
+    RANDOM_HARDWARE = "random_hardware"
+    # A cluster extension's next install, update or removal fails (on one node, or on all).
+    EXTENSION = "extension"
+    # The next create, update or deletion of a cluster policy or compute allocation fails.
+    TASK_GOVERNANCE = "task_governance"
 
 
 _CLUSTER = ("Cluster", "Account", "Region")
@@ -44,7 +51,18 @@ FAULT_FIELDS: dict[FaultKind, frozenset[str]] = {
     FaultKind.THROTTLING: frozenset(("Operations", "Rate")),
     FaultKind.LATENCY: frozenset(("Operations", "Seconds")),
     FaultKind.ALARM: frozenset(("AlarmName",)),
+    FaultKind.RANDOM_HARDWARE: frozenset(
+        (*_CLUSTER, "InstanceGroupName", "MtbfHours", "Types", "Seed", "DetectionDelaySeconds")
+    ),
+    FaultKind.EXTENSION: frozenset(
+        (*_CLUSTER, "ExtensionName", "Action", "InstanceId", "Code", "Count")
+    ),
+    FaultKind.TASK_GOVERNANCE: frozenset((*_CLUSTER, "Resource", "Action", "Count")),
 }
+# What an extension fault's Action may name: the API verb whose work fails.
+EXTENSION_ACTIONS = ("Create", "Update", "Delete")
+# What a task_governance fault's Resource may name.
+GOVERNANCE_RESOURCES = ("ClusterSchedulerConfig", "ComputeQuota")
 
 
 def a_fault(kind: str) -> str:

@@ -38,6 +38,14 @@ NODE_TRANSITIONS: dict[tuple[str, str], str] = {
     (N.FAILURE, "launch_failed"): N.FAILURE,
     # A failed node is tried again on a new instance.
     (N.FAILURE, "relaunched"): N.PENDING,
+    # MoveClusterNodes: leaving the source group, joining the target, serving there; a node
+    # whose target went away while it detached goes back to serving its source group.
+    (N.RUNNING, "move"): N.DETACH_IN_PROGRESS,
+    (N.DETACH_IN_PROGRESS, "handed_off"): N.ATTACH_IN_PROGRESS,
+    (N.DETACH_IN_PROGRESS, "move_called_off"): N.RUNNING,
+    (N.ATTACH_IN_PROGRESS, "joined"): N.RUNNING,
+    (N.ATTACH_IN_PROGRESS, "deep_health_check"): N.DEEP_HEALTH_CHECK_IN_PROGRESS,
+    (N.ATTACH_IN_PROGRESS, "provisioning_failed"): N.FAILURE,
 }
 # Deleting a cluster takes every node down, whatever it was doing; an operation the engine
 # had to give up on leaves its node in Failure, whatever state it had reached.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.cluster_rules import place_instance
 from hyperpod_local.domain.eligibility import slurm_head_groups
@@ -119,17 +121,19 @@ def launch_waiting_nodes(
         ctx.provider.check_capacity(ctx.tx, cluster, group)
     except LaunchError as error:
         shortage = error
-    for node in waiting:
+    launched = (
+        ctx.provider.launch_many(ctx.tx, cluster, group, ctx.now, len(waiting))
+        if shortage is None
+        else []
+    )
+    for node, instance_id in itertools.zip_longest(waiting, launched):
         log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
-        try:
-            if shortage is not None:
-                raise shortage
-            instance_id = ctx.provider.launch(ctx.tx, cluster, group, ctx.now, checked=True)
-        except LaunchError as error:
+        if instance_id is None:
+            assert shortage is not None
             if not (cluster.continuous or retry_failures):
-                raise
+                raise shortage
             move_node(node, "launch_failed")
-            provisioning_failed(ctx, cluster, group, node, str(error), log, operation_id)
+            provisioning_failed(ctx, cluster, group, node, str(shortage), log, operation_id)
             continue
         place_instance(cluster, node, instance_id, ctx.now, keep_address=False)
         log.instance(
@@ -306,5 +310,12 @@ def cluster_delete(ctx: StepContext, task: Task) -> Task | None:
     ctx.tx.faults.forget_cluster(cluster.id)
     ctx.tx.tokens.forget_cluster(cluster.id)
     ctx.tx.tags.remove(cluster.arn)
+    # Its extensions, cluster policy and compute allocations go with it, tags and all.
+    for arn in ctx.tx.extensions.arns_of_cluster(cluster.id):
+        ctx.tx.tags.remove(arn)
+    for arn in ctx.tx.policies.arns_of_cluster(cluster.id):
+        ctx.tx.tags.remove(arn)
+    ctx.tx.extensions.forget_cluster(cluster.id)
+    ctx.tx.policies.forget_cluster(cluster.id)
     ctx.tx.clusters.remove(cluster.id)
     return None

@@ -60,6 +60,22 @@ def step(kind: str) -> Callable[[Step], Step]:
     return register
 
 
+# The same step of many tasks due at one instant in one cluster, done at once: the tasks
+# rescheduled (or None for each finished), in the order given; or None when the batch cannot
+# be done together (a launch that may fail, a node gone), and each task then runs alone.
+BatchStep = Callable[[StepContext, list[Task]], list[Task | None] | None]
+# By (kind, step); filled at import, like STEPS.
+BATCH_STEPS: dict[tuple[str, str], BatchStep] = {}
+
+
+def batch_step(kind: str, step_name: str) -> Callable[[BatchStep], BatchStep]:
+    def register(function: BatchStep) -> BatchStep:
+        BATCH_STEPS[(kind, step_name)] = function
+        return function
+
+    return register
+
+
 def reschedule(ctx: StepContext, task: Task, step_name: str, after: float) -> Task:
     task.step = step_name
     task.due_at = round(ctx.now + after, 3)

@@ -41,6 +41,18 @@ class Durations:
     # How long a Continuous group has to reach its MinCount (and a Continuous Slurm cluster
     # its controller) before it rolls back (spec 4.2).
     min_count_window: float = 3 * 3600.0
+    # MoveClusterNodes: DetachInProgress this long (the node drained, its volumes swapped),
+    # then AttachInProgress for the target group's provisioning time (its lifecycle scripts).
+    move_detach: float = 120.0
+    # An EBS volume attaching to, or detaching from, a node (EC2 takes a few seconds).
+    volume_attach: float = 5.0
+    volume_detach: float = 5.0
+    # Installing, changing and removing a cluster extension on every node.
+    extension_install: float = 300.0
+    extension_update: float = 180.0
+    extension_remove: float = 120.0
+    # A cluster policy or compute allocation created, updated or deleted, until it applies.
+    task_governance: float = 30.0
     # HyperPod seconds per wall-clock second under the real clock: every duration above is
     # that much shorter in wall time (`scaled`); 1 under a manual clock.
     speed: float = 1.0

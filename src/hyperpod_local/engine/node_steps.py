@@ -8,7 +8,7 @@ from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_node
 from hyperpod_local.domain.model import Cluster, GroupStatus, InstanceGroup, Node, Task
 from hyperpod_local.domain.software import desired_image
-from hyperpod_local.engine.context import StepContext, reschedule, step
+from hyperpod_local.engine.context import StepContext, batch_step, reschedule, step
 from hyperpod_local.engine.followups import (
     failure_event,
     group_gone,
@@ -85,14 +85,89 @@ def _relaunch(
         node.status_message = str(error)
         failure_event(log, cluster, group, node, str(error))
         return _failed_again(ctx, task, cluster, node, str(error), log)
-    place_instance(cluster, node, new, ctx.now, keep_address=not cluster.is_eks)
-    node.image_id, node.image_release_version = image_id, release
-    move_node(node, "relaunched")
-    node.status_message = None
-    log.instance(group.name, None, text.instance_provisioned(new, cluster.name, group.name))
-    lifecycle_event(log, group, node, "Started")
+    _came_up(ctx, cluster, group, node, new, (image_id, release), log)
     ctx.tx.nodes.save(node)
     return reschedule(ctx, task, "ready", ctx.durations.provision(node.instance_type))
+
+
+def _came_up(
+    ctx: StepContext,
+    cluster: Cluster,
+    group: InstanceGroup,
+    node: Node,
+    instance_id: str,
+    image: tuple[str, str],
+    log: EventLog,
+) -> None:
+    """The node's new instance is launched (Pending): its lifecycle scripts start."""
+    place_instance(cluster, node, instance_id, ctx.now, keep_address=not cluster.is_eks)
+    node.image_id, node.image_release_version = image
+    move_node(node, "relaunched")
+    node.status_message = None
+    log.instance(group.name, None, text.instance_provisioned(instance_id, cluster.name, group.name))
+    lifecycle_event(log, group, node, "Started")
+
+
+@batch_step("node_replace", "terminate")
+def relaunch_together(ctx: StepContext, tasks: list[Task]) -> list[Task | None] | None:
+    """Replacements due at one instant in one cluster (a Batch call's 25, a burst of
+    recoveries): the old instances go in one call, the new ones come in one launch per group,
+    and the nodes, events and tasks are written in bulk, each node as node_replace's
+    `terminate` would. Declined (each runs alone) where a launch may fail: no capacity for a
+    group, or a node or group gone."""
+    cluster = ctx.tx.clusters.get(tasks[0].cluster_id)
+    found = ctx.tx.nodes.get_many([task.node_id or -1 for task in tasks])
+    if cluster is None or len(found) != len(tasks):
+        return None
+    members: list[tuple[Task, InstanceGroup, Node]] = []
+    for task in tasks:
+        node = found[task.node_id or -1]
+        group = cluster.group(node.group_name)
+        if group is None:
+            return None
+        members.append((task, group, node))
+    groups = {group.name: group for _task, group, _node in members}
+    for group in groups.values():
+        try:
+            ctx.provider.check_capacity(ctx.tx, cluster, group)
+        except LaunchError:
+            return None
+    old = [node.instance_id for _task, _group, node in members if node.instance_id]
+    if old:
+        ctx.provider.terminate(ctx.tx, old)
+        # Their faults went with them: no detection of them may stay due.
+        ctx.tx.tasks.remove_for_nodes([node.row_id or -1 for *_, node in members], DETECTION)
+    images = {name: desired_image(group) for name, group in groups.items()}
+    launched = {
+        name: iter(
+            ctx.provider.launch_many(
+                ctx.tx,
+                cluster,
+                group,
+                ctx.now,
+                sum(1 for _task, g, _node in members if g.name == name),
+                image_id=images[name][0],
+            )
+        )
+        for name, group in groups.items()
+    }
+    log = ctx.log(cluster)
+    done: list[Task | None] = []
+    for task, group, node in members:
+        if node.instance_id is not None:
+            instance = node.instance_id
+            log.instance(
+                group.name, instance, text.instance_terminated(instance, cluster.name, group.name)
+            )
+            node.instance_id = None
+        if node.busy == "provision":
+            log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
+        _came_up(ctx, cluster, group, node, next(launched[group.name]), images[group.name], log)
+        done.append(reschedule(ctx, task, "ready", ctx.durations.provision(node.instance_type)))
+    ctx.tx.nodes.save_all([node for *_, node in members])
+    ctx.tx.clusters.save(cluster)
+    ctx.tx.events.add_all(log.events)
+    return done
 
 
 def _finish_replace(
@@ -218,3 +293,55 @@ def resume_recoveries_step(ctx: StepContext, task: Task) -> Task | None:
         resume_recoveries(ctx, cluster, group, log)
         ctx.tx.events.add_all(log.events)
     return None
+
+
+@batch_step("node_replace", "ready")
+def ready_together(ctx: StepContext, tasks: list[Task]) -> list[Task | None] | None:
+    """New instances of one cluster whose lifecycle scripts finish at one instant: each is
+    Running as node_replace's `ready` would make it, in bulk. Declined (each runs alone) for
+    what only that step does: a script that fails, deep health checks, a scaling operation's
+    retried node, a node or group gone."""
+    if any(task.operation_id for task in tasks):
+        return None
+    cluster = ctx.tx.clusters.get(tasks[0].cluster_id)
+    found = ctx.tx.nodes.get_many([task.node_id or -1 for task in tasks])
+    if cluster is None or len(found) != len(tasks):
+        return None
+    members: list[tuple[InstanceGroup, Node]] = []
+    for task in tasks:
+        node = found[task.node_id or -1]
+        group = cluster.group(node.group_name)
+        if group is None or node.instance_id is None or group.spec.get("OnStartDeepHealthChecks"):
+            return None
+        members.append((group, node))
+    groups = {group.name: group for group, _node in members}
+    for name, group in groups.items():
+        mine = [node for g, node in members if g.name == name]
+        if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, mine):
+            return None  # scripts that take their real time: each node waits on its own
+        if ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, mine):
+            return None  # rolled back, strikes and all: each runs alone and fails as its own
+    health = ctx.provider.health(ctx.tx, [node.instance_id or "" for _group, node in members])
+    log = ctx.log(cluster)
+    for group, node in members:
+        assert node.instance_id is not None
+        words = _COMPLETION_WORDS.get(node.busy or "", "replacement")
+        lifecycle_event(log, group, node, "Succeeded")
+        log.instance(
+            group.name,
+            node.instance_id,
+            text.instance_operation_completed(node.instance_id, words, cluster.name, group.name),
+        )
+        recheck_faults(ctx, cluster, node, health.get(node.instance_id, []), cured_by_reboot=False)
+        move_node(node, "provisioned")
+        node.busy = None
+    ctx.tx.nodes.save_all([node for _group, node in members])
+    for group in groups.values():
+        group_ready(ctx, cluster, group, log)
+    maybe_cluster_created(ctx, cluster, log)
+    # Once a node, as each node's own step would: each may free a held-back recovery.
+    for group, _node in members:
+        resume_recoveries(ctx, cluster, group, log)
+    ctx.tx.clusters.save(cluster)
+    ctx.tx.events.add_all(log.events)
+    return [None] * len(tasks)

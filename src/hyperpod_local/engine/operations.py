@@ -3,6 +3,8 @@ for the Batch APIs, automatic recovery and provisioning retries alike."""
 
 from __future__ import annotations
 
+import random
+
 from hyperpod_local.domain import events as text
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.faults import Fault
@@ -72,6 +74,39 @@ def schedule_relaunch(
 
 # The task kind of the health agent's detection of a fault (engine/health_agent.py).
 DETECTION = "health_check"
+# The task kind of a random_hardware fault's next strike (engine/random_faults.py). It never
+# ends by itself (only the fault's removal ends it), so a settle does not wait for it.
+RANDOM_STRIKE = "random_hardware"
+BACKGROUND_KINDS = frozenset({RANDOM_STRIKE})
+
+
+def schedule_random_faults(tx: Tx, source: Fault, now: float, durations: Durations) -> None:
+    """The first strike of a random_hardware fault, a random gap after `now` (the gap, like
+    every draw of it, from the fault's Seed: the same seed on the same fleet strikes the same
+    nodes at the same times)."""
+    tx.tasks.add(
+        Task(
+            cluster_id=source.cluster_id or "",
+            kind=RANDOM_STRIKE,
+            step="strike",
+            due_at=round(
+                now + random_gap(tx, source, random.Random(f"{source.params['Seed']}"), durations),
+                3,
+            ),
+            data={"fault_id": source.fault_id, "draws": 0},
+        )
+    )
+
+
+def random_gap(tx: Tx, source: Fault, draw: random.Random, durations: Durations) -> float:
+    """Clock seconds to the fault's next strike: the nodes it may strike each fail at the
+    mean time between failures (HyperPod hours, which --speed shortens as it does every
+    duration), so together at that many times the rate. With none Running, it looks again
+    an hour later."""
+    serving = tx.nodes.running_count(source.cluster_id, source.group_name)
+    if serving == 0:
+        return durations.of(3600.0)
+    return durations.of(draw.expovariate(serving / (float(source.params["MtbfHours"]) * 3600.0)))
 
 
 def schedule_detection(tx: Tx, node: Node, fault: Fault, now: float, durations: Durations) -> None:

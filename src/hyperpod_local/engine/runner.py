@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import Counter
 
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Task
 from hyperpod_local.engine.clock import MAX_TIME, Clock, ClockLimit, ManualClock
 from hyperpod_local.engine.durations import Durations
+from hyperpod_local.engine.operations import BACKGROUND_KINDS
 from hyperpod_local.engine.reports import EngineObserver, StepReport
-from hyperpod_local.engine.steps import STEPS, StepContext, record_abandoned
+from hyperpod_local.engine.steps import BATCH_STEPS, STEPS, StepContext, record_abandoned
 from hyperpod_local.providers.base import Provider
 from hyperpod_local.store.database import Store
 from hyperpod_local.store.unit_of_work import Tx
@@ -34,6 +36,27 @@ _MAX_SLEEP = 1.0
 RETENTION = 14 * 86400.0
 EVENTS_PER_CLUSTER = 10_000
 _PRUNE_EVERY = 3600.0
+
+
+class _Declined(Exception):
+    """A batch step declined its batch: rolled back like a failure, but not one."""
+
+
+def _run_together(tasks: list[Task], index: int) -> list[Task]:
+    """The run of tasks from `index` that one batch step can take: the same step of the same
+    kind in the same cluster, one after another in due order."""
+    first = tasks[index]
+    key = (first.kind, first.step)
+    if key not in BATCH_STEPS:
+        return [first]
+    end = index + 1
+    while (
+        end < len(tasks)
+        and (tasks[end].kind, tasks[end].step) == key
+        and (tasks[end].cluster_id == first.cluster_id)
+    ):
+        end += 1
+    return tasks[index:end]
 
 
 class NotManual(Exception):
@@ -96,12 +119,23 @@ class Engine:
                     tasks = tx.tasks.due_together(now, self.batch)
                     removals = tx.tasks.removals
                     reports: list[StepReport] = []
-                    for task in tasks:
+                    index = 0
+                    while index < len(tasks):
+                        task = tasks[index]
                         # A step before it may have removed it (its node went, a rollback
                         # cancelled it): then it does not run.
                         if tx.tasks.removals != removals and tx.tasks.get(task.id or -1) != task:
+                            index += 1
                             continue
+                        together = _run_together(tasks, index)
+                        if len(together) > 1 and tx.tasks.removals == removals:
+                            done = self._run_batch(tx, together)
+                            if done is not None:
+                                reports += done
+                                index += len(together)
+                                continue
                         reports.append(self._run_one(tx, task))
+                        index += 1
                     self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not tasks and not pruned
@@ -155,6 +189,45 @@ class Engine:
                 outcome = "failed"
         return StepReport(task.kind, outcome, late, context.tally.counts)
 
+    def _run_batch(self, tx: Tx, tasks: list[Task]) -> list[StepReport] | None:
+        """Tasks of one step of one cluster, due together, done at once in one savepoint;
+        None if that could not be (the batch step declined, or raised and was rolled back),
+        and each then runs alone, with its own retries."""
+        first = tasks[0]
+        now = self.clock.now()
+        context = StepContext(
+            tx, max(first.due_at, now), self.durations, self.provider, self.ids, self.policy
+        )
+        saved = [(task.step, task.due_at, task.data) for task in tasks]
+        try:
+            with tx.conn.begin_nested():
+                done = BATCH_STEPS[(first.kind, first.step)](context, tasks)
+                if done is None:
+                    raise _Declined
+                for task, rescheduled in zip(tasks, done, strict=True):
+                    if rescheduled is None:
+                        tx.tasks.remove(task.id or -1)
+                    else:
+                        tx.tasks.save(rescheduled)
+        except Exception as error:
+            if not isinstance(error, _Declined):
+                log.debug(
+                    "batch of %s/%s rolled back; each runs alone",
+                    first.kind,
+                    first.step,
+                    exc_info=True,
+                )
+            for task, (step_name, due_at, data) in zip(tasks, saved, strict=True):
+                task.step, task.due_at, task.data = step_name, due_at, data
+            return None
+        late = self.clock.wall_seconds(now - first.due_at) if now > first.due_at else 0.0
+        late = late if math.isfinite(late) else 0.0
+        # What the batch counted is reported once, with its first step.
+        return [
+            StepReport(task.kind, "ok", late, context.tally.counts if i == 0 else Counter())
+            for i, task in enumerate(tasks)
+        ]
+
     def _report(self, reports: list[StepReport]) -> None:
         if self.observer is None:
             return
@@ -164,9 +237,9 @@ class Engine:
             # The steps are committed: a fault in the metrics must not make the loop retry.
             log.exception("the engine's observer failed")
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
         with self.store.read() as tx:
-            return tx.tasks.next_due_at()
+            return tx.tasks.next_due_at(besides)
 
     def pending(self) -> int:
         with self.store.read() as tx:
@@ -190,11 +263,13 @@ class Engine:
             return clock.now()
 
     def settle(self, limit: float = SETTLE_LIMIT) -> float:
-        """Advance until no operation is in flight; returns the HyperPod seconds that passed."""
+        """Advance until no operation is in flight; returns the HyperPod seconds that passed.
+        Work that never ends by itself (a random_hardware fault's strikes) goes on meanwhile,
+        at its times, but is not waited for."""
         clock = self._manual()
         with self._lock:
             start = clock.now()
-            while (due := self._next_after_catch_up()) is not None:
+            while (due := self._next_after_catch_up(BACKGROUND_KINDS)) is not None:
                 if due - start > limit:
                     raise self._unsettled(f"after {limit:g} s")
                 if due > MAX_TIME:
@@ -204,19 +279,24 @@ class Engine:
             self.save_clock()
             return clock.now() - start
 
-    def _next_after_catch_up(self) -> float | None:
+    def _next_after_catch_up(self, besides: frozenset[str] = frozenset()) -> float | None:
         """The next due step, once the provider's own work in flight has ended: a manual
         clock does not move while a lifecycle script runs in real time."""
         self.provider.catch_up()
-        return self.next_due_at()
+        return self.next_due_at(besides)
 
     def _unsettled(self, reason: str) -> Unsettled:
         with self.store.read() as tx:
             names = {
                 cluster_id: cluster.name if (cluster := tx.clusters.get(cluster_id)) else cluster_id
-                for cluster_id in tx.tasks.cluster_ids()
+                for cluster_id in tx.tasks.cluster_ids(BACKGROUND_KINDS)
             }
-            return Unsettled(reason, sorted(names.values()), tx.tasks.kinds(), tx.tasks.total())
+            return Unsettled(
+                reason,
+                sorted(names.values()),
+                tx.tasks.kinds(BACKGROUND_KINDS),
+                tx.tasks.total(BACKGROUND_KINDS),
+            )
 
     def _manual(self) -> ManualClock:
         if not isinstance(self.clock, ManualClock):

@@ -7,20 +7,36 @@ from __future__ import annotations
 from hyperpod_local.domain.lifecycle import cluster_allows, move_cluster, move_node
 from hyperpod_local.domain.model import ClusterStatus, EventLevel, GroupStatus, Task
 from hyperpod_local.engine import (
+    attachment_steps,
     cluster_steps,
     deep_health_checks,
+    extension_steps,
     health_agent,
+    move_steps,
     node_steps,
+    random_faults,
     software_steps,
+    task_governance_steps,
 )
-from hyperpod_local.engine.context import STEPS, StepContext
+from hyperpod_local.engine.context import BATCH_STEPS, STEPS, StepContext
 from hyperpod_local.engine.followups import fail_creation, finish_scaling
 
 # The step modules register their steps when imported; a new kind of step is a new module
 # here, importing only context, followups, recovery and operations.
-_MODULES = (cluster_steps, node_steps, health_agent, deep_health_checks, software_steps)
+_MODULES = (
+    cluster_steps,
+    node_steps,
+    health_agent,
+    deep_health_checks,
+    software_steps,
+    random_faults,
+    extension_steps,
+    task_governance_steps,
+)
+# MoveClusterNodes, and EBS volumes attaching and detaching.
+_NODE_MOVE_MODULES = (move_steps, attachment_steps)
 
-__all__ = ["STEPS", "StepContext", "record_abandoned"]
+__all__ = ["BATCH_STEPS", "STEPS", "StepContext", "record_abandoned"]
 
 
 def record_abandoned(ctx: StepContext, task: Task, error: Exception) -> None:

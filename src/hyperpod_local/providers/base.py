@@ -63,11 +63,26 @@ class Provider(Protocol):
         no capacity (`checked`: the caller has just called check_capacity, for a whole batch
         of launches)."""
 
+    def launch_many(
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        count: int,
+        *,
+        image_id: str | None = None,
+    ) -> list[str]:
+        """`count` fresh instances of the group's configuration, on `image_id` (default: the
+        group's image), once check_capacity has passed (a group's creation or scale-up, the
+        replacements due at one instant); their instance ids."""
+
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:
         """Every instance the provider holds for the cluster."""
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
-        """The instances and every volume attached to them are gone for good."""
+        """The instances and their own volumes are gone for good; volumes and interfaces a
+        customer attached are detached."""
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         """The same instance starts again; its volumes stay."""
@@ -82,6 +97,12 @@ class Provider(Protocol):
         the nodes (by row id) whose script is still running. A step that gets any back asks
         again a little later (Durations.script_poll) before it reads the outcome with
         run_lifecycle_scripts. A provider whose scripts end at once returns an empty set."""
+
+    def rejoin(
+        self, tx: Tx, instance_id: str, cluster: Cluster, group: InstanceGroup, image_id: str
+    ) -> None:
+        """MoveClusterNodes: the same instance joins `group` of `cluster` (its own or
+        another), on `image_id`, with new root and secondary volumes (data gone)."""
 
     def run_lifecycle_scripts(
         self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]

@@ -49,22 +49,41 @@ class SimProvider:
             self.check_capacity(tx, cluster, group)
         instance_id = self.ids.instance_id()
         tx.instances.add(
-            instance_id,
+            {instance_id: [self._root(), *self._secondaries(group)]},
             cluster.id,
             now,
             image_id or group.spec.get("ImageId", "default"),
-            [self._root(), *self._secondaries(group)],
         )
         return instance_id
+
+    def launch_many(
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        count: int,
+        *,
+        image_id: str | None = None,
+    ) -> list[str]:
+        """Like launch, for a whole batch in two statements."""
+        launched = {
+            self.ids.instance_id(): [self._root(), *self._secondaries(group)] for _ in range(count)
+        }
+        image = image_id or group.spec.get("ImageId", "default")
+        tx.instances.add(launched, cluster.id, now, image)
+        return list(launched)
 
     def instances(self, tx: Tx, cluster_id: str) -> list[str]:
         return tx.instances.ids_for_cluster(cluster_id)
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
-        """The instances and every volume attached to them are gone for good, and so are the
-        hardware faults they had."""
+        """The instances and their own volumes are gone for good, and so are the hardware
+        faults they had; what the customer attached (EBS volumes, network interfaces) is
+        detached and outlives them."""
         tx.instances.remove(instance_ids)
         tx.faults.forget_instances(instance_ids)
+        tx.attachments.release(instance_ids)
 
     def reboot(self, tx: Tx, instance_id: str) -> None:
         tx.instances.count_boot(instance_id)
@@ -80,6 +99,15 @@ class SimProvider:
     ) -> set[int]:
         """Simulated scripts take no time of their own: their run is the provision duration."""
         return set()
+
+    def rejoin(
+        self, tx: Tx, instance_id: str, cluster: Cluster, group: InstanceGroup, image_id: str
+    ) -> None:
+        """A move: the instance now serves `group` of `cluster`, on new root and secondary
+        volumes made for that group (the old ones and their data are gone)."""
+        tx.instances.hand_over(
+            instance_id, cluster.id, image_id, [self._root(), *self._secondaries(group)]
+        )
 
     def run_lifecycle_scripts(
         self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]

@@ -12,10 +12,8 @@ from sqlalchemy import (
     Row,
     Select,
     bindparam,
-    case,
     delete,
     func,
-    literal_column,
     select,
     update,
 )
@@ -30,7 +28,13 @@ from hyperpod_local.domain.model import (
 from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import clusters, instance_groups, nodes, operations
+from hyperpod_local.store.schema import (
+    clusters,
+    group_node_counts,
+    instance_groups,
+    nodes,
+    operations,
+)
 
 CLUSTER_SORT_KEYS = {
     "CREATION_TIME": (clusters.c.creation_time, clusters.c.seq),
@@ -88,8 +92,6 @@ def _statements() -> _Statements:
         clusters.c.account_id == bindparam("account_id"),
         clusters.c.region == bindparam("region"),
     )
-    # Literal statuses, not an expanding IN: nothing to re-render per execution.
-    serving = nodes.c.status.in_([literal_column(f"'{s}'") for s in sorted(SERVING_STATUSES)])
     return _Statements(
         id_by_name=select(clusters.c.id).where(*in_scope, clusters.c.name == bindparam("key")),
         id_by_eks_cluster=select(clusters.c.id).where(
@@ -99,17 +101,13 @@ def _statements() -> _Statements:
         by_name=select(clusters).where(*in_scope, clusters.c.name == bindparam("key")),
         by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
         any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
-        # One pass over the cluster's nodes, answered from ix_nodes_cluster_counts alone.
         node_counts=select(
-            nodes.c.group_name,
-            nodes.c.instance_type,
-            nodes.c.image_release_version,
-            func.sum(case((serving, 1), else_=0)),
-            func.count(),
-            func.sum(case((nodes.c.status == literal_column("'Failure'"), 1), else_=0)),
-        )
-        .where(nodes.c.cluster_id == bindparam("cluster_id"))
-        .group_by(nodes.c.group_name, nodes.c.instance_type, nodes.c.image_release_version),
+            group_node_counts.c.group_name,
+            group_node_counts.c.instance_type,
+            group_node_counts.c.image_release_version,
+            group_node_counts.c.status,
+            group_node_counts.c.count,
+        ).where(group_node_counts.c.cluster_id == bindparam("cluster_id")),
         active_operations=select(operations.c.details).where(
             operations.c.cluster_id == bindparam("cluster_id"),
             operations.c.status == "InProgress",
@@ -118,6 +116,19 @@ def _statements() -> _Statements:
         .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
         .order_by(instance_groups.c.position),
     )
+
+
+# Every engine step that touches a cluster runs it: built once.
+_SAVE = (
+    update(clusters)
+    .where(clusters.c.id == bindparam("cluster_id"))
+    .values(
+        status=bindparam("status"),
+        failure_message=bindparam("failure_message"),
+        next_ip=bindparam("next_ip"),
+        legacy=bindparam("legacy"),
+    )
+)
 
 
 class ClusterRepository:
@@ -243,14 +254,14 @@ class ClusterRepository:
     def save(self, cluster: Cluster) -> None:
         """Write back what time changes of a cluster: status, failure, counters, legacy."""
         self.conn.execute(
-            update(clusters)
-            .where(clusters.c.id == cluster.id)
-            .values(
-                status=cluster.status,
-                failure_message=cluster.failure_message,
-                next_ip=cluster.next_ip,
-                legacy=cluster.legacy,
-            )
+            _SAVE,
+            {
+                "cluster_id": cluster.id,
+                "status": cluster.status,
+                "failure_message": cluster.failure_message,
+                "next_ip": cluster.next_ip,
+                "legacy": cluster.legacy,
+            },
         )
 
     def make_legacy(self, cluster: Cluster, release: str) -> None:
@@ -315,8 +326,18 @@ class ClusterRepository:
         )
 
     def get(self, cluster_id: str) -> Cluster | None:
-        """A cluster by id, whoever owns it: for the engine and the admin API."""
-        return self._one(_statements().any_by_id, {"key": cluster_id}, with_groups=True)
+        """A cluster by id, whoever owns it, for the engine and the admin API: its groups
+        without what DescribeCluster counts of them (CurrentCount and the rest stay 0), which
+        none of them reads; tests/test_architecture.py keeps the engine from reading them."""
+        row = self.conn.execute(_statements().any_by_id, {"key": cluster_id}).first()
+        if row is None:
+            return None
+        cluster = _cluster(row)
+        cluster.groups = [
+            _group(group)
+            for group in self.conn.execute(_statements().groups, {"cluster_id": cluster_id})
+        ]
+        return cluster
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
@@ -340,14 +361,17 @@ class ClusterRepository:
         releases: dict[str, dict[str, int]] = {}
         members: dict[str, int] = {}
         failed: dict[str, int] = {}
-        counted = self.conn.execute(statements.node_counts, key)
-        for name, instance_type, release, serving, count, failures in counted:
-            counts[name] = counts.get(name, 0) + serving
+        # A few rows per group (group_node_counts), whatever the number of nodes.
+        for name, instance_type, release, status, count in self.conn.execute(
+            statements.node_counts, key
+        ):
             members[name] = members.get(name, 0) + count
-            failed[name] = failed.get(name, 0) + failures
-            if serving:
+            if status in SERVING_STATUSES:
+                counts[name] = counts.get(name, 0) + count
                 group_types = types.setdefault(name, {})
-                group_types[instance_type] = group_types.get(instance_type, 0) + serving
+                group_types[instance_type] = group_types.get(instance_type, 0) + count
+            elif status == "Failure":
+                failed[name] = failed.get(name, 0) + count
             group_releases = releases.setdefault(name, {})
             group_releases[release] = group_releases.get(release, 0) + count
         scaling: dict[str, int] = {}
@@ -355,25 +379,13 @@ class ClusterRepository:
             for detail in details.get("ScalingDetails", []):
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
-        rows = self.conn.execute(statements.groups, key)
-        groups = [
-            InstanceGroup(
-                cluster_id=row.cluster_id,
-                name=row.name,
-                position=row.position,
-                spec=row.spec,
-                target_count=row.target_count,
-                min_count=row.min_count,
-                status=row.status,
-                current_count=counts.get(row.name, 0),
-                active_scaling=scaling.get(row.name, 0),
-                release_counts=releases.get(row.name, {}),
-                type_counts=types.get(row.name, {}),
-                failed_count=failed.get(row.name, 0),
-            )
-            for row in rows
-        ]
+        groups = [_group(row) for row in self.conn.execute(statements.groups, key)]
         for group in groups:
+            group.current_count = counts.get(group.name, 0)
+            group.active_scaling = scaling.get(group.name, 0)
+            group.release_counts = releases.get(group.name, {})
+            group.type_counts = types.get(group.name, {})
+            group.failed_count = failed.get(group.name, 0)
             if group.failed_count and group.failed_count == members.get(group.name):
                 # Every node failed (rare): whether any is being fixed decides Failed.
                 group.stranded = not self.conn.scalar(
@@ -386,6 +398,18 @@ class ClusterRepository:
                     )
                 )
         return groups
+
+
+def _group(row: Row[Any]) -> InstanceGroup:
+    return InstanceGroup(
+        cluster_id=row.cluster_id,
+        name=row.name,
+        position=row.position,
+        spec=row.spec,
+        target_count=row.target_count,
+        min_count=row.min_count,
+        status=row.status,
+    )
 
 
 def _cluster(row: Row[Any]) -> Cluster:

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, tuple_, update
 
 from hyperpod_local.domain.model import Event, Operation
+from hyperpod_local.store import bulk
 from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import events, operations
+
+# Built once: every step that writes an event runs it.
+_ADDED = (
+    "event_id",
+    "cluster_id",
+    "event_time",
+    "resource_type",
+    "group_name",
+    "instance_id",
+    "description",
+    "level",
+    "operation_id",
+    "event_metadata",
+)
+_ADD = events.insert().values({name: bindparam(name) for name in _ADDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +49,26 @@ class EventRepository:
     def add_all(self, new_events: Sequence[Event]) -> None:
         if not new_events:
             return
-        self.conn.execute(
-            events.insert(),
-            [
-                {
-                    "event_id": event.event_id,
-                    "cluster_id": event.cluster_id,
-                    "event_time": event.event_time,
-                    "resource_type": event.resource_type,
-                    "group_name": event.group_name,
-                    "instance_id": event.instance_id,
-                    "description": event.description,
-                    "level": event.level,
-                    "operation_id": event.operation_id,
-                    "event_metadata": event.metadata,
-                }
+        bulk.executemany(
+            self.conn,
+            _ADD,
+            _ADDED,
+            (
+                (
+                    event.event_id,
+                    event.cluster_id,
+                    event.event_time,
+                    event.resource_type,
+                    event.group_name,
+                    event.instance_id,
+                    event.description,
+                    str(event.level),
+                    event.operation_id,
+                    # Serialized here as the JSON type would: bulk rows skip the types.
+                    None if event.metadata is None else json.dumps(event.metadata),
+                )
                 for event in new_events
-            ],
+            ),
         )
         # In the same unit of work: the outlets deliver an event only if it committed.
         self._outbox.add(new_events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from hyperpod_local.domain.faults import Fault, FaultKind
 from hyperpod_local.store.schema import faults
@@ -37,7 +37,7 @@ class FaultRepository:
         return [_fault(row) for row in self.conn.execute(stmt)]
 
     def get(self, fault_id: str) -> Fault | None:
-        row = self.conn.execute(select(faults).where(faults.c.fault_id == fault_id)).first()
+        row = self.conn.execute(_GET, {"fault_id": fault_id}).first()
         return None if row is None else _fault(row)
 
     def remove(self, fault_id: str) -> bool:
@@ -71,31 +71,18 @@ class FaultRepository:
     def forget_instances(self, instance_ids: list[str]) -> None:
         """Faults of instances that no longer exist go with them."""
         for start in range(0, len(instance_ids), 500):
-            chunk = instance_ids[start : start + 500]
-            self.conn.execute(delete(faults).where(faults.c.instance_id.in_(chunk)))
+            self.conn.execute(_FORGET, {"ids": instance_ids[start : start + 500]})
 
     def capacity_short(self, instance_type: str, cluster_id: str) -> Fault | None:
         row = self.conn.execute(
-            select(faults)
-            .where(
-                faults.c.kind == FaultKind.CAPACITY,
-                faults.c.instance_type == instance_type,
-                (faults.c.cluster_id.is_(None)) | (faults.c.cluster_id == cluster_id),
-            )
-            .limit(1)
+            _CAPACITY_SHORT, {"instance_type": instance_type, "cluster_id": cluster_id}
         ).first()
         return None if row is None else _fault(row)
 
     def aimed_at(self, kind: str, cluster_id: str, group_name: str) -> bool:
         """Whether any fault of the kind targets the group (one query for a whole batch)."""
         found = self.conn.scalar(
-            select(faults.c.seq)
-            .where(
-                faults.c.kind == kind,
-                faults.c.cluster_id == cluster_id,
-                faults.c.group_name == group_name,
-            )
-            .limit(1)
+            _AIMED_AT, {"kind": kind, "cluster_id": cluster_id, "group_name": group_name}
         )
         return found is not None
 
@@ -118,8 +105,34 @@ class FaultRepository:
             )
         return fault
 
+    def set_params(self, fault_id: str, params: dict[str, Any]) -> None:
+        self.conn.execute(update(faults).where(faults.c.fault_id == fault_id).values(params=params))
+
     def forget_cluster(self, cluster_id: str) -> None:
         self.conn.execute(delete(faults).where(faults.c.cluster_id == cluster_id))
+
+
+# What every launch, lifecycle script and termination asks, built once.
+_GET = select(faults).where(faults.c.fault_id == bindparam("fault_id"))
+_FORGET = delete(faults).where(faults.c.instance_id.in_(bindparam("ids", expanding=True)))
+_CAPACITY_SHORT = (
+    select(faults)
+    .where(
+        faults.c.kind == FaultKind.CAPACITY,
+        faults.c.instance_type == bindparam("instance_type"),
+        (faults.c.cluster_id.is_(None)) | (faults.c.cluster_id == bindparam("cluster_id")),
+    )
+    .limit(1)
+)
+_AIMED_AT = (
+    select(faults.c.seq)
+    .where(
+        faults.c.kind == bindparam("kind"),
+        faults.c.cluster_id == bindparam("cluster_id"),
+        faults.c.group_name == bindparam("group_name"),
+    )
+    .limit(1)
+)
 
 
 def _fault(row: Row[Any]) -> Fault:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from hyperpod_local.store.schema import sim_instances, sim_volumes
+
+# Every termination runs these: built once.
+_REMOVE_VOLUMES = delete(sim_volumes).where(
+    sim_volumes.c.instance_id.in_(bindparam("ids", expanding=True))
+)
+_REMOVE_INSTANCES = delete(sim_instances).where(
+    sim_instances.c.instance_id.in_(bindparam("ids", expanding=True))
+)
+_ADD_INSTANCES = sim_instances.insert()
+_ADD_VOLUMES = sim_volumes.insert()
 
 
 class InstanceRepository:
@@ -16,14 +26,16 @@ class InstanceRepository:
 
     def add(
         self,
-        instance_id: str,
+        launched: dict[str, Sequence[dict[str, Any]]],
         cluster_id: str,
         launched_at: float,
         image_id: str,
-        volumes: Sequence[dict[str, Any]],
     ) -> None:
+        """New instances of one cluster and image, each with its volumes; in bulk."""
+        if not launched:
+            return
         self.conn.execute(
-            sim_instances.insert(),
+            _ADD_INSTANCES,
             [
                 {
                     "instance_id": instance_id,
@@ -32,9 +44,16 @@ class InstanceRepository:
                     "image_id": image_id,
                     "boot_count": 1,
                 }
+                for instance_id in launched
             ],
         )
-        self.add_volumes(instance_id, volumes)
+        volumes = [
+            {"instance_id": instance_id, "marker": None, **volume}
+            for instance_id, attached in launched.items()
+            for volume in attached
+        ]
+        if volumes:
+            self.conn.execute(_ADD_VOLUMES, volumes)
 
     def add_volumes(self, instance_id: str, volumes: Sequence[dict[str, Any]]) -> None:
         if volumes:
@@ -93,12 +112,32 @@ class InstanceRepository:
                 [{"instance_id": i, "marker": None, **volume} for i, volume in roots.items()],
             )
 
+    def hand_over(
+        self,
+        instance_id: str,
+        cluster_id: str,
+        image_id: str,
+        volumes: Sequence[dict[str, Any]],
+    ) -> None:
+        """The instance serves another cluster (or group), on new volumes: the old ones go."""
+        self.conn.execute(delete(sim_volumes).where(sim_volumes.c.instance_id == instance_id))
+        self.conn.execute(
+            update(sim_instances)
+            .where(sim_instances.c.instance_id == instance_id)
+            .values(
+                cluster_id=cluster_id,
+                image_id=image_id,
+                boot_count=sim_instances.c.boot_count + 1,
+            )
+        )
+        self.add_volumes(instance_id, volumes)
+
     def remove(self, instance_ids: Sequence[str]) -> None:
         ids = list(instance_ids)
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            self.conn.execute(delete(sim_volumes).where(sim_volumes.c.instance_id.in_(chunk)))
-            self.conn.execute(delete(sim_instances).where(sim_instances.c.instance_id.in_(chunk)))
+            chunk = {"ids": ids[start : start + 500]}
+            self.conn.execute(_REMOVE_VOLUMES, chunk)
+            self.conn.execute(_REMOVE_INSTANCES, chunk)
 
     def ids_for_cluster(self, cluster_id: str) -> list[str]:
         return list(

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
 
-from hyperpod_local.domain.model import SERVING_STATUSES, Node
+from hyperpod_local.domain.model import SERVING_STATUSES, Node, NodeStatus
+from hyperpod_local.store import bulk
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import instance_groups, nodes
+from hyperpod_local.store.schema import group_node_counts, instance_groups, nodes
 
 NODE_SORT_KEYS = {
     "CREATION_TIME": (nodes.c.sort_time, nodes.c.id),
@@ -38,12 +39,21 @@ class NodeRepository:
         self.conn = conn
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
-        if new_nodes:
-            self.conn.execute(nodes.insert(), [_values(node) for node in new_nodes])
+        bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, map(_row, new_nodes))
 
     def get(self, row_id: int) -> Node | None:
-        row = self.conn.execute(select(*_SELECTED).where(nodes.c.id == row_id)).first()
+        row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
         return None if row is None else _node(row)
+
+    def get_many(self, row_ids: Sequence[int]) -> dict[int, Node]:
+        """The nodes that still exist, by row id."""
+        found: dict[int, Node] = {}
+        for start in range(0, len(row_ids), 500):
+            rows = self.conn.execute(_BY_IDS, {"row_ids": list(row_ids[start : start + 500])})
+            for row in rows:
+                node = _node(row)
+                found[node.row_id or -1] = node
+        return found
 
     def save(self, node: Node) -> None:
         self.save_all([node])
@@ -107,6 +117,10 @@ class NodeRepository:
 
     def failed_idle(self, cluster_id: str, group_name: str) -> list[Node]:
         """The group's nodes in Failure that no operation holds."""
+        # Asked after every node a step finishes: the counts answer "none" without a scan
+        # of the group.
+        if not self.serving_count(cluster_id, group_name, _FAILURE):
+            return []
         rows = self.conn.execute(
             select(*_SELECTED)
             .where(
@@ -123,17 +137,52 @@ class NodeRepository:
         self, cluster_id: str, group_name: str, statuses: Iterable[str] = SERVING_STATUSES
     ) -> int:
         """The group's CurrentCount as it is now, inside the transaction (or its nodes in
-        other `statuses`)."""
-        return int(
-            self.conn.scalar(
-                select(func.count()).where(
-                    nodes.c.cluster_id == cluster_id,
-                    nodes.c.group_name == group_name,
-                    nodes.c.status.in_(sorted(statuses)),
-                )
-            )
-            or 0
+        other `statuses`): read off group_node_counts, whatever the group's size."""
+        found = self.conn.scalar(
+            _COUNT_IN_STATUSES,
+            {"cluster_id": cluster_id, "group_name": group_name, "statuses": sorted(statuses)},
         )
+        return int(found or 0)
+
+    def running_by_group(
+        self, cluster_id: str | None, group_name: str | None
+    ) -> list[tuple[str, str, int]]:
+        """(cluster, group, nodes Running) for every group of the cluster (None: of every
+        cluster), or the one group; in a stable order, from group_node_counts."""
+        stmt = select(
+            group_node_counts.c.cluster_id,
+            group_node_counts.c.group_name,
+            func.sum(group_node_counts.c.count),
+        ).where(group_node_counts.c.status == NodeStatus.RUNNING)
+        if cluster_id is not None:
+            stmt = stmt.where(group_node_counts.c.cluster_id == cluster_id)
+        if group_name is not None:
+            stmt = stmt.where(group_node_counts.c.group_name == group_name)
+        stmt = stmt.group_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
+        rows = self.conn.execute(
+            stmt.order_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
+        return sum(count for _c, _g, count in self.running_by_group(cluster_id, group_name))
+
+    def nth_running(self, cluster_id: str, group_name: str, index: int) -> Node | None:
+        """The group's `index`-th Running node in creation order, if no operation holds it."""
+        row = self.conn.execute(
+            select(*_SELECTED)
+            .where(
+                nodes.c.cluster_id == cluster_id,
+                nodes.c.group_name == group_name,
+                nodes.c.status == NodeStatus.RUNNING,
+            )
+            .order_by(nodes.c.id)
+            .limit(1)
+            .offset(index)
+        ).first()
+        if row is None or row.busy is not None:
+            return None
+        return _node(row)
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """Counted in the database, so a check costs the same in a group of any size."""
@@ -164,11 +213,12 @@ class NodeRepository:
 
     def save_all(self, changed: Sequence[Node]) -> None:
         """Write back many nodes in one executemany of a statement compiled once."""
-        if changed:
-            self.conn.execute(
-                _UPDATE_NODE,
-                [{"_row_id": node.row_id, **_values(node)} for node in changed],
-            )
+        bulk.executemany(
+            self.conn,
+            _UPDATE_NODE,
+            ("_row_id", *_COLUMN_NAMES),
+            ((node.row_id, *_row(node)) for node in changed),
+        )
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -248,6 +298,8 @@ class NodeRepository:
         return stmt
 
 
+_FAILURE = (NodeStatus.FAILURE,)
+
 _UPDATE_NODE = (
     update(nodes)
     .where(nodes.c.id == bindparam("_row_id"))
@@ -260,6 +312,16 @@ def sort_key(node: Node, sort_by: str) -> list[Any]:
     if sort_by == "NAME":
         return [node.group_name, node.instance_id or "", node.row_id]
     return [node.sort_time, node.row_id]
+
+
+_COLUMN_NAMES = tuple(column.name for column in nodes.c if column.name != "id")
+_INSERT_NODE = nodes.insert().values({name: bindparam(name) for name in _COLUMN_NAMES})
+
+
+def _row(node: Node) -> tuple[Any, ...]:
+    """The node's values for _COLUMN_NAMES, in their order."""
+    values = _values(node)
+    return tuple(values[name] for name in _COLUMN_NAMES)
 
 
 def _values(node: Node) -> dict[str, Any]:
@@ -311,6 +373,14 @@ NODE_COLUMNS = (
 # name_key is not a field, but a page sorted by NAME orders by it.
 _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
+# Statements a step runs every time, built once: building one costs more than running it.
+_BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
+_BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
+_COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
+    group_node_counts.c.cluster_id == bindparam("cluster_id"),
+    group_node_counts.c.group_name == bindparam("group_name"),
+    group_node_counts.c.status.in_(bindparam("statuses", expanding=True)),
+)
 
 
 def _node(row: Row[Any]) -> Node:

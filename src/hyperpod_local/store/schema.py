@@ -15,8 +15,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
+
+from hyperpod_local.store.node_count_triggers import TRIGGERS
 
 metadata = MetaData()
 
@@ -106,6 +109,25 @@ nodes = Table(
         "status",
     ),
 )
+
+# How many nodes each group has of each type, image release and status: what DescribeCluster,
+# every engine step's cluster and /metrics show, kept by triggers on `nodes` in the
+# transaction that changes a node, so it is exact after any crash and whoever writes the
+# node; a cluster of any size is then counted in a few rows. A count of 0 has no row.
+group_node_counts = Table(
+    "group_node_counts",
+    metadata,
+    Column(
+        "cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("group_name", String(63), primary_key=True),
+    Column("instance_type", String(32), primary_key=True),
+    Column("image_release_version", String(64), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+for _trigger in TRIGGERS:
+    event.listen(nodes, "after_create", _trigger.execute_if(dialect="sqlite"))
 
 # Engine work: each row is the next step of a durable operation, due at a HyperPod time.
 tasks = Table(
@@ -240,4 +262,66 @@ tags = Table(
     Column("key", String(128), primary_key=True),
     Column("value", String(256), nullable=False),
     Column("position", Integer, nullable=False),
+)
+
+# Customer EBS volumes attached to nodes (AttachClusterNodeVolume): one row per volume while
+# it is attaching, attached or detaching; a detached volume has no row. The volume itself is
+# the customer's, outside HyperPod: terminating the instance detaches it, never deletes it.
+volume_attachments = Table(
+    "volume_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("volume_id", String(21), primary_key=True),
+    Column("instance_id", String(19), nullable=False),
+    Column("device_name", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attach_time", Float, nullable=False),
+    Index("ix_volume_attachments_instance", "instance_id"),
+)
+
+# Elastic network interfaces attached to nodes (AttachClusterNodeNetworkInterface). They
+# stay with the instance (a move keeps them) and are detached when it terminates.
+network_interface_attachments = Table(
+    "network_interface_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("network_interface_id", String(21), primary_key=True),
+    Column("attachment_id", String(28), nullable=False, unique=True),
+    Column("instance_id", String(19), nullable=False),
+    Column("device_index", Integer, nullable=False),
+    Column("attach_time", Float, nullable=False),
+    Index("ix_network_interface_attachments_instance", "instance_id"),
+)
+
+# Extensions installed on clusters (CreateClusterExtension): one per name and cluster.
+cluster_extensions = Table(
+    "cluster_extensions",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("seq", Integer, nullable=False),
+    UniqueConstraint("cluster_id", "name", name="uq_cluster_extensions_name"),
+    Index("ix_cluster_extensions_time", "cluster_id", "creation_time", "seq"),
+)
+
+# Task governance: cluster policies and compute allocations, each row a policy with every
+# version of its document.
+governance_policies = Table(
+    "governance_policies",
+    metadata,
+    Column("policy_id", String(12), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("cluster_id", String(12), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Index("ix_governance_policies_scope", "account_id", "region", "kind", "creation_time"),
+    Index("ix_governance_policies_cluster", "cluster_id", "kind"),
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
 from hyperpod_local.domain.model import Task
 from hyperpod_local.store.schema import tasks
@@ -32,8 +33,12 @@ class TaskRepository:
             ),
         ).inserted_primary_key[0]
 
-    def next_due_at(self) -> float | None:
-        return self.conn.scalar(select(func.min(tasks.c.due_at)))
+    def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
+        """The earliest due time, of the tasks not of the kinds `besides`."""
+        stmt = select(func.min(tasks.c.due_at))
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return self.conn.scalar(stmt)
 
     def due_together(self, now: float, limit: int) -> list[Task]:
         """The tasks of the earliest due time not after `now`: they happen at one instant."""
@@ -47,28 +52,38 @@ class TaskRepository:
 
     def save(self, task: Task) -> None:
         self.conn.execute(
-            update(tasks)
-            .where(tasks.c.id == task.id)
-            .values(step=task.step, due_at=task.due_at, data=task.data)
+            _SAVE, {"task_id": task.id, "step": task.step, "due_at": task.due_at, "data": task.data}
         )
 
     def remove(self, task_id: int) -> None:
-        self.conn.execute(delete(tasks).where(tasks.c.id == task_id))
+        self.conn.execute(_REMOVE, {"task_id": task_id})
 
     def get(self, task_id: int) -> Task | None:
-        row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        row = self.conn.execute(_GET, {"task_id": task_id}).first()
         return None if row is None else _task(row)
 
     def remove_for_node(
         self, node_id: int, kind: str | None = None, *, keep: int | None = None
     ) -> None:
+        self.removals += 1
+        if kind is not None and keep is None:
+            self.conn.execute(_REMOVE_FOR_NODE_OF_KIND, {"node_id": node_id, "kind": kind})
+            return
         stmt = delete(tasks).where(tasks.c.node_id == node_id)
         if kind is not None:
             stmt = stmt.where(tasks.c.kind == kind)
         if keep is not None:
             stmt = stmt.where(tasks.c.id != keep)
-        self.removals += 1
         self.conn.execute(stmt)
+
+    def remove_for_nodes(self, node_ids: Sequence[int], kind: str) -> None:
+        """remove_for_node(kind=...) for many nodes at once."""
+        self.removals += 1
+        for start in range(0, len(node_ids), 500):
+            self.conn.execute(
+                _REMOVE_FOR_NODES_OF_KIND,
+                {"node_ids": list(node_ids[start : start + 500]), "kind": kind},
+            )
 
     def remove_for_group(self, cluster_id: str, group_name: str | None, kind: str) -> None:
         """The cluster's tasks of one kind for a group (None: the cluster's own)."""
@@ -113,17 +128,41 @@ class TaskRepository:
             stmt = stmt.where(tasks.c.operation_id == operation_id)
         return int(self.conn.scalar(stmt) or 0)
 
-    def cluster_ids(self) -> list[str]:
-        """The clusters with work scheduled."""
-        stmt = select(tasks.c.cluster_id).where(tasks.c.cluster_id.is_not(None)).distinct()
-        return sorted(self.conn.scalars(stmt))
+    def cluster_ids(self, besides: frozenset[str] = frozenset()) -> list[str]:
+        """The clusters with work scheduled (not counting the kinds `besides`)."""
+        stmt = select(tasks.c.cluster_id).where(tasks.c.cluster_id.is_not(None))
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return sorted(self.conn.scalars(stmt.distinct()))
 
-    def kinds(self) -> list[str]:
+    def kinds(self, besides: frozenset[str] = frozenset()) -> list[str]:
         """The kinds of work scheduled (provision, health_check, ...)."""
-        return sorted(self.conn.scalars(select(tasks.c.kind).distinct()))
+        stmt = select(tasks.c.kind)
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return sorted(self.conn.scalars(stmt.distinct()))
 
-    def total(self) -> int:
-        return int(self.conn.scalar(select(func.count()).select_from(tasks)) or 0)
+    def total(self, besides: frozenset[str] = frozenset()) -> int:
+        stmt = select(func.count()).select_from(tasks)
+        if besides:
+            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
+        return int(self.conn.scalar(stmt) or 0)
+
+
+# Statements each step runs, built once: building one costs more than SQLite takes to run it.
+_SAVE = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("task_id"))
+    .values(step=bindparam("step"), due_at=bindparam("due_at"), data=bindparam("data"))
+)
+_REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
+_GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_REMOVE_FOR_NODES_OF_KIND = delete(tasks).where(
+    tasks.c.node_id.in_(bindparam("node_ids", expanding=True)), tasks.c.kind == bindparam("kind")
+)
+_REMOVE_FOR_NODE_OF_KIND = delete(tasks).where(
+    tasks.c.node_id == bindparam("node_id"), tasks.c.kind == bindparam("kind")
+)
 
 
 def _task(row: Row[Any]) -> Task:

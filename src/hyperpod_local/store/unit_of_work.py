@@ -6,13 +6,16 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from hyperpod_local.store.attachments import AttachmentRepository
 from hyperpod_local.store.clusters import ClusterRepository
 from hyperpod_local.store.events import EventRepository
+from hyperpod_local.store.extensions import ExtensionRepository
 from hyperpod_local.store.faults import FaultRepository
 from hyperpod_local.store.instances import InstanceRepository
 from hyperpod_local.store.nodes import NodeRepository
 from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.tags import TagRepository
+from hyperpod_local.store.task_governance import PolicyRepository
 from hyperpod_local.store.tasks import TaskRepository
 from hyperpod_local.store.tokens import TokenRepository
 
@@ -36,3 +39,6 @@ class Tx:
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
         self.tokens = TokenRepository(conn)
+        self.attachments = AttachmentRepository(conn)
+        self.extensions = ExtensionRepository(conn)
+        self.policies = PolicyRepository(conn)

@@ -150,6 +150,12 @@ def _signature(
     )
 
 
+def access_key_of(request: SignedRequest) -> str | None:
+    """The access key a request is signed with (after it was authenticated), None unsigned."""
+    parsed = _parse(request)
+    return None if parsed is None else parsed.access_key
+
+
 class OpenAuth:
     """Any well-formed signature; none at all is the default account in us-east-1."""
 
@@ -195,11 +201,22 @@ def read_credentials(path: Path) -> dict[str, Principal]:
 
 
 class StrictAuth:
-    def __init__(self, principals: Mapping[str, Principal]) -> None:
+    """Signatures checked for one service: SageMaker's (AWS JSON, so X-Amz-Target is signed
+    too), or another served on the same port, such as STS, whose query protocol names the
+    operation in the signed body."""
+
+    def __init__(
+        self,
+        principals: Mapping[str, Principal],
+        service: str = SERVICE,
+        required_signed: tuple[tuple[str, str], ...] = REQUIRED_SIGNED,
+    ) -> None:
         from hyperpod_local.wire.sigv4 import service_regions
 
         self._principals = dict(principals)
-        self._regions = service_regions(SERVICE)
+        self.service = service
+        self._required = required_signed
+        self._regions = service_regions(service)
 
     def authenticate(self, request: SignedRequest) -> Scope:
         parsed = _parse(request)
@@ -208,13 +225,15 @@ class StrictAuth:
         principal = self._principals.get(parsed.access_key)
         if principal is None:
             raise UnrecognizedClient("The security token included in the request is invalid.")
-        if parsed.service != SERVICE:
-            raise InvalidSignature(f"Credential should be scoped to correct service: '{SERVICE}'.")
+        if parsed.service != self.service:
+            raise InvalidSignature(
+                f"Credential should be scoped to correct service: '{self.service}'."
+            )
         if parsed.region not in self._regions:
             raise InvalidSignature("Credential should be scoped to a valid region.")
         self._check_time(parsed)
         signed = {name.lower() for name in parsed.signed_headers}
-        for name, message in REQUIRED_SIGNED:
+        for name, message in self._required:
             if name not in signed:
                 raise InvalidSignature(message)
         payload_hash = hashlib.sha256(request.body).hexdigest()
@@ -273,9 +292,8 @@ class StrictAuth:
                 f"{show(now - SKEW)} ({show(now)} - 15 min.)"
             )
 
-    @staticmethod
     def _expected_signature(
-        request: SignedRequest, parsed: _Signature, principal: Principal, payload_hash: str
+        self, request: SignedRequest, parsed: _Signature, principal: Principal, payload_hash: str
     ) -> str:
         query = request.query
         if parsed.presigned:
@@ -302,7 +320,7 @@ class StrictAuth:
             headers=request.headers,
             payload_hash=payload_hash,
             timestamp=parsed.timestamp,
-            service=SERVICE,
+            service=self.service,
             region=parsed.region,
             signed_headers=parsed.signed_headers,
             access_key=principal.access_key,

@@ -99,9 +99,9 @@ class ProcessProvider(SimProvider):
         super().check_capacity(tx, cluster, group)
         self._check_room()
 
-    def _check_room(self) -> None:
+    def _check_room(self, count: int = 1) -> None:
         with self._lock:
-            if len(self._agents) >= self.max_nodes:
+            if len(self._agents) + count > self.max_nodes:
                 raise LaunchError(
                     f"This hyperpod-local server runs at most {self.max_nodes} process nodes "
                     f"(serve --max-nodes), and {len(self._agents)} are running."
@@ -119,6 +119,31 @@ class ProcessProvider(SimProvider):
     ) -> str:
         self._check_room()
         instance_id = super().launch(tx, cluster, group, now, image_id=image_id, checked=checked)
+        self._make_node(instance_id, cluster, group)
+        self._start_agent(instance_id, cluster.id)
+        return instance_id
+
+    def launch_many(
+        self,
+        tx: Tx,
+        cluster: Cluster,
+        group: InstanceGroup,
+        now: float,
+        count: int,
+        *,
+        image_id: str | None = None,
+    ) -> list[str]:
+        """`count` nodes, each with its directories and agent; LaunchError if they would take
+        the server past --max-nodes (check_capacity has seen room for one more only)."""
+        self._check_room(count)
+        launched = super().launch_many(tx, cluster, group, now, count, image_id=image_id)
+        for instance_id in launched:
+            self._make_node(instance_id, cluster, group)
+            self._start_agent(instance_id, cluster.id)
+        return launched
+
+    def _make_node(self, instance_id: str, cluster: Cluster, group: InstanceGroup) -> None:
+        """Empty volume directories for the instance in `group`, and the agent's node file."""
         dirs = NodeDirs.of(self.data_dir, instance_id)
         dirs.make()
         uid = self._uid(instance_id)
@@ -142,8 +167,6 @@ class ProcessProvider(SimProvider):
                 "ScriptsFrom": dict(self.options["scripts_from"]),
             },
         )
-        self._start_agent(instance_id, cluster.id)
-        return instance_id
 
     def terminate(self, tx: Tx, instance_ids: list[str]) -> None:
         super().terminate(tx, instance_ids)
@@ -184,6 +207,17 @@ class ProcessProvider(SimProvider):
                 stale.unlink(missing_ok=True)
             if cluster_id is not None:
                 self._start_agent(instance_id, cluster_id)
+
+    def rejoin(
+        self, tx: Tx, instance_id: str, cluster: Cluster, group: InstanceGroup, image_id: str
+    ) -> None:
+        """A move: the same instance in another group (or cluster), with new, empty volume
+        directories and a new agent, which runs the target group's script when told go."""
+        super().rejoin(tx, instance_id, cluster, group, image_id)
+        self._stop_agent(instance_id)
+        shutil.rmtree(NodeDirs.of(self.data_dir, instance_id).base, ignore_errors=True)
+        self._make_node(instance_id, cluster, group)
+        self._start_agent(instance_id, cluster.id)
 
     def _uid(self, instance_id: str) -> int | None:
         """The user a node's scripts run as (None: the server's)."""
