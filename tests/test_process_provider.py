@@ -719,3 +719,43 @@ def test_a_script_that_fails_after_a_software_update_rolls_the_update_back(
         releases = {n["CurrentImageReleaseVersion"] for n in _nodes(sm, "roll")}
         assert releases == {"2025.10.1"}
         assert {n["InstanceStatus"]["Status"] for n in _nodes(sm, "roll")} == {"Running"}
+
+
+def test_a_moved_node_keeps_its_instance_and_runs_the_target_groups_script(
+    tmp_path: Path,
+) -> None:
+    scripts = _scripts(tmp_path, MARKER_SCRIPT.replace("{escape}", "/dev/null"))
+    (scripts / "serving.sh").write_text(
+        '#!/bin/bash\necho serving > "$HYPERPOD_LOCAL_OPT_SAGEMAKER/role"\n'
+    )
+    with _server(tmp_path, "--clock", "manual") as server:
+        sm = server.client()
+        arns = {}
+        for name, script in (("training", "on_create.sh"), ("serving", "serving.sh")):
+            lifecycle = {"SourceS3Uri": SOURCE, "OnCreate": script}
+            eks = {"Eks": {"ClusterArn": f"arn:aws:eks:us-east-1:123456789012:cluster/{name}"}}
+            arns[name] = sm.create_cluster(
+                ClusterName=name,
+                InstanceGroups=[_workers(1, LifeCycleConfig=lifecycle)],
+                NodeProvisioningMode="Continuous",
+                Orchestrator=eks,
+            )["ClusterArn"]
+        server.settle()
+        [moved] = _nodes(sm, "training")
+        before = _view(server, "training", moved["InstanceId"])["Process"]
+        sm.move_cluster_nodes(
+            SourceClusterArn=arns["training"],
+            SourceInstanceGroupName="workers",
+            TargetClusterArn=arns["serving"],
+            TargetInstanceGroupName="workers",
+            NodeIds=[moved["InstanceId"]],
+        )
+        server.settle()
+        here = {n["InstanceId"]: n for n in _nodes(sm, "serving")}
+        assert here[moved["InstanceId"]]["InstanceStatus"]["Status"] == "Running"
+        after = _view(server, "serving", moved["InstanceId"])["Process"]
+        assert after["AgentPid"] != before["AgentPid"]
+        secondary = Path(after["SecondaryVolumeDir"])
+        # New volumes: the training script's marker is gone, the serving script's is there.
+        assert not (secondary / "marker").exists()
+        assert (secondary / "role").read_text() == "serving\n"
