@@ -335,8 +335,9 @@ def test_a_killed_agent_is_rebooted_and_replaced_if_it_stays_dead(tmp_path: Path
         [node] = _nodes(sm, "dead")
         assert node["InstanceId"] == instance_id
         assert node["InstanceStatus"]["Status"] == "Running"
-        events = [e["Description"] for e in sm.list_cluster_events(ClusterName="dead")["Events"]]
-        assert any("Node stopped responding to the health agent" in e for e in events)
+        pages = sm.get_paginator("list_cluster_events").paginate(ClusterName="dead")
+        events = [e["Description"] for page in pages for e in page["Events"]]
+        assert any("Node stopped responding to the health agent" in e for e in events), events
         again = _agent_pid(server, "dead", instance_id)
         assert again != agent
         # It dies again at once: it did not come back, so it is replaced.

@@ -17,6 +17,7 @@ from hyperpod_local.domain.faults import HARDWARE_FAULTS, Fault, FaultKind
 from hyperpod_local.domain.model import Task
 from hyperpod_local.providers.process.agent import read_status
 from hyperpod_local.providers.process.layout import NodeDirs
+from hyperpod_local.providers.process.processes import exited
 
 if TYPE_CHECKING:
     from hyperpod_local.providers.process.provider import AgentHandle, ProcessProvider
@@ -111,7 +112,9 @@ class Monitor:
         dirs = NodeDirs.of(self.provider.data_dir, handle.instance_id)
         if read_status(dirs).get("State") != "Succeeded":
             return None  # not up yet: a script that cannot end fails the provisioning
-        dead = not handle.alive()
+        # A killed agent's main thread is a zombie before its other threads have gone, and
+        # only then can it be waited for: /proc says it is dead first.
+        dead = not handle.alive() or exited(handle.proc.pid)
         if not dead:
             try:
                 beat = dirs.heartbeat_file.stat().st_mtime

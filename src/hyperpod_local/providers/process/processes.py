@@ -50,6 +50,11 @@ def pids_of(instance_ids: Iterable[str]) -> dict[str, list[int]]:
     return found
 
 
+def exited(pid: int) -> bool:
+    """Whether the process has ended (gone, or a zombie), whatever its threads still do."""
+    return _zombie(pid)
+
+
 def _zombie(pid: int) -> bool:
     try:
         stat = (_PROC / str(pid) / "stat").read_text()

@@ -25,7 +25,7 @@ from hyperpod_local.providers.process.agent import FINAL, read_status, write_jso
 from hyperpod_local.providers.process.layout import NodeDirs, nodes_dir, tail
 from hyperpod_local.providers.process.monitor import Monitor
 from hyperpod_local.providers.process.node_files import provisioning_parameters, resource_config
-from hyperpod_local.providers.process.processes import MARKER, kill_nodes
+from hyperpod_local.providers.process.processes import MARKER, exited, kill_nodes
 from hyperpod_local.providers.sim import SimProvider
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -285,7 +285,7 @@ class ProcessProvider(SimProvider):
             return False
         with self._lock:
             handle = self._agents.get(instance_id)
-        if handle is None or not handle.alive():
+        if handle is None or not handle.alive() or exited(handle.proc.pid):
             return False
         try:
             told = dirs.go_file.stat().st_mtime
