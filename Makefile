@@ -23,13 +23,18 @@ run: $(VENV)/.installed
 	@echo "in another shell, from $(CURDIR): . $(VENV)/bin/activate (hyperpod-local, aws, boto3)"
 	$(BIN)/hyperpod-local serve --demo
 
-# The console's tests drive Debian's chromium; installed as a user's machine would get it.
+# The console's tests drive Debian's chromium, and the process provider's confine lifecycle
+# scripts with bubblewrap when it is there; installed as a user's machine would get them.
 CHROMIUM = /usr/bin/chromium
+BWRAP = /usr/bin/bwrap
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
-test: $(VENV)/.installed-dev lint | $(CHROMIUM)
+$(BWRAP):
+	apt-get update -qq && apt-get install -y -qq bubblewrap
+
+test: $(VENV)/.installed-dev lint | $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -33,7 +33,17 @@ ALLOWED = {
     # Metrics and the request log: fed by the wire's and the engine's observers, and reading
     # the store at scrape time; only the composing root modules (backend, server) import it.
     "telemetry": {"domain", "store", "engine", "wire"},
-    "cli": {"domain", "settings", "backend", "demo", "http", "server", "wire", "engine"},
+    "cli": {
+        "domain",
+        "settings",
+        "backend",
+        "demo",
+        "http",
+        "server",
+        "wire",
+        "engine",
+        "providers",
+    },
 }
 
 

@@ -56,7 +56,9 @@ def _create(sm: Any) -> None:
 def test_a_provider_named_in_the_settings_runs_the_lifecycle_scripts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(providers.PROVIDERS, "failing-scripts", FailingScripts)
+    monkeypatch.setitem(
+        providers.PROVIDERS, "failing-scripts", lambda ids, _context: FailingScripts(ids)
+    )
     with HyperPodMock(provider="failing-scripts") as hp:
         sm = _client()
         _create(sm)
@@ -76,5 +78,5 @@ def test_the_default_provider_is_the_simulated_one() -> None:
 
 
 def test_an_unknown_provider_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="unknown provider 'cloud'; known providers: sim"):
+    with pytest.raises(ValueError, match="unknown provider 'cloud'; known providers: process, sim"):
         providers.build_provider("cloud", IdSource(1))

@@ -18,7 +18,7 @@ from hyperpod_local.engine.clock import Clock, ManualClock, RealClock
 from hyperpod_local.engine.durations import Durations
 from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
 from hyperpod_local.outlets import EventDispatcher
-from hyperpod_local.providers import build_provider
+from hyperpod_local.providers import ProviderContext, build_provider
 from hyperpod_local.settings import Settings
 from hyperpod_local.store.database import Store
 from hyperpod_local.telemetry import Metrics
@@ -32,6 +32,15 @@ class Backend:
         self.settings = settings
         self.ids = IdSource(settings.seed)
         self.limits = Limits(max_instances_per_cluster=settings.max_instances_per_cluster)
+        max_nodes = settings.provider_options.get("max_nodes")
+        if (
+            settings.provider == "process"
+            and max_nodes is not None
+            and int(max_nodes) < self.limits.max_instances_per_cluster
+        ):
+            # Every node is a process tree here: one cluster past the server's nodes is
+            # refused at once.
+            self.limits = Limits(int(max_nodes), "--max-nodes, the process nodes a server runs")
         self.durations = Durations().with_overrides(settings.durations)
         self.store = Store.open(settings.data_dir, settings.database_url)
         # A backend that fails half-built leaves nothing open: the data dir's lock least of all.
@@ -62,7 +71,21 @@ class Backend:
         if self.clock.mode == "real":
             # The clock is the wall clock: HyperPod's work is what speeds up.
             self.durations = self.durations.scaled(settings.speed)
-        self.provider = build_provider(settings.provider, self.ids)
+        self.provider = build_provider(
+            settings.provider,
+            self.ids,
+            ProviderContext(
+                data_dir=settings.data_dir,
+                store=self.store,
+                now=self.clock.now,
+                clock_mode=self.clock.mode,
+                speed=self.durations.speed,
+                options={
+                    "detection_delay": self.durations.health_detection,
+                    **settings.provider_options,
+                },
+            ),
+        )
         self.request_faults = RequestFaults(self.store, self.ids.chance)
         self.policy = RecoveryPolicy(
             max_in_flight=settings.recovery_max_in_flight,
@@ -109,6 +132,7 @@ class Backend:
         events."""
         if self.outlets is not None:
             self.outlets.start()
+        self.provider.start()
         self.engine.start()
 
     def close(self) -> None:
@@ -119,4 +143,5 @@ class Backend:
             # so no other server starts beside a live writer.
             log.warning("the engine did not stop within 10 s; keeping the data dir locked")
             return
+        self.provider.close()
         self.store.close()

@@ -33,6 +33,9 @@ class Settings:
     events_per_cluster: int = 10_000
     # Where instances come from (providers.PROVIDERS): "sim" keeps them in the store.
     provider: str = "sim"
+    # The provider's own settings (the process provider's: max_nodes, max_processes_per_node,
+    # script_timeout, heartbeat_interval, confinement, file_map).
+    provider_options: dict[str, Any] = field(default_factory=dict)
     # "open": any well-formed signature; "strict": SigV4 checked against `credentials_file`.
     auth: str = "open"
     credentials_file: Path | None = None

@@ -266,6 +266,65 @@ def main() -> None:
     help="json: each log line (stderr) is one JSON object; a request's carries request_id, "
     "operation, account, region, status and duration_ms.",
 )
+@click.option(
+    "--provider",
+    default="sim",
+    show_default=True,
+    type=click.Choice(["sim", "process"]),
+    envvar="HYPERPOD_LOCAL_PROVIDER",
+    show_envvar=True,
+    help="sim: simulated instances; process: each node a real process tree on this machine "
+    "(a node agent with its own volume directories) running the group's lifecycle scripts.",
+)
+@click.option(
+    "--max-nodes",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    envvar="HYPERPOD_LOCAL_MAX_NODES",
+    show_envvar=True,
+    help="--provider process: nodes this server runs at most (CreateCluster asking for more "
+    "is ResourceLimitExceeded; a launch past it fails as a capacity shortage does).",
+)
+@click.option(
+    "--max-processes-per-node",
+    default=256,
+    show_default=True,
+    type=click.IntRange(8, 100_000),
+    envvar="HYPERPOD_LOCAL_MAX_PROCESSES_PER_NODE",
+    show_envvar=True,
+    help="--provider process: processes a node's lifecycle script may run at once.",
+)
+@click.option(
+    "--script-timeout",
+    default=600.0,
+    show_default=True,
+    type=Finite(0, 86400, min_open=True),
+    envvar="HYPERPOD_LOCAL_SCRIPT_TIMEOUT",
+    show_envvar=True,
+    help="--provider process: wall-clock seconds a lifecycle script may run; past them it "
+    "is killed and counts as failed.",
+)
+@click.option(
+    "--confinement",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "bubblewrap", "user", "none"]),
+    envvar="HYPERPOD_LOCAL_CONFINEMENT",
+    show_envvar=True,
+    help="--provider process: how scripts are confined; auto: bubblewrap if it works here, "
+    "else a user of each node's own if the server is root, else none.",
+)
+@click.option(
+    "--scripts-from",
+    "scripts_from",
+    multiple=True,
+    metavar="S3URI=file:///DIR",
+    envvar="HYPERPOD_LOCAL_SCRIPTS_FROM",
+    show_envvar=True,
+    help="--provider process: take the lifecycle scripts of SourceS3Uri S3URI (and below it) "
+    "from the local folder DIR instead of S3. Repeatable.",
+)
 @_startup_errors_in_one_line
 def serve(
     host: str,
@@ -290,6 +349,12 @@ def serve(
     events_max_age: float,
     log_level: str,
     log_format: str,
+    provider: str,
+    max_nodes: int,
+    max_processes_per_node: int,
+    script_timeout: float,
+    confinement: str,
+    scripts_from: tuple[str, ...],
 ) -> None:
     """Serve the SageMaker HyperPod API. Every option has a HYPERPOD_LOCAL_* variable."""
     import uvicorn
@@ -314,10 +379,27 @@ def serve(
         _check_credentials(credentials_file)
     log_config = configure_logging(log_format, log_level)
     durations = _read_durations(durations_file)
+    provider_options: dict[str, Any] = {}
+    if provider == "process":
+        from hyperpod_local.providers.process.sources import parse_mapping
+
+        try:
+            mappings = dict(parse_mapping(spec) for spec in scripts_from)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        provider_options = {
+            "max_nodes": max_nodes,
+            "max_processes_per_node": max_processes_per_node,
+            "script_timeout": script_timeout,
+            "confinement": confinement,
+            "scripts_from": {uri: str(folder) for uri, folder in mappings.items()},
+        }
     try:
         backend = Backend(
             Settings(
                 data_dir=data_dir,
+                provider=provider,
+                provider_options=provider_options,
                 max_instances_per_cluster=max_instances_per_cluster,
                 clock=clock,
                 speed=speed,
@@ -367,6 +449,8 @@ def serve(
         click.echo(
             f"  clock: real, {speed:g}x (one wall-clock second is {speed:g} HyperPod seconds)"
         )
+    for line in backend.provider.banner():
+        click.echo(line)
     click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER={url}")
     click.echo(f"  aws sagemaker list-clusters --endpoint-url {url} --region {DEMO_SCOPE.region}")
     sys.stdout.flush()
@@ -392,6 +476,41 @@ def serve(
         server.run(sockets=[sock])
     finally:
         backend.close()
+
+
+@main.command(hidden=True)
+@click.argument("control_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def agent(control_dir: Path) -> None:
+    """A process node's agent (the process provider starts one per node)."""
+    from hyperpod_local.providers.process.agent import main as run_agent
+
+    sys.exit(run_agent(control_dir))
+
+
+@main.command("report-fault")
+@click.argument("fault_type", metavar="TYPE")
+def report_fault(fault_type: str) -> None:
+    """From inside a process node: report a hardware fault of TYPE (GpuXid79, EfaDown, ...),
+    which the health agent then finds and answers as HyperPod's does."""
+    import os
+    import uuid
+
+    from hyperpod_local.domain.faults import HARDWARE_FAULTS
+
+    if fault_type not in HARDWARE_FAULTS:
+        raise click.ClickException(
+            f"unknown hardware fault type {fault_type!r}; known: {', '.join(HARDWARE_FAULTS)}"
+        )
+    folder = os.environ.get("HYPERPOD_LOCAL_FAULTS_DIR")
+    if not folder or not Path(folder).is_dir():
+        raise click.ClickException(
+            "not inside a process node (HYPERPOD_LOCAL_FAULTS_DIR names no folder)"
+        )
+    name = uuid.uuid4().hex
+    scratch = Path(folder) / f".{name}"
+    scratch.write_text(fault_type + "\n")
+    scratch.rename(Path(folder) / f"{name}.fault")
+    click.echo(f"reported {fault_type}: {HARDWARE_FAULTS[fault_type].message}")
 
 
 def _ending_streams(handle_exit: Callable[[int, Any], None], outlets: Any) -> Any:

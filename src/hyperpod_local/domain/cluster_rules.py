@@ -51,6 +51,8 @@ RESTRICTED_GROUPS_MESSAGE = (
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_instances_per_cluster: int = 100_000
+    # What sets the limit, as the refusal names it.
+    set_by: str = "--max-instances-per-cluster"
 
 
 def check_create_request(params: dict[str, Any], limits: Limits) -> None:
@@ -104,7 +106,7 @@ def check_create_request(params: dict[str, Any], limits: Limits) -> None:
     if total > limits.max_instances_per_cluster:
         raise ResourceLimitExceeded(
             f"The request asks for {total} instances in one cluster; the limit is "
-            f"{limits.max_instances_per_cluster} (set with --max-instances-per-cluster)."
+            f"{limits.max_instances_per_cluster} (set with {limits.set_by})."
         )
 
 

@@ -86,6 +86,11 @@ HARDWARE_FAULTS: dict[str, HardwareFault] = {
     "EfaDown": HardwareFault("EFA network interface is down", "reboot"),
     "DiskFull": HardwareFault("Root volume is full", "replace"),
     "NodeUnresponsive": HardwareFault("Node stopped responding to the health agent", "reboot"),
+    # The process provider's: a node that stops answering again right after the reboot
+    # that was to bring it back.
+    "NodeUnresponsiveAfterReboot": HardwareFault(
+        "Node did not come back after a reboot", "replace"
+    ),
 }
 
 

@@ -156,6 +156,10 @@ def group_provision(ctx: StepContext, task: Task) -> Task | None:
     ready = ctx.tx.nodes.some_in_group(
         cluster.id, group.name, CHUNK, launched=True, status=NodeStatus.PENDING, busy=None
     )
+    if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, ready):
+        # Scripts that take their real time (the process provider's): look again soon.
+        task.due_at = round(ctx.now + ctx.durations.script_poll, 3)
+        return task
     failures = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, ready)
     checks: list[str] = group.spec.get("OnStartDeepHealthChecks") or []
     checking: list[Node] = []

@@ -33,6 +33,9 @@ class Durations:
     scale_setup: float = 60.0
     # The health agent notices a hardware fault this long after it happens (spec: 5 to 30 s).
     health_detection: float = 15.0
+    # How soon a step waiting for a lifecycle script that takes its own real time (the process
+    # provider's) looks again.
+    script_poll: float = 30.0
     # A failed launch or lifecycle script is tried again, with a new instance, this much later.
     provision_retry: float = 300.0
     # How long a Continuous group has to reach its MinCount (and a Continuous Slurm cluster

@@ -18,7 +18,7 @@ from hyperpod_local.domain.model import (
     Task,
 )
 from hyperpod_local.domain.software import desired_image
-from hyperpod_local.engine.context import StepContext, step
+from hyperpod_local.engine.context import StepContext, reschedule, step
 from hyperpod_local.engine.followups import (
     failure_event,
     group_ready,
@@ -33,9 +33,8 @@ from hyperpod_local.engine.recovery import recheck_faults, resume_recoveries
 def node_move(ctx: StepContext, task: Task) -> Task | None:
     if task.step == "detach":
         _detach(ctx, task)
-    else:
-        _attach(ctx, task)
-    return None
+        return None
+    return _attach(ctx, task)
 
 
 def _detach(ctx: StepContext, task: Task) -> None:
@@ -125,13 +124,15 @@ def _call_off(
     ctx.tx.events.add_all(log.events)
 
 
-def _attach(ctx: StepContext, task: Task) -> None:
+def _attach(ctx: StepContext, task: Task) -> Task | None:
     found = ctx.node_context(task)
     if found is None:
-        return
+        return None
     cluster, group, node = found
     if node.status != NodeStatus.ATTACH_IN_PROGRESS or node.instance_id is None:
-        return
+        return None
+    if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, [node]):
+        return reschedule(ctx, task, "attach", ctx.durations.script_poll)
     log = ctx.log(cluster)
     failure = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, [node])
     if failure:
@@ -143,7 +144,7 @@ def _attach(ctx: StepContext, task: Task) -> None:
         failure_event(log, cluster, group, node, node.status_message)
         schedule_relaunch(ctx.tx, cluster, node, ctx.now + ctx.durations.provision_retry)
         ctx.tx.events.add_all(log.events)
-        return
+        return None
     lifecycle_event(log, group, node, "Succeeded")
     log.instance(
         group.name,
@@ -159,10 +160,11 @@ def _attach(ctx: StepContext, task: Task) -> None:
         node.busy = None
         start_checks(ctx.tx, cluster, group, [node], checks, ctx.now, ctx.durations, log)
         ctx.tx.events.add_all(log.events)
-        return
+        return None
     move_node(node, "joined")
     node.busy = None
     ctx.tx.nodes.save(node)
     group_ready(ctx, cluster, group, log)
     resume_recoveries(ctx, cluster, group, log)
     ctx.tx.events.add_all(log.events)
+    return None

@@ -179,6 +179,8 @@ def _finish_replace(
     log: EventLog,
 ) -> Task | None:
     assert node.instance_id is not None
+    if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, [node]):
+        return reschedule(ctx, task, "ready", ctx.durations.script_poll)
     failure = ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, [node])
     if failure:
         lifecycle_event(log, group, node, "Failed")
@@ -321,6 +323,8 @@ def ready_together(ctx: StepContext, tasks: list[Task]) -> list[Task | None] | N
     groups = {group.name: group for group, _node in members}
     for name, group in groups.items():
         mine = [node for g, node in members if g.name == name]
+        if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, mine):
+            return None  # scripts that take their real time: each node waits on its own
         if ctx.provider.run_lifecycle_scripts(ctx.tx, cluster, group, mine):
             return None  # rolled back, strikes and all: each runs alone and fails as its own
     health = ctx.provider.health(ctx.tx, [node.instance_id or "" for _group, node in members])

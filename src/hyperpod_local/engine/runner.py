@@ -255,7 +255,7 @@ class Engine:
             if not target <= MAX_TIME:
                 # Refused before any step runs: an advance happens whole or not at all.
                 raise ClockLimit(clock.now(), target)
-            while (due := self.next_due_at()) is not None and due <= target:
+            while (due := self._next_after_catch_up()) is not None and due <= target:
                 clock.set(due)
                 self.run_due()
             clock.set(target)
@@ -269,7 +269,7 @@ class Engine:
         clock = self._manual()
         with self._lock:
             start = clock.now()
-            while (due := self.next_due_at(BACKGROUND_KINDS)) is not None:
+            while (due := self._next_after_catch_up(BACKGROUND_KINDS)) is not None:
                 if due - start > limit:
                     raise self._unsettled(f"after {limit:g} s")
                 if due > MAX_TIME:
@@ -278,6 +278,12 @@ class Engine:
                 self.run_due()
             self.save_clock()
             return clock.now() - start
+
+    def _next_after_catch_up(self, besides: frozenset[str] = frozenset()) -> float | None:
+        """The next due step, once the provider's own work in flight has ended: a manual
+        clock does not move while a lifecycle script runs in real time."""
+        self.provider.catch_up()
+        return self.next_due_at(besides)
 
     def _unsettled(self, reason: str) -> Unsettled:
         with self.store.read() as tx:

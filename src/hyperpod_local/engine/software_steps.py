@@ -126,7 +126,12 @@ def _reimage(
         if (node := ctx.tx.nodes.get(row_id)) is not None and node.busy == "update"
     ]
     instance_ids = [node.instance_id for node in nodes if node.instance_id]
-    ctx.provider.reimage(ctx.tx, instance_ids, target["ImageId"])
+    if not task.data.get("reimaged"):
+        ctx.provider.reimage(ctx.tx, instance_ids, target["ImageId"])
+    if ctx.provider.lifecycle_scripts_running(ctx.tx, cluster, group, nodes):
+        # The re-imaged instances run the lifecycle script again, in their real time.
+        task.data = {**task.data, "reimaged": True}
+        return reschedule(ctx, task, "reimage", ctx.durations.script_poll)
     faults = ctx.provider.health(ctx.tx, instance_ids)
     words = "software rollback" if rollback else "software update"
     for node in nodes:

@@ -94,6 +94,12 @@ class SimProvider:
             {instance_id: self._root() for instance_id in instance_ids}, image_id
         )
 
+    def lifecycle_scripts_running(
+        self, tx: Tx, cluster: Cluster, group: InstanceGroup, nodes: list[Node]
+    ) -> set[int]:
+        """Simulated scripts take no time of their own: their run is the provision duration."""
+        return set()
+
     def rejoin(
         self, tx: Tx, instance_id: str, cluster: Cluster, group: InstanceGroup, image_id: str
     ) -> None:
@@ -152,6 +158,18 @@ class SimProvider:
                 for volume in tx.instances.volumes(node.instance_id)
             ],
         }
+
+    def catch_up(self) -> None:
+        """Nothing of a simulated instance runs outside the engine's steps."""
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def banner(self) -> list[str]:
+        return []
 
     def _root(self) -> dict[str, Any]:
         return {
