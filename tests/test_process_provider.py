@@ -760,3 +760,42 @@ def test_a_moved_node_keeps_its_instance_and_runs_the_target_groups_script(
         # New volumes: the training script's marker is gone, the serving script's is there.
         assert not (secondary / "marker").exists()
         assert (secondary / "role").read_text() == "serving\n"
+
+
+def test_nodes_added_past_the_limit_wait_in_failure_as_a_shortage_leaves_them(
+    tmp_path: Path,
+) -> None:
+    # A scale-up inside its cluster's limit that the server has room for only in part (other
+    # clusters hold its nodes) is short, as a capacity shortage leaves it: its nodes wait in
+    # Failure with the limit's message and are tried again later; no step fails, and the
+    # cluster stays InService.
+    _scripts(tmp_path, "#!/bin/bash\necho up\n")
+    with _server(tmp_path, "--clock", "manual", "--max-nodes", "3") as server:
+        sm = server.client()
+        sm.create_cluster(ClusterName="other", InstanceGroups=[_workers(1)])
+        sm.create_cluster(ClusterName="grow", InstanceGroups=[_workers(1)], **CONTINUOUS)
+        server.settle()
+        added = sm.batch_add_cluster_nodes(
+            ClusterName="grow",
+            NodesToAdd=[{"InstanceGroupName": "workers", "IncrementTargetCountBy": 2}],
+        )
+        assert added["Failed"] == [] and len(added["Successful"]) == 2
+        server.advance(600)
+        nodes = sm.list_cluster_nodes(ClusterName="grow", IncludeNodeLogicalIds=True)[
+            "ClusterNodeSummaries"
+        ]
+        # Both were short together; tried again one at a time, one took the room there was.
+        failed = [n for n in nodes if n["InstanceStatus"]["Status"] == "Failure"]
+        assert len(nodes) == 3 and len(failed) == 1, nodes
+        assert failed[0]["InstanceStatus"]["Message"] == (
+            "This hyperpod-local server runs at most 3 process nodes (serve --max-nodes), "
+            "and 3 are running."
+        )
+        assert sm.describe_cluster(ClusterName="grow")["ClusterStatus"] == "InService"
+        events = sm.list_cluster_events(ClusterName="grow", MaxResults=100)["Events"]
+        assert not [e for e in events if "Internal error" in e["Description"]]
+        # Room again (the other cluster gone): the waiting node comes up on its next try.
+        sm.delete_cluster(ClusterName="other")
+        server.advance(3600)
+        nodes = sm.list_cluster_nodes(ClusterName="grow")["ClusterNodeSummaries"]
+        assert [n["InstanceStatus"]["Status"] for n in nodes] == ["Running"] * 3

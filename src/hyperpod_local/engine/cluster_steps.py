@@ -121,11 +121,14 @@ def launch_waiting_nodes(
         ctx.provider.check_capacity(ctx.tx, cluster, group)
     except LaunchError as error:
         shortage = error
-    launched = (
-        ctx.provider.launch_many(ctx.tx, cluster, group, ctx.now, len(waiting))
-        if shortage is None
-        else []
-    )
+    launched: list[str] = []
+    if shortage is None and waiting:
+        try:
+            launched = ctx.provider.launch_many(ctx.tx, cluster, group, ctx.now, len(waiting))
+        except LaunchError as error:
+            # Room for some but not all (a server's --max-nodes of process nodes): the
+            # batch is short as a whole, as a capacity shortage would leave it.
+            shortage = error
     for node, instance_id in itertools.zip_longest(waiting, launched):
         log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
         if instance_id is None:
