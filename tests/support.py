@@ -122,6 +122,11 @@ class ServerProcess:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Too slow to stop is a failure, but not a server left running after the test.
+            self.proc.kill()
+            self.proc.wait()
+            raise
         finally:
             self._close()
 
