@@ -48,15 +48,16 @@ def strike(ctx: StepContext, task: Task) -> Task | None:
 
 
 def _pick(ctx: StepContext, source: Fault, draw: random.Random) -> Node | None:
-    """A Running node of the fault's reach, each as likely as another."""
-    groups = ctx.tx.nodes.running_by_group(source.cluster_id, source.group_name)
-    total = sum(count for _cluster, _group, count in groups)
+    """A Running node of the fault's reach, each as likely as another: a group's nodes of
+    one type and release, as many as they are, then one of them."""
+    buckets = ctx.tx.nodes.running_by_group(source.cluster_id, source.group_name)
+    total = sum(bucket[-1] for bucket in buckets)
     if total == 0:
         return None
     index = int(draw.random() * total)
-    for cluster_id, group_name, count in groups:
+    for cluster_id, group_name, instance_type, release, count in buckets:
         if index < count:
-            return ctx.tx.nodes.nth_running(cluster_id, group_name, index)
+            return ctx.tx.nodes.nth_running(cluster_id, group_name, instance_type, release, index)
         index -= count
     return None
 

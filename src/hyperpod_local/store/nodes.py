@@ -146,43 +146,45 @@ class NodeRepository:
 
     def running_by_group(
         self, cluster_id: str | None, group_name: str | None
-    ) -> list[tuple[str, str, int]]:
-        """(cluster, group, nodes Running) for every group of the cluster (None: of every
-        cluster), or the one group; in a stable order, from group_node_counts."""
+    ) -> list[tuple[str, str, str, str, int]]:
+        """(cluster, group, instance type, image release, nodes Running) for every group of
+        the cluster (None: of every cluster), or the one group; in a stable order, from
+        group_node_counts."""
         stmt = select(
             group_node_counts.c.cluster_id,
             group_node_counts.c.group_name,
-            func.sum(group_node_counts.c.count),
+            group_node_counts.c.instance_type,
+            group_node_counts.c.image_release_version,
+            group_node_counts.c.count,
         ).where(group_node_counts.c.status == NodeStatus.RUNNING)
         if cluster_id is not None:
             stmt = stmt.where(group_node_counts.c.cluster_id == cluster_id)
         if group_name is not None:
             stmt = stmt.where(group_node_counts.c.group_name == group_name)
-        stmt = stmt.group_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
-        rows = self.conn.execute(
-            stmt.order_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
-        )
-        return [(row[0], row[1], int(row[2])) for row in rows]
+        rows = self.conn.execute(stmt.order_by(*list(group_node_counts.primary_key.columns)))
+        return [(row[0], row[1], row[2], row[3], int(row[4])) for row in rows]
 
     def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
-        return sum(count for _c, _g, count in self.running_by_group(cluster_id, group_name))
+        return sum(row[-1] for row in self.running_by_group(cluster_id, group_name))
 
-    def nth_running(self, cluster_id: str, group_name: str, index: int) -> Node | None:
-        """The group's `index`-th Running node in creation order, if no operation holds it."""
-        row = self.conn.execute(
-            select(*_SELECTED)
-            .where(
-                nodes.c.cluster_id == cluster_id,
-                nodes.c.group_name == group_name,
-                nodes.c.status == NodeStatus.RUNNING,
-            )
-            .order_by(nodes.c.id)
-            .limit(1)
-            .offset(index)
-        ).first()
-        if row is None or row.busy is not None:
-            return None
-        return _node(row)
+    def nth_running(
+        self, cluster_id: str, group_name: str, instance_type: str, release: str, index: int
+    ) -> Node | None:
+        """The `index`-th Running node (in creation order) of the group's nodes of that type
+        and release, if no operation holds it. Every column of ix_nodes_cluster_counts is
+        given, so the offset walks that index alone: no node row is read but the one found."""
+        row_id = self.conn.scalar(
+            _NTH_RUNNING,
+            {
+                "cluster_id": cluster_id,
+                "group_name": group_name,
+                "instance_type": instance_type,
+                "release": release,
+                "index": index,
+            },
+        )
+        node = None if row_id is None else self.get(int(row_id))
+        return None if node is None or node.busy is not None else node
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """Counted in the database, so a check costs the same in a group of any size."""
@@ -376,6 +378,19 @@ _FIELDS = len(NODE_COLUMNS)
 # Statements a step runs every time, built once: building one costs more than running it.
 _BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
 _BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
+_NTH_RUNNING = (
+    select(nodes.c.id)
+    .where(
+        nodes.c.cluster_id == bindparam("cluster_id"),
+        nodes.c.group_name == bindparam("group_name"),
+        nodes.c.instance_type == bindparam("instance_type"),
+        nodes.c.image_release_version == bindparam("release"),
+        nodes.c.status == NodeStatus.RUNNING,
+    )
+    .order_by(nodes.c.id)
+    .limit(1)
+    .offset(bindparam("index"))
+)
 _COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),
     group_node_counts.c.group_name == bindparam("group_name"),
