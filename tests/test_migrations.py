@@ -47,6 +47,7 @@ RELEASED = {
     "0007_extensions_and_task_governance.py": (
         "dd74bb75c832d776837c5c9f841b0a9dc4f3bdf937df433dcc402f7876ea9add"
     ),
+    "0008_busy_nodes_index.py": "bed2d79a0bb9e7be8137c34d822e86bdc424320d5237deaba873f3126703ba33",
 }
 
 

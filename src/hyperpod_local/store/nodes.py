@@ -6,7 +6,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, delete, func, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    union_all,
+    update,
+)
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Node, NodeStatus
 from hyperpod_local.store import bulk
@@ -187,17 +197,18 @@ class NodeRepository:
         return None if node is None or node.busy is not None else node
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
-        """Counted in the database, so a check costs the same in a group of any size."""
-        # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
-        failing = (nodes.c.status == "Failure") | nodes.c.busy.in_(["recover", "replace", "reboot"])
-        row = self.conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((failing, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((nodes.c.busy == "recover", 1), else_=0)), 0),
-            ).where(nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name)
-        ).one()
-        return GroupHealth(members=row[0], unhealthy=row[1], recovering=row[2])
+        """The group's members and nodes in Failure from its counts, and the few nodes an
+        operation holds from ix_nodes_busy: a check costs the same in a group of any size."""
+        key = {"cluster_id": cluster_id, "group_name": group_name}
+        members = int(self.conn.scalar(_COUNT_ALL, key) or 0)
+        unhealthy = self.serving_count(cluster_id, group_name, _FAILURE)
+        recovering = 0
+        for status, busy in self.conn.execute(_HELD, key):
+            # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
+            if busy in _DOWN_WHILE and status != NodeStatus.FAILURE:
+                unhealthy += 1
+            recovering += busy == "recover"
+        return GroupHealth(members=members, unhealthy=unhealthy, recovering=recovering)
 
     def set_status_all(self, cluster_id: str, status: str) -> None:
         self.conn.execute(
@@ -301,6 +312,7 @@ class NodeRepository:
 
 
 _FAILURE = (NodeStatus.FAILURE,)
+_DOWN_WHILE = frozenset({"recover", "replace", "reboot"})
 
 _UPDATE_NODE = (
     update(nodes)
@@ -378,6 +390,12 @@ _FIELDS = len(NODE_COLUMNS)
 # Statements a step runs every time, built once: building one costs more than running it.
 _BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
 _BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
+# `busy IS NOT NULL` as ix_nodes_busy has it, so that the planner takes that index.
+_HELD = select(nodes.c.status, nodes.c.busy).where(
+    nodes.c.cluster_id == bindparam("cluster_id"),
+    nodes.c.group_name == bindparam("group_name"),
+    text("busy IS NOT NULL"),
+)
 _NTH_RUNNING = (
     select(nodes.c.id)
     .where(
@@ -390,6 +408,10 @@ _NTH_RUNNING = (
     .order_by(nodes.c.id)
     .limit(1)
     .offset(bindparam("index"))
+)
+_COUNT_ALL = select(func.sum(group_node_counts.c.count)).where(
+    group_node_counts.c.cluster_id == bindparam("cluster_id"),
+    group_node_counts.c.group_name == bindparam("group_name"),
 )
 _COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 
 from hyperpod_local.store.node_count_triggers import TRIGGERS
@@ -99,6 +100,15 @@ nodes = Table(
     Index("ix_nodes_cluster_name", "cluster_id", "group_name", "name_key", "id"),
     Index("ix_nodes_cluster_group_time", "cluster_id", "group_name", "sort_time", "id"),
     Index("ix_nodes_cluster_logical", "cluster_id", "logical_id"),
+    # The few nodes an operation holds, of each group: automatic recovery's group health
+    # counts them without reading the group's other nodes.
+    Index(
+        "ix_nodes_busy",
+        "cluster_id",
+        "group_name",
+        "busy",
+        sqlite_where=text("busy IS NOT NULL"),
+    ),
     # Covers DescribeCluster's per-group counts, so they never read the rows themselves.
     Index(
         "ix_nodes_cluster_counts",
