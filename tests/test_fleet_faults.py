@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support import ServerProcess, group
+from tests.test_faults import events_of, nodes_of
 
 HOUR = 3600.0
 
@@ -29,17 +30,6 @@ def fleet(server: ServerProcess, name: str, *groups: dict[str, Any]) -> Any:
     sm.create_cluster(ClusterName=name, NodeRecovery="Automatic", InstanceGroups=list(groups))
     server.settle()
     return sm
-
-
-def nodes_of(sm: Any, name: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"ClusterName": name, "MaxResults": 100}
-    while True:
-        page = sm.list_cluster_nodes(**kwargs)
-        found += page["ClusterNodeSummaries"]
-        if not page.get("NextToken"):
-            return found
-        kwargs["NextToken"] = page["NextToken"]
 
 
 def faults(server: ServerProcess, kind: str | None = None) -> list[dict[str, Any]]:
@@ -133,8 +123,6 @@ def test_random_hardware_strikes_serving_nodes_at_their_mtbf(server: ServerProce
     assert len(nodes) == 50
     # Only the gpu group was struck; GpuXid79 needs new instances, GpuXid13 a reboot.
     assert {n["InstanceId"] for n in nodes if n["InstanceGroupName"] == "cpu"} == cpu_before
-    status, body = server.admin("GET", "/_hyperpod/stats")
-    assert status == 200
 
     # Removed, it strikes no more.
     [source] = faults(server, "random_hardware")
@@ -261,17 +249,6 @@ def test_under_a_real_clock_the_mtbf_is_hyperpod_time_that_speed_shortens(
             time.sleep(0.05)
     finally:
         server.stop()
-
-
-def events_of(sm: Any, name: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"ClusterName": name, "MaxResults": 100}
-    while True:
-        page = sm.list_cluster_events(**kwargs)
-        found += page["Events"]
-        if not page.get("NextToken"):
-            return found
-        kwargs["NextToken"] = page["NextToken"]
 
 
 def test_replacements_due_together_each_get_what_one_alone_gets(server: ServerProcess) -> None:

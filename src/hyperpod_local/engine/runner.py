@@ -156,9 +156,7 @@ class Engine:
         and is tried again a little later, then given up with an error event."""
         step, due_at = task.step, task.due_at
         now = self.clock.now()
-        late = self.clock.wall_seconds(now - due_at) if now > due_at else 0.0
-        # A manual clock's span never passes by itself (inf): its steps run at their due time.
-        late = late if math.isfinite(late) else 0.0
+        late = self._lateness(due_at, now)
         # A step happens at its due time, or now if the engine runs it late, so no event is
         # stamped earlier than one a request has already written.
         context = StepContext(
@@ -220,13 +218,18 @@ class Engine:
             for task, (step_name, due_at, data) in zip(tasks, saved, strict=True):
                 task.step, task.due_at, task.data = step_name, due_at, data
             return None
-        late = self.clock.wall_seconds(now - first.due_at) if now > first.due_at else 0.0
-        late = late if math.isfinite(late) else 0.0
+        late = self._lateness(first.due_at, now)
         # What the batch counted is reported once, with its first step.
         return [
             StepReport(task.kind, "ok", late, context.tally.counts if i == 0 else Counter())
             for i, task in enumerate(tasks)
         ]
+
+    def _lateness(self, due_at: float, now: float) -> float:
+        """Wall-clock seconds a step due at `due_at` runs late at `now`."""
+        late = self.clock.wall_seconds(now - due_at) if now > due_at else 0.0
+        # A manual clock's span never passes by itself (inf): its steps run at their due time.
+        return late if math.isfinite(late) else 0.0
 
     def _report(self, reports: list[StepReport]) -> None:
         if self.observer is None:

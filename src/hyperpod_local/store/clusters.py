@@ -329,28 +329,25 @@ class ClusterRepository:
         """A cluster by id, whoever owns it, for the engine and the admin API: its groups
         without what DescribeCluster counts of them (CurrentCount and the rest stay 0), which
         none of them reads; tests/test_architecture.py keeps the engine from reading them."""
-        row = self.conn.execute(_statements().any_by_id, {"key": cluster_id}).first()
-        if row is None:
-            return None
-        cluster = _cluster(row)
-        cluster.groups = [
-            _group(group)
-            for group in self.conn.execute(_statements().groups, {"cluster_id": cluster_id})
-        ]
-        return cluster
+        return self._one(_statements().any_by_id, {"key": cluster_id}, True, counted=False)
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
         self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
 
-    def _one(self, stmt: Any, params: dict[str, str], with_groups: bool) -> Cluster | None:
+    def _one(
+        self, stmt: Any, params: dict[str, str], with_groups: bool, *, counted: bool = True
+    ) -> Cluster | None:
         row = self.conn.execute(stmt, params).first()
         if row is None:
             return None
         cluster = _cluster(row)
-        if with_groups:
+        if with_groups and counted:
             cluster.groups = self._groups(cluster.id)
+        elif with_groups:
+            groups = self.conn.execute(_statements().groups, {"cluster_id": cluster.id})
+            cluster.groups = [_group(group) for group in groups]
         return cluster
 
     def _groups(self, cluster_id: str) -> list[InstanceGroup]:
