@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from measure import log
-from servers import BIN, HOST, Server, free_port, moto_command
+from servers import BIN, HOST, Server, free_port, moto_command, ours_command
 from targets import ask_afresh, group, make_client
 
 EAST = "us-east-1"
@@ -83,20 +83,6 @@ class Replay:
     samples: list[dict[str, float]] = field(default_factory=list)
     fault_posts_ms: list[float] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)
-
-
-def ours(binary: Path, port: int, data_dir: Path, *extra: str) -> list[str]:
-    return [
-        str(binary),
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        *extra,
-    ]
 
 
 def started(name: str, argv: list[str], port: int, work: Path) -> Server:
@@ -175,7 +161,7 @@ def throughput(binary: Path, nodes: int, sizes: FleetSizes, work: Path, key: str
     port = free_port()
     server = started(
         f"{key}-steps-{nodes}",
-        ours(binary, port, work / f"{key}-steps-{nodes}", "--clock", "manual"),
+        ours_command(port, work / f"{key}-steps-{nodes}", "--clock", "manual", binary=binary),
         port,
         work,
     )
@@ -206,7 +192,9 @@ def throughput(binary: Path, nodes: int, sizes: FleetSizes, work: Path, key: str
 def settle_fleet(binary: Path, sizes: FleetSizes, work: Path, key: str) -> dict[str, float]:
     port = free_port()
     data = work / f"{key}-fleet"
-    server = started(f"{key}-fleet", ours(binary, port, data, "--clock", "manual"), port, work)
+    server = started(
+        f"{key}-fleet", ours_command(port, data, "--clock", "manual", binary=binary), port, work
+    )
     try:
         client = make_client(EAST, endpoint_url=server.url)
         cpu_before = server.cpu_seconds()
@@ -266,7 +254,7 @@ def create_and_describe(
 def replay(binary: Path, sizes: FleetSizes, work: Path) -> Replay:
     """The fleet at `speed` under a real clock, failing at random: sampled every 2 s."""
     port = free_port()
-    argv = ours(binary, port, work / "replay", "--speed", f"{sizes.speed:g}")
+    argv = ours_command(port, work / "replay", "--speed", f"{sizes.speed:g}", binary=binary)
     server = started("replay", argv, port, work)
     result = Replay()
     try:
@@ -397,7 +385,7 @@ def fleet_part(
         rows["rss"].values[key] = fleet["rss_mb"]
         port = free_port()
         found = create_and_describe(
-            ours(binary, port, work / f"{key}-cd", "--clock", "manual"),
+            ours_command(port, work / f"{key}-cd", "--clock", "manual", binary=binary),
             port,
             sizes,
             work,

@@ -69,9 +69,12 @@ def own_cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def ours_command(port: int, data_dir: Path, *extra: str) -> list[str]:
+def ours_command(
+    port: int, data_dir: Path, *extra: str, binary: Path = BIN / "hyperpod-local"
+) -> list[str]:
+    """`hyperpod-local serve` on the port; `binary` another release's executable."""
     return [
-        str(BIN / "hyperpod-local"),
+        str(binary),
         "serve",
         "--host",
         HOST,
