@@ -11,6 +11,7 @@ import pytest
 import pytest_timeout
 
 from hyperpod_local.mock import HyperPodMock
+from tests import postgresql
 from tests.support import ServerProcess, kill_live_servers
 
 _names = itertools.count()
@@ -76,7 +77,8 @@ def sm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         _TIME[id(client)] = (server.settle, server.advance)
         yield client
     else:
-        with HyperPodMock(tmp_path_factory.mktemp("mock")) as hp:
+        store = {"database_url": postgresql.fresh_database()} if postgresql.ON_POSTGRESQL else {}
+        with HyperPodMock(tmp_path_factory.mktemp("mock"), **store) as hp:
             client = hp.client()
             _TIME[id(client)] = (hp.settle, hp.advance)
             yield client

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from tests import postgresql
+
 ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
 CLI = str(Path(sys.executable).parent / "hyperpod-local")
 # Servers started and not yet stopped: a test that times out has them killed before its
@@ -46,7 +48,11 @@ class ServerProcess:
         self.started = 0.0
 
     def command(self) -> list[str]:
-        return [CLI, "serve", "--port", "0", "--data-dir", str(self.data_dir), *self.args]
+        store: list[str] = []
+        if postgresql.ON_POSTGRESQL and "--store" not in self.args:
+            # The data dir's own database there: a restart on it finds the store again.
+            store = ["--store", postgresql.database_for(self.data_dir.resolve())]
+        return [CLI, "serve", "--port", "0", "--data-dir", str(self.data_dir), *store, *self.args]
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, **(self.env or {})}

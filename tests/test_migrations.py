@@ -48,6 +48,9 @@ RELEASED = {
         "dd74bb75c832d776837c5c9f841b0a9dc4f3bdf937df433dcc402f7876ea9add"
     ),
     "0008_busy_nodes_index.py": "bed2d79a0bb9e7be8137c34d822e86bdc424320d5237deaba873f3126703ba33",
+    "0009_postgresql_node_counts.py": (
+        "c7c6d33d9d52c2d630f097303d9041e0757b2d52f51ce029ad65019adc4e35a9"
+    ),
 }
 
 
@@ -231,22 +234,26 @@ def test_a_table_with_a_constraint_it_lacks_is_rebuilt_with_its_rows(
     assert node_counts(path) == counted_nodes(path)
 
 
+# A revision no release of ours has yet: the next one after the head.
+NEWER = f"{int(HEAD_REVISION) + 1:04d}"
+
+
 def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
     path = load(FIXTURES / "0002-5777f74.sql", tmp_path / "data")
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0009'")
+        conn.execute("UPDATE alembic_version SET version_num = ?", (NEWER,))
         conn.execute("DROP TABLE faults")  # what 0003 would add back, were it to run
     conn.close()
     before = shape(path)
     with pytest.raises(NewerStoreError) as refused:
         Store.open(tmp_path / "data").close()
     assert str(refused.value) == (
-        f"the store at {path} was written by a newer hyperpod-local (revision 0009); "
+        f"the store at {path} was written by a newer hyperpod-local (revision {NEWER}); "
         f"this release knows up to {HEAD_REVISION}: run that release, or use another data dir"
     )
-    assert refused.value.revision == "0009"
-    assert shape(path) == before and revision_of(path) == "0009"
+    assert refused.value.revision == NEWER
+    assert shape(path) == before and revision_of(path) == NEWER
     # The lock was let go: the data dir can be opened once it is fixed.
     conn = sqlite3.connect(path)
     with conn:

@@ -16,7 +16,7 @@ from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.engine.clock import Clock, ManualClock, RealClock
 from hyperpod_local.engine.durations import Durations
-from hyperpod_local.engine.runner import CLOCK_SETTING, Engine
+from hyperpod_local.engine.runner import Engine
 from hyperpod_local.outlets import EventDispatcher
 from hyperpod_local.providers import ProviderContext, build_provider
 from hyperpod_local.settings import Settings
@@ -63,10 +63,17 @@ class Backend:
         self.store.latest_release()
         # HyperPod time goes on from where it was when the data dir was last used: the time
         # the engine last saved, or the latest time a request stamped on anything since.
-        start = float(self.store.setting(CLOCK_SETTING, lambda: repr(round(time.time(), 3))))
+        start = self.store.saved_time()
+        if start is None:
+            start = round(time.time() + self.store.clock_offset()[0], 3)
+            self.store.save_time(start)
         start = max(start, self.store.latest_time() or start)
+        # A shared store's replicas share its time (engine/clock.py).
+        shared = self.store if self.store.shared else None
         self.clock: Clock = clock or (
-            ManualClock(start) if settings.clock == "manual" else RealClock(settings.speed, start)
+            ManualClock(start, shared)
+            if settings.clock == "manual"
+            else RealClock(settings.speed, start, self.store.clock_offset()[0] if shared else 0.0)
         )
         if self.clock.mode == "real":
             # The clock is the wall clock: HyperPod's work is what speeds up.

@@ -93,6 +93,16 @@ def main() -> None:
     help="Where the state (SQLite) lives; it survives restarts.",
 )
 @click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    envvar="HYPERPOD_LOCAL_STORE",
+    show_envvar=True,
+    help="Keep the state in this database instead of the data dir's SQLite: "
+    "postgresql+psycopg://USER@HOST:PORT/DATABASE, which several servers may share "
+    "(README, Running it for a team).",
+)
+@click.option(
     "--demo",
     is_flag=True,
     envvar="HYPERPOD_LOCAL_DEMO",
@@ -330,6 +340,7 @@ def serve(
     host: str,
     port: int,
     data_dir: Path,
+    store_url: str | None,
     demo: bool,
     max_instances_per_cluster: int,
     clock: str,
@@ -398,6 +409,7 @@ def serve(
         backend = Backend(
             Settings(
                 data_dir=data_dir,
+                database_url=store_url,
                 provider=provider,
                 provider_options=provider_options,
                 max_instances_per_cluster=max_instances_per_cluster,

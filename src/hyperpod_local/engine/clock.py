@@ -11,6 +11,11 @@ Work that fell due while a server was down runs when it starts again. A data dir
 ran ahead of the wall clock (written by a release whose real clock sped time itself up) goes
 on from its own latest time, never back, until the wall clock catches up.
 
+Replicas of one shared store (PostgreSQL) share its time. A manual clock keeps its time in
+the store (`SharedTime`): an advance sent to one replica moves every replica's clock. A real
+clock reads this machine's clock corrected by the database server's offset from it (measured
+at start), so every replica, on any machine, tells the database's time.
+
 HyperPod time never passes MAX_TIME (the start of year 9000 UTC): every timestamp an answer
 carries stays printable by every client (Python's datetime ends at 9999), with room for the
 durations a step adds to it. A manual clock refuses to go past it; a real one stops there.
@@ -63,10 +68,22 @@ class Clock(Protocol):
         ...
 
 
+class SharedTime(Protocol):
+    """HyperPod time kept where every replica reads it (the store)."""
+
+    def saved_time(self) -> float | None: ...
+
+    def save_time(self, now: float) -> None:
+        """Save `now`, unless a later time is saved already."""
+        ...
+
+
 class RealClock:
     mode = "real"
 
-    def __init__(self, speed: float = 60.0, start: float | None = None) -> None:
+    def __init__(
+        self, speed: float = 60.0, start: float | None = None, offset: float = 0.0
+    ) -> None:
         if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
             raise ValueError(f"speed must be a number in (0, {MAX_SPEED:g}]; got {speed!r}")
         # How much faster than HyperPod the durations run (shown by the admin API).
@@ -74,8 +91,9 @@ class RealClock:
         # Elapsed time from the monotonic clock: a step of the system clock (NTP) must not
         # move time backwards. It starts at the wall clock, or at the store's own latest
         # time if that is later.
+        # `offset`: how far ahead of this machine's clock the shared store's clock is.
         self._monotonic_start = time.monotonic()
-        self._start = max(time.time(), _start_time(start))
+        self._start = max(time.time() + offset, _start_time(start))
 
     def now(self) -> float:
         elapsed = time.monotonic() - self._monotonic_start
@@ -88,11 +106,18 @@ class RealClock:
 class ManualClock:
     mode = "manual"
 
-    def __init__(self, start: float | None = None) -> None:
+    def __init__(self, start: float | None = None, shared: SharedTime | None = None) -> None:
         self._now = round(_start_time(start), 3)
         self._lock = threading.Lock()
+        # Where every replica's manual clock keeps its time, when the store is shared.
+        self._shared = shared
 
     def now(self) -> float:
+        if self._shared is not None:
+            saved = self._shared.saved_time()
+            if saved is not None and saved > self._now:
+                with self._lock:
+                    self._now = max(self._now, min(saved, MAX_TIME))
         return self._now
 
     def wall_seconds(self, hyperpod_seconds: float) -> float:
@@ -104,3 +129,6 @@ class ManualClock:
             raise ClockLimit(self._now, value)
         with self._lock:
             self._now = max(self._now, round(value, 3))
+            now = self._now
+        if self._shared is not None:
+            self._shared.save_time(now)

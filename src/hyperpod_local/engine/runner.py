@@ -22,7 +22,6 @@ from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
 
-CLOCK_SETTING = "clock_time"
 # A step that raises is retried this much HyperPod time later, and abandoned after so many.
 STEP_RETRY_DELAY = 60.0
 MAX_STEP_FAILURES = 5
@@ -136,7 +135,7 @@ class Engine:
                                 continue
                         reports.append(self._run_one(tx, task))
                         index += 1
-                    self.store.put_setting(CLOCK_SETTING, repr(now), tx=tx)
+                    self.store.save_time(now, tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not tasks and not pruned
                 if not tasks:
@@ -308,7 +307,7 @@ class Engine:
 
     def save_clock(self) -> None:
         with self.store.write() as tx:
-            self.store.put_setting(CLOCK_SETTING, repr(self.clock.now()), tx=tx)
+            self.store.save_time(self.clock.now(), tx=tx)
             # A manual advance may jump over an hour: what aged out goes now.
             tx.answers_unchanged = not self._prune(tx, self.clock.now())
 

@@ -2,8 +2,10 @@
 
 Everything that depends on the database being SQLite lives in this module: the data dir's
 file and its one-process lock, the pragmas, BEGIN IMMEDIATE for writers, and how a busy
-database is recognised. The repositories (store/*.py) use only portable SQLAlchemy Core, so
-another database is another configuration of the same Store."""
+database is recognised. What PostgreSQL needs instead (one write lock for every replica on
+the database, snapshot reads, the database's clock) is in store/postgresql.py. The
+repositories (store/*.py) use only portable SQLAlchemy Core, so another database is another
+configuration of the same Store."""
 
 from __future__ import annotations
 
@@ -14,12 +16,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE
 from hyperpod_local.startup import StartupError, os_failure
-from hyperpod_local.store import schema
+from hyperpod_local.store import postgresql, schema
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
 from hyperpod_local.store.sqlite_failures import unusable_database
@@ -29,11 +44,16 @@ log = logging.getLogger(__name__)
 
 # Every Alembic revision this release has, oldest first, the last one the head; a test checks
 # them against the migration scripts. Kept here so a start-up needs no Alembic to know them.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 DATABASE_FILE = "hyperpod.db"
 RELEASE_SETTING = "latest_image_release"
+# HyperPod time as the engine last saved it: where a restarted server's clock goes on from,
+# and, in a shared store, the manual clock every replica reads.
+CLOCK_SETTING = "clock_time"
+# The databases a store may be in, by SQLAlchemy dialect, and the extra that brings a driver.
+DIALECTS = {"sqlite": None, "postgresql": "postgresql"}
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -63,9 +83,11 @@ class Store:
         self._lock = lock
         # The data dir's SQLite file, to name in a StartupError (None: some other database).
         self._database = database
-        self.engine: Engine = create_engine(url, pool_size=8, max_overflow=16)
+        self.engine: Engine = _create_engine(url)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+        else:
+            postgresql.configure(self.engine, _WRITE_OPTION)
         # Writers of this process, one after another in the order they came (write()).
         self._turns = _TurnTaking()
         self._ensure_schema()
@@ -128,8 +150,21 @@ class Store:
     @property
     def sole_writer(self) -> bool:
         """Whether this process is sure to be the store's only writer: it holds the data
-        dir's lock. The response cache relies on it."""
+        dir's lock. The response cache relies on it, and so does what this process keeps of
+        the store in memory (the latest release); on PostgreSQL other replicas write too."""
         return self._lock is not None and self._lock.held
+
+    @property
+    def shared(self) -> bool:
+        """Whether other servers may use this store at the same time: a PostgreSQL one,
+        whose replicas then share its clock too (engine/clock.py)."""
+        return self.engine.dialect.name != "sqlite"
+
+    def clock_offset(self) -> tuple[float, float]:
+        """How far ahead of this machine's clock the store's own clock is, and how sure that
+        is, in seconds: every replica of a shared store takes its time from the database's
+        clock. (0, 0) for SQLite, whose clock is this machine's."""
+        return postgresql.clock_offset(self.engine) if self.shared else (0.0, 0.0)
 
     @property
     def generation(self) -> int:
@@ -195,12 +230,13 @@ class Store:
     def latest_release(self) -> str:
         """The newest HyperPod platform image release: new nodes get it, and a node on another
         is UpdateAvailable. Published through the admin API; kept in the store."""
-        if self._latest_release is None:
-            with self.read() as tx:
-                stored = tx.conn.scalar(
-                    select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
-                )
-            self._latest_release = stored or LATEST_IMAGE_RELEASE
+        if self._latest_release is not None and self.sole_writer:
+            return self._latest_release
+        with self.read() as tx:
+            stored = tx.conn.scalar(
+                select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
+            )
+        self._latest_release = stored or LATEST_IMAGE_RELEASE
         return self._latest_release
 
     def publish_release(self, version: str) -> None:
@@ -220,6 +256,25 @@ class Store:
             found = [tx.conn.scalar(select(func.max(column))) for column in columns]
         return max((value for value in found if value is not None), default=None)
 
+    def saved_time(self) -> float | None:
+        """HyperPod time as last saved (`save_time`), None in a store that never saved one."""
+        with self.read() as tx:
+            value = tx.conn.scalar(_SAVED_TIME)
+        return None if value is None else float(value)
+
+    def save_time(self, now: float, *, tx: Tx | None = None) -> None:
+        """Save HyperPod time `now`, unless a later time is saved already: replicas saving
+        their own now one after another never move it back."""
+        if tx is None:
+            with self.write() as own:
+                self.save_time(now, tx=own)
+                own.answers_unchanged = True
+            return
+        value = repr(round(now, 3))
+        raised = tx.conn.execute(_RAISE_TIME, {"time_text": value, "now": now})
+        if raised.rowcount == 0 and tx.conn.scalar(_SAVED_TIME) is None:
+            tx.conn.execute(schema.settings.insert(), dict(key=CLOCK_SETTING, value=value))
+
     def put_setting(self, key: str, value: str, *, tx: Tx | None = None) -> None:
         if tx is None:
             with self.write() as own:
@@ -238,6 +293,18 @@ class Store:
             self._lock = None
 
     def _ensure_schema(self) -> None:
+        if not self.shared:
+            self._migrate()
+            return
+        try:
+            with postgresql.migration_lock(self.engine):
+                self._migrate()
+        except OperationalError as error:
+            raise StartupError(
+                f"cannot use the store at {_without_password(self.engine)}: {error.orig}"
+            ) from error
+
+    def _migrate(self) -> None:
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
@@ -273,6 +340,15 @@ class Store:
                 f"{current} to {HEAD_REVISION}: {error}; it is left as it was: run the "
                 "release that wrote it, or move it away to start with an empty store"
             ) from error
+
+
+_SAVED_TIME = select(schema.settings.c.value).where(schema.settings.c.key == CLOCK_SETTING)
+_RAISE_TIME = (
+    schema.settings.update()
+    .where(schema.settings.c.key == CLOCK_SETTING)
+    .where(cast(schema.settings.c.value, Float) < bindparam("now", type_=Float))
+    .values(value=bindparam("time_text"))
+)
 
 
 class _TurnTaking:
@@ -325,9 +401,30 @@ def _busy_as_error() -> Iterator[None]:
     try:
         yield
     except OperationalError as error:
-        if "locked" in str(error.orig) or "busy" in str(error.orig):
+        if "locked" in str(error.orig) or "busy" in str(error.orig) or postgresql.busy(error):
             raise Busy(str(error.orig)) from None
         raise
+
+
+def _create_engine(url: str) -> Engine:
+    """The SQLAlchemy engine of a store's URL: SQLite or PostgreSQL, with a clear word for
+    another database or a driver that is not installed."""
+    try:
+        dialect = make_url(url).get_backend_name()
+    except ArgumentError as error:
+        raise StartupError(f"cannot use the store {url!r}: {error}") from error
+    if dialect not in DIALECTS:
+        raise StartupError(
+            f"cannot use the store {url!r}: hyperpod-local keeps its store in SQLite or "
+            f"PostgreSQL (postgresql+psycopg://USER@HOST:PORT/DATABASE), not {dialect}"
+        )
+    try:
+        return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=dialect != "sqlite")
+    except ModuleNotFoundError as error:
+        raise StartupError(
+            f"cannot use the store {make_url(url).render_as_string()}: its driver "
+            f"({error.name}) is not installed; pip install 'hyperpod-local[{DIALECTS[dialect]}]'"
+        ) from error
 
 
 def _without_password(engine: Engine) -> str:

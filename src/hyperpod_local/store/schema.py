@@ -20,7 +20,7 @@ from sqlalchemy import (
     text,
 )
 
-from hyperpod_local.store.node_count_triggers import TRIGGERS
+from hyperpod_local.store.node_count_triggers import POSTGRESQL_TRIGGERS, SQLITE_TRIGGERS
 
 metadata = MetaData()
 
@@ -108,6 +108,7 @@ nodes = Table(
         "group_name",
         "busy",
         sqlite_where=text("busy IS NOT NULL"),
+        postgresql_where=text("busy IS NOT NULL"),
     ),
     # Covers DescribeCluster's per-group counts, so they never read the rows themselves.
     Index(
@@ -136,8 +137,11 @@ group_node_counts = Table(
     Column("status", String(32), primary_key=True),
     Column("count", Integer, nullable=False),
 )
-for _trigger in TRIGGERS:
+for _trigger in SQLITE_TRIGGERS:
     event.listen(nodes, "after_create", _trigger.execute_if(dialect="sqlite"))
+for _trigger in POSTGRESQL_TRIGGERS:
+    # Once every table is there: the function names group_node_counts, the triggers nodes.
+    event.listen(metadata, "after_create", _trigger.execute_if(dialect="postgresql"))
 
 # Engine work: each row is the next step of a durable operation, due at a HyperPod time.
 tasks = Table(
