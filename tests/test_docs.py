@@ -19,6 +19,7 @@ from typing import Any
 
 import hyperpod_local
 from hyperpod_local.demo import ensure_demo_cluster
+from tests import postgresql
 from tests.support import ServerProcess, clean_environment, run_clean
 
 README = Path(__file__).parent.parent / "README.md"
@@ -281,3 +282,26 @@ def test_the_readme_fault_specs_go_in_through_the_admin_api_and_the_mock(tmp_pat
         for spec in specs:
             [made] = hp.inject(filled(spec, worker))
             assert made["Kind"] == spec["Kind"]
+
+
+def test_three_replicas_on_one_postgresql_serve_one_cluster(tmp_path: Path) -> None:
+    postgresql.require()
+    block = sh_block("HYPERPOD_LOCAL_STORE=postgresql")
+    database = f"hp_readme_{os.getpid()}_{free_port()}"
+    script = (
+        "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n"
+        + block.replace("hyperpod_team", database)
+        + "cat replica-4591.log\n"
+    )
+    ports = {str(port): free_port() for port in (4591, 4592, 4593)}
+    try:
+        result = shell(script, tmp_path, ports)
+    finally:
+        postgresql.drop(postgresql.url_of(database))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Made through the first replica, described by the third.
+    assert '"ClusterArn": "arn:aws:sagemaker:us-east-1:123456789012:cluster/' in result.stdout
+    assert re.search(r'^"(Creating|InService)"$', result.stdout, re.M), result.stdout
+    assert f"serving the SageMaker HyperPod API at http://127.0.0.1:{ports['4591']}" in (
+        result.stdout
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, inspect
 from hyperpod_local.startup import StartupError
 from hyperpod_local.store import database
 from hyperpod_local.store.database import HEAD_REVISION, REVISIONS, NewerStoreError, Store
+from tests import postgresql
 from tests.support import ServerProcess, group
 
 VERSIONS = Path(database.__file__).parent / "migrations" / "versions"
@@ -421,3 +422,120 @@ def test_a_store_at_0004_with_clusters_takes_extensions_and_task_governance(
         name: count for name, count in before.items() if name != "tasks"
     }
     assert after["governance_policies"] == 1 and after["cluster_extensions"] == 0
+
+
+# PostgreSQL ----------------------------------------------------------------------------------
+# Stores there were made before this release only through Settings.database_url (no flag named
+# one), by `create_all`, without revision 0005's triggers: postgresql/ holds such a store.
+POSTGRESQL_SCHEMAS = sorted((FIXTURES / "postgresql").glob("*.sql"))
+
+
+def load_postgresql(fixture: Path) -> str:
+    """A new database holding the fixture's; its URL."""
+    import psycopg
+
+    url = postgresql.fresh_database()
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(fixture.read_text())
+    return url
+
+
+def in_postgresql(url: str, query: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return conn.execute(query).fetchall()
+
+
+@pytest.mark.parametrize("fixture", POSTGRESQL_SCHEMAS, ids=[p.stem for p in POSTGRESQL_SCHEMAS])
+def test_a_postgresql_store_of_an_earlier_release_is_upgraded_in_place(
+    fixture: Path, tmp_path: Path
+) -> None:
+    url = load_postgresql(fixture)
+    try:
+        tables = [name for (name,) in in_postgresql(url, TABLES)]
+        before = {name: in_postgresql(url, f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+        # What that release never kept: no counts, though it has nodes.
+        assert before["group_node_counts"] == 0 and before["nodes"] > 0
+        server = ServerProcess(tmp_path / "data", "--store", url, "--clock", "manual").start()
+        try:
+            sm = server.client()
+            plain = sm.describe_cluster(ClusterName="old-plain")
+            assert [
+                (g["InstanceGroupName"], g["CurrentCount"]) for g in plain["InstanceGroups"]
+            ] == [("workers", 2), ("controller", 1)]
+            assert sm.list_tags(ResourceArn=plain["ClusterArn"])["Tags"] == [
+                {"Key": "team", "Value": "ml"}
+            ]
+            # The counts are kept from now on: a node added shows at once.
+            added = sm.batch_add_cluster_nodes(
+                ClusterName="old-eks",
+                NodesToAdd=[{"InstanceGroupName": "g", "IncrementTargetCountBy": 1}],
+            )
+            assert added["Failed"] == []
+            server.settle()
+            eks = sm.describe_cluster(ClusterName="old-eks")["InstanceGroups"][0]
+            assert eks["CurrentCount"] == eks["TargetCount"] == 3
+        finally:
+            server.stop()
+        after = {name: in_postgresql(url, f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+        assert in_postgresql(url, "SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]
+        assert after["clusters"] == before["clusters"] == 2
+        assert in_postgresql(url, COUNTED) == in_postgresql(url, COUNTS)
+        triggers = in_postgresql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        assert sorted(triggers) == [
+            ("nodes_counted_in",),
+            ("nodes_counted_moved",),
+            ("nodes_counted_out",),
+        ]
+    finally:
+        postgresql.drop(url)
+
+
+def test_a_new_postgresql_store_has_the_schema_the_migrations_make() -> None:
+    made = postgresql.fresh_database()
+    migrated = load_postgresql(POSTGRESQL_SCHEMAS[-1])
+    try:
+        Store(made).close()
+        Store(migrated).close()
+        assert postgresql_shape(made) == postgresql_shape(migrated)
+    finally:
+        postgresql.drop(made)
+        postgresql.drop(migrated)
+
+
+TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+_KEY = "cluster_id, group_name, instance_type, image_release_version, status"
+COUNTED = f"SELECT {_KEY}, count(*) FROM nodes GROUP BY {_KEY} ORDER BY {_KEY}"
+COUNTS = f"SELECT {_KEY}, count FROM group_node_counts ORDER BY {_KEY}"
+
+
+def postgresql_shape(url: str) -> dict[str, Any]:
+    """Columns, indexes (with their definitions), constraints and triggers of every table."""
+    return {
+        "columns": in_postgresql(
+            url,
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema = 'public' "
+            "ORDER BY table_name, column_name",
+        ),
+        "indexes": in_postgresql(
+            url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+        ),
+        "constraints": in_postgresql(
+            url,
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace ORDER BY 1",
+        ),
+        "triggers": in_postgresql(
+            url,
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
+            "ORDER BY 1",
+        ),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_for_its_tests(request: pytest.FixtureRequest) -> None:
+    if "postgresql" in request.node.name:
+        postgresql.require()

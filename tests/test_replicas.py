@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from hyperpod_local.store.database import HEAD_REVISION
 from tests import postgresql
 from tests.support import ServerProcess, group
+from tests.webhooks import Webhook
 
 
 class Replicas:
@@ -311,6 +312,60 @@ def test_a_store_of_a_newer_release_is_refused(tmp_path: Path, store_url: str) -
         f"{HEAD_REVISION}" in str(failed.value)
     )
     assert "postgresql+psycopg://postgres@127.0.0.1" in str(failed.value)
+
+
+def test_one_replica_at_a_time_sends_the_events_and_another_takes_over(
+    tmp_path: Path, store_url: str
+) -> None:
+    with Webhook() as hook:
+        replicas = replicas_of(tmp_path, store_url, "--clock", "manual", "--events-to", hook.url)
+        try:
+            _, second, third = replicas.start(3)
+            sm = second.client()
+            sm.create_cluster(
+                ClusterName="told",
+                InstanceGroups=[group("workers", 3)],
+                NodeProvisioningMode="Continuous",
+            )
+            third.settle()
+            listed = [e["EventId"] for e in events_of(sm, "told")]
+            hook.wait_for_ids(set(listed))
+            time.sleep(1.5)  # time enough for a second sender to have sent them again
+            # Each event once, in order, whichever replica wrote it: one replica sends.
+            sent = [e["detail"]["EventDetails"]["EventId"] for e in hook.received]
+            assert sent == listed
+            delivered = [target(server)["Delivered"] for server in replicas.servers]
+            assert sorted(delivered) == [0, 0, len(listed)]
+            # The sender dies; another takes over from its saved place.
+            sender = replicas.servers[delivered.index(len(listed))]
+            sender.kill()
+            alive = [server for server in replicas.servers if server is not sender]
+            alive[0].client().batch_reboot_cluster_nodes(
+                ClusterName="told", NodeIds=[n["InstanceId"] for n in all_nodes(sm, "told")][:1]
+            )
+            alive[1].settle()
+            later = [e["EventId"] for e in events_of(alive[0].client(), "told")]
+            assert len(later) > len(listed)
+            hook.wait_for_ids(set(later))
+            # At least once: what the dead sender sent in its last second may come again,
+            # never out of order, and nothing is missing.
+            assert hook.event_ids() == later
+        finally:
+            replicas.stop()
+
+
+def target(server: ServerProcess) -> dict[str, Any]:
+    status, body = server.admin("GET", "/_hyperpod/stats")
+    assert status == 200, body
+    (only,) = body["Events"]["Targets"]
+    return dict(only)
+
+
+def events_of(sm: Any, cluster: str) -> list[dict[str, Any]]:
+    pages = sm.get_paginator("list_cluster_events").paginate(
+        ClusterName=cluster, SortOrder="Ascending"
+    )
+    return [event for page in pages for event in page["Events"]]
 
 
 def wait_for(condition: Any, timeout: float = 60) -> None:

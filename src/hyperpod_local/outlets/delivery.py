@@ -33,6 +33,9 @@ IDLE_POLL = 2.0
 # TRIM_EVERY seconds while there are entries to send (and before each read when there are not).
 READ_AHEAD = 100
 TRIM_EVERY = 1.0
+# A replica that does not deliver to a target (another holds its claim) looks this often
+# whether it should take over.
+CLAIM_POLL = 1.0
 # Give-ups and drops are logged at once, then summed up at most this often.
 REPORT_EVERY = 10.0
 
@@ -111,6 +114,10 @@ class Delivery:
         self.place = place
         self.saved = place
         self._store = store
+        # Of the servers on one store, one at a time delivers to a target (store.claim): the
+        # others take over, from its saved place, when it stops or dies.
+        self._claim = store.claim(f"events to {target.spec}")
+        self._holding = False
         self._save = save
         self._queue_limit = queue_limit
         self._max_age = max_age
@@ -147,7 +154,9 @@ class Delivery:
         self.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._save_place(force=True)
+        if self._holding:
+            self._save_place(force=True)
+        self._claim.release()
         self._report.flush(time.monotonic())
 
     # The thread ----------------------------------------------------------------------------
@@ -158,11 +167,28 @@ class Delivery:
         ahead: list[_Attempt] = []
         while not self._stop.is_set():
             try:
+                if not self._claim.held():
+                    self._holding = False
+                    ahead.clear()
+                    self._stop.wait(CLAIM_POLL)
+                    continue
+                if not self._holding:
+                    self._take_over(ahead)
                 self._round(ahead)
             except Exception:
                 # The store busy past its timeout, say: nothing is lost, the round comes again.
                 log.exception("events to %s: delivery round failed", self.target.spec)
                 self._stop.wait(1.0)
+
+    def _take_over(self, ahead: list[_Attempt]) -> None:
+        """Go on from the place saved in the store: another server may have delivered since
+        this one read it."""
+        with self._store.read() as tx:
+            saved = tx.outbox.places().get(self.target.spec)
+        if saved is not None:
+            self.place = self.saved = self._read_upto = max(saved, 0)
+        ahead.clear()
+        self._holding = True
 
     def _round(self, ahead: list[_Attempt]) -> None:
         now = time.monotonic()

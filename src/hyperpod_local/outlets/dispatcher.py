@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE_LIMIT = 10_000
 # With no target, the stream alone trims the outbox, at most this often.
 TRIM_EVERY = 1.0
+# In a store that several servers share, another server's live stream may not have read an
+# entry yet: none younger than this is trimmed (a stream reads within a second of a write).
+SHARED_TRIM_AGE = 60.0
 # How long stop() waits for a target's send under way before leaving it to end with the
 # process (what it carried is sent again next time).
 STOP_WAIT = 2.0
@@ -57,7 +60,13 @@ class EventDispatcher:
             start = {target.spec: places.get(target.spec, last) for target in parsed}
             for spec, place in start.items():
                 tx.outbox.set_place(spec, place)
-            tx.outbox.trim(min([last, *start.values()]))
+            floor = min([last, *start.values()])
+            if store.shared:
+                tx.outbox.trim(
+                    min([floor, *places.values()]), enqueued_before=time.time() - SHARED_TRIM_AGE
+                )
+            else:
+                tx.outbox.trim(floor)
         self.deliveries = [
             Delivery(
                 target,
@@ -126,7 +135,13 @@ class EventDispatcher:
         with self._store.write() as tx:
             tx.answers_unchanged = True
             tx.outbox.set_place(delivery.target.spec, place)
-            tx.outbox.trim(self._floor(delivery, place))
+            if self._store.shared:
+                # Other servers deliver to the other targets: every target's saved place
+                # counts, and what another server's stream may not have read yet stays.
+                floor = min([place, *tx.outbox.places().values()])
+                tx.outbox.trim(floor, enqueued_before=time.time() - SHARED_TRIM_AGE)
+            else:
+                tx.outbox.trim(self._floor(delivery, place))
 
     def _stream_advanced(self, position: int) -> None:
         if self.deliveries:
@@ -137,7 +152,10 @@ class EventDispatcher:
         self._stream_trimmed_at = now
         with self._store.write() as tx:
             tx.answers_unchanged = True
-            tx.outbox.trim(position)
+            if self._store.shared:
+                tx.outbox.trim(position, enqueued_before=time.time() - SHARED_TRIM_AGE)
+            else:
+                tx.outbox.trim(position)
 
     def _floor(self, saving: Delivery, place: int) -> int:
         """The newest entry every reader is done with: each target by its saved place (a crash

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -101,9 +101,9 @@ class Store:
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None) -> Store:
         """The store a server runs on: the database at `url`, or else the data dir's own
-        SQLite file, locked for this process (one server per data dir)."""
-        if url is not None:
-            return cls(url)
+        SQLite file, locked for this process (one server per data dir). The data dir is made
+        either way: the server keeps more than the store there (the admin token, the
+        process provider's nodes)."""
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except FileExistsError as error:  # exist_ok covers a directory only
@@ -113,6 +113,8 @@ class Store:
             ) from error
         except OSError as error:
             raise os_failure("create the data dir", data_dir, error) from error
+        if url is not None:
+            return cls(url)
         lock = DataDirLock(data_dir)
         database = data_dir / DATABASE_FILE
         if _emptied(database):
@@ -160,6 +162,11 @@ class Store:
         whose replicas then share its clock too (engine/clock.py)."""
         return self.engine.dialect.name != "sqlite"
 
+    def claim(self, name: str) -> Claim:
+        """Something only one server of the store may do at a time (deliver events to one
+        target): always this one's on SQLite, whose data dir has one server."""
+        return postgresql.SessionClaim(self.engine, name) if self.shared else _Sole()
+
     def clock_offset(self) -> tuple[float, float]:
         """How far ahead of this machine's clock the store's own clock is, and how sure that
         is, in seconds: every replica of a shared store takes its time from the database's
@@ -167,11 +174,17 @@ class Store:
         return postgresql.clock_offset(self.engine) if self.shared else (0.0, 0.0)
 
     @property
-    def generation(self) -> int:
-        """A number that changes after every unit of work from `write()` ends (but one that
+    def generation(self) -> int | str:
+        """A value that changes after every unit of work from `write()` ends (but one that
         says `answers_unchanged`). A read that began while it had one value saw no change
         made after it took that value: what the response cache relies on. This process is
-        the data dir's only writer."""
+        the data dir's only writer.
+
+        In a shared store, every replica writes: the value is then the database's own
+        snapshot (PostgreSQL's transactions committed and in flight), which moves with any
+        replica's write, the saved clock's too."""
+        if self.shared:
+            return postgresql.snapshot(self.engine)
         return self._generation
 
     def enable_outbox(self, written: Callable[[], None], wall_clock: Callable[[], float]) -> None:
@@ -349,6 +362,22 @@ _RAISE_TIME = (
     .where(cast(schema.settings.c.value, Float) < bindparam("now", type_=Float))
     .values(value=bindparam("time_text"))
 )
+
+
+class Claim(Protocol):
+    def held(self) -> bool:
+        """Whether this server holds it, taking it if no other does."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class _Sole:
+    def held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
 
 
 class _TurnTaking:

@@ -104,9 +104,12 @@ class OutboxRepository:
         )
         return int(floor), int(count or 0)
 
-    def trim(self, upto: int) -> None:
-        """Remove the entries every reader is done with."""
-        self.conn.execute(delete(event_outbox).where(event_outbox.c.seq <= upto))
+    def trim(self, upto: int, *, enqueued_before: float | None = None) -> None:
+        """Remove the entries every reader is done with (and, if given, older than that)."""
+        stmt = delete(event_outbox).where(event_outbox.c.seq <= upto)
+        if enqueued_before is not None:
+            stmt = stmt.where(event_outbox.c.enqueued_at < enqueued_before)
+        self.conn.execute(stmt)
 
     # The targets' places ---------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ half of a write, and any replica shows what another committed before the read be
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,3 +98,50 @@ def clock_offset(engine: Engine, samples: int = 5) -> tuple[float, float]:
         conn.rollback()
     assert best is not None
     return best
+
+
+def snapshot(engine: Engine) -> str:
+    """The database's current snapshot (its transactions committed and in flight): the same
+    text only while no transaction has begun writing or ended since."""
+    with engine.connect() as conn:
+        taken = str(conn.scalar(text("SELECT pg_current_snapshot()")))
+        conn.rollback()
+    return taken
+
+
+class SessionClaim:
+    """One thing only one replica does at a time (delivering to one event target): held while
+    this replica's connection holds a session advisory lock, let go with the connection, so
+    a replica that dies passes it on at once."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        # A stable 63-bit key from the name: every replica derives the same one.
+        self._key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+        self._conn: Connection | None = None
+
+    def held(self) -> bool:
+        """Whether this replica holds it, taking it if no replica does."""
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                if not self._conn.scalar(text(f"SELECT pg_try_advisory_lock({self._key})")):
+                    self._let_go()
+                    return False
+                return True
+            # Still connected, so still held: a lost connection took the lock with it.
+            self._conn.scalar(text("SELECT 1"))
+            return True
+        except Exception:
+            self._let_go()
+            return False
+
+    def release(self) -> None:
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._conn is not None:
+            # A connection already broken: PostgreSQL ended the session and its lock.
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None

@@ -45,8 +45,14 @@ class TaskRepository:
         first = self.conn.scalar(select(func.min(tasks.c.due_at)).where(tasks.c.due_at <= now))
         if first is None:
             return []
+        # Claimed for this transaction where the database can (PostgreSQL): the step runs in
+        # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
         rows = self.conn.execute(
-            select(tasks).where(tasks.c.due_at == first).order_by(tasks.c.id).limit(limit)
+            select(tasks)
+            .where(tasks.c.due_at == first)
+            .order_by(tasks.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [_task(row) for row in rows]
 
