@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -289,3 +290,43 @@ def test_a_schema_the_upgrade_cannot_make_whole(tmp_path: Path) -> None:
     conn.close()
     line = refused(data_dir)
     assert "cannot upgrade the store" in line and "stranger" in line
+
+
+# --store ---------------------------------------------------------------------------------------
+
+
+def test_a_store_url_of_another_database_is_refused(tmp_path: Path) -> None:
+    line = refused(tmp_path / "data", "--store", "mysql+pymysql://root@127.0.0.1/test")
+    assert line == (
+        "Error: cannot use the store 'mysql+pymysql://root@127.0.0.1/test': hyperpod-local "
+        "keeps its store in SQLite or PostgreSQL (postgresql+psycopg://USER@HOST:PORT/DATABASE), "
+        "not mysql"
+    )
+
+
+def test_a_store_url_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
+    line = refused(tmp_path / "data", "--store", "not a url")
+    assert line.startswith("Error: cannot use the store 'not a url': ")
+
+
+def test_a_postgresql_that_is_not_there_is_named(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    line = refused(
+        tmp_path / "data", "--store", f"postgresql+psycopg://me:secret@127.0.0.1:{port}/x"
+    )
+    assert line.startswith(
+        f"Error: cannot use the store at postgresql+psycopg://me:***@127.0.0.1:{port}/x: "
+    ), line
+    assert "secret" not in line and "Connection refused" in line
+
+
+def test_process_nodes_cannot_share_a_store(tmp_path: Path) -> None:
+    line = refused(
+        tmp_path / "data", "--store", "postgresql+psycopg://127.0.0.1/x", "--provider", "process"
+    )
+    assert line == (
+        "Error: --provider process runs each node on the server that launched it, so it cannot "
+        "share a --store with other servers; use --provider sim with --store"
+    )

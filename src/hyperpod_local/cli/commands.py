@@ -380,6 +380,13 @@ def serve(
 
     if auth == "strict" and credentials_file is None:
         raise click.ClickException("--auth strict needs --credentials FILE")
+    if provider == "process" and store_url is not None:
+        # A process node lives on the server that launched it, and any replica's engine
+        # may run its next step.
+        raise StartupError(
+            "--provider process runs each node on the server that launched it, so it cannot "
+            "share a --store with other servers; use --provider sim with --store"
+        )
     if auth == "open" and not is_loopback(host) and not insecure_open:
         raise click.ClickException(
             f"listening on {host} lets anyone who reaches it in: use --auth strict with "

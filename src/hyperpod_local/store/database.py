@@ -226,8 +226,12 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A transaction that sees one consistent snapshot and changes nothing."""
-        with _busy_as_error(), self.engine.connect() as conn, conn.begin():
-            yield Tx(conn)
+        with _busy_as_error(), self.engine.connect() as conn:
+            if self.shared:
+                # Said in the BEGIN itself (the driver's connection settings): no round trip.
+                conn = conn.execution_options(**postgresql.SNAPSHOT)
+            with conn.begin():
+                yield Tx(conn)
 
     def setting(self, key: str, default_factory: Any) -> str:
         """A value kept in the store for the life of the data dir, made on first use."""
@@ -245,10 +249,7 @@ class Store:
         is UpdateAvailable. Published through the admin API; kept in the store."""
         if self._latest_release is not None and self.sole_writer:
             return self._latest_release
-        with self.read() as tx:
-            stored = tx.conn.scalar(
-                select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
-            )
+        stored = self._scalar(_LATEST_RELEASE)
         self._latest_release = stored or LATEST_IMAGE_RELEASE
         return self._latest_release
 
@@ -271,9 +272,18 @@ class Store:
 
     def saved_time(self) -> float | None:
         """HyperPod time as last saved (`save_time`), None in a store that never saved one."""
-        with self.read() as tx:
-            value = tx.conn.scalar(_SAVED_TIME)
+        value = self._scalar(_SAVED_TIME)
         return None if value is None else float(value)
+
+    def _scalar(self, query: Any) -> Any:
+        """One value read in one statement. In a shared store, read on its own (autocommit):
+        one statement sees one snapshot anyway, and this is read on every request (the
+        manual clock, the latest release), so no BEGIN and COMMIT are spent on it."""
+        with _busy_as_error(), self.engine.connect() as conn:
+            if self.shared:
+                return conn.execution_options(isolation_level="AUTOCOMMIT").scalar(query)
+            with conn.begin():
+                return conn.scalar(query)
 
     def save_time(self, now: float, *, tx: Tx | None = None) -> None:
         """Save HyperPod time `now`, unless a later time is saved already: replicas saving
@@ -313,8 +323,10 @@ class Store:
             with postgresql.migration_lock(self.engine):
                 self._migrate()
         except OperationalError as error:
+            # The driver's message runs over several lines: the start-up error is one.
+            reason = " ".join(str(error.orig).split())
             raise StartupError(
-                f"cannot use the store at {_without_password(self.engine)}: {error.orig}"
+                f"cannot use the store at {_without_password(self.engine)}: {reason}"
             ) from error
 
     def _migrate(self) -> None:
@@ -356,6 +368,7 @@ class Store:
 
 
 _SAVED_TIME = select(schema.settings.c.value).where(schema.settings.c.key == CLOCK_SETTING)
+_LATEST_RELEASE = select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
 _RAISE_TIME = (
     schema.settings.update()
     .where(schema.settings.c.key == CLOCK_SETTING)
@@ -448,7 +461,9 @@ def _create_engine(url: str) -> Engine:
             f"PostgreSQL (postgresql+psycopg://USER@HOST:PORT/DATABASE), not {dialect}"
         )
     try:
-        return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=dialect != "sqlite")
+        # No pre-ping: a round trip on every checkout; a connection PostgreSQL dropped fails
+        # its request once, and SQLAlchemy then throws away the pool's other connections.
+        return create_engine(url, pool_size=8, max_overflow=16)
     except ModuleNotFoundError as error:
         raise StartupError(
             f"cannot use the store {make_url(url).render_as_string()}: its driver "

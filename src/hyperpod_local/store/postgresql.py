@@ -45,7 +45,7 @@ _BUSY_STATES = frozenset({"55P03", "57014", "40P01", "25P03"})
 
 def configure(engine: Engine, write_option: str) -> None:
     """Every write transaction holds the store's write lock from its first statement to its
-    end; every read is a snapshot."""
+    end (reads are snapshots: SNAPSHOT)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,8 +58,10 @@ def configure(engine: Engine, write_option: str) -> None:
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get(write_option):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-        else:
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
+# How Store.read() begins its transactions: one snapshot, and nothing written.
+SNAPSHOT = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
 
 def busy(error: BaseException) -> bool:
@@ -104,9 +106,11 @@ def snapshot(engine: Engine) -> str:
     """The database's current snapshot (its transactions committed and in flight): the same
     text only while no transaction has begun writing or ended since."""
     with engine.connect() as conn:
-        taken = str(conn.scalar(text("SELECT pg_current_snapshot()")))
-        conn.rollback()
-    return taken
+        return str(
+            conn.execution_options(isolation_level="AUTOCOMMIT").scalar(
+                text("SELECT pg_current_snapshot()")
+            )
+        )
 
 
 class SessionClaim:
