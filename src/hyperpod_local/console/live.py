@@ -61,7 +61,12 @@ def cluster_stream(
                         return
                 else:
                     await asyncio.sleep(TICK)
-                generation = store.generation
+                # A shared store's generation is a query: not on the event loop.
+                generation = (
+                    await run_in_threadpool(lambda: store.generation)
+                    if store.shared
+                    else store.generation
+                )
                 if generation == seen:
                     if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                         quiet_since = time.monotonic()
