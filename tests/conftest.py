@@ -46,6 +46,10 @@ def pytest_timeout_cancel_timer(item: pytest.Item) -> bool:
 _TIMER = pytest.StashKey[threading.Timer]()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    postgresql.drop_all()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server per test process, shared by tests that use unique cluster names. Its

@@ -27,7 +27,9 @@ REQUIRED = os.environ.get("HYPERPOD_REQUIRE_POSTGRESQL") == "1"
 ON_POSTGRESQL = os.environ.get("HYPERPOD_TEST_STORE") == "postgresql"
 
 _lock = threading.Lock()
+# The databases this process made, by name: what each was made for.
 _made: dict[str, str] = {}
+# Whether a PostgreSQL was found, once looked for: None before, else why not ("" if there is).
 _why_not: list[str] = []
 
 
@@ -46,13 +48,13 @@ def _admin():  # type: ignore[no-untyped-def]
 def unavailable() -> str | None:
     """Why there is no PostgreSQL to test on, or None if there is one."""
     with _lock:
-        if not _why_not and not _made.get("checked"):
+        if not _why_not:
             try:
                 _admin().close()
-                _made["checked"] = "yes"
+                _why_not.append("")
             except Exception as error:  # ImportError, or the server not there
                 _why_not.append(f"no PostgreSQL at {HOST}:{PORT} ({error})".strip())
-        return _why_not[0] if _why_not else None
+        return _why_not[0] or None
 
 
 def require() -> None:
@@ -93,8 +95,12 @@ def drop(url: str) -> None:
 
 
 @atexit.register
-def _drop_all() -> None:
-    names = [name for name in _made if name != "checked"]
+def drop_all() -> None:
+    """Drop every database this process made (conftest.py calls it at the session's end:
+    a pytest-xdist worker's process may end without running atexit)."""
+    with _lock:
+        names = list(_made)
+        _made.clear()
     if not names:
         return
     try:
