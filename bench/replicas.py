@@ -65,6 +65,8 @@ from servers import (
 )
 from targets import CONFIG, ask_afresh, group, make_client
 
+from hyperpod_local.store.postgresql import WRITE_LOCK
+
 EAST = "us-east-1"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 START_MARK = "<!-- replicas: written by bench/replicas.py -->"
@@ -217,12 +219,14 @@ def pg_counters(name: str) -> tuple[int, int]:
 
 class ActivitySampler:
     """What the database's backends are doing, sampled every `every` seconds from
-    pg_stat_activity: running a statement, waiting for the write lock, or idle in a
-    transaction (waiting for the replica's Python)."""
+    pg_stat_activity (running a statement, waiting for the write lock, idle in a transaction:
+    waiting for the replica's Python), and whether the write lock is held and by a backend
+    doing what (pg_locks)."""
 
     def __init__(self, name: str, every: float = 0.02) -> None:
         self.name, self.every = name, every
         self.counts: Counter[str] = Counter()
+        self.lock: Counter[str] = Counter()
         self.samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -240,18 +244,34 @@ class ActivitySampler:
         ) as conn:
             while not self._stop.wait(self.every):
                 rows = conn.execute(
-                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND backend_type = 'client backend'"
+                    "SELECT a.state, a.wait_event_type, a.wait_event, l.granted"
+                    " FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid"
+                    f" AND l.locktype = 'advisory' AND l.classid = {WRITE_LOCK >> 32}"
+                    f" AND l.objid = {WRITE_LOCK & 0xFFFFFFFF}"
+                    " WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
+                    " AND a.backend_type = 'client backend'"
                 ).fetchall()
                 self.samples += 1
-                for state, wait_type, wait in rows:
+                holder = "free"
+                for state, wait_type, wait, granted in rows:
                     self.counts[_activity(state, wait_type, wait)] += 1
+                    if granted:
+                        holder = (
+                            "held, its holder running a statement"
+                            if state == "active" and wait_type is None
+                            else "held, its holder waiting for its replica"
+                            if state == "idle in transaction"
+                            else f"held, its holder {state}, {wait_type}/{wait}"
+                        )
+                self.lock[holder] += 1
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         assert self._thread is not None
         self._thread.join()
+
+    def lock_held(self) -> float:
+        return 1 - self.lock.get("free", 0) / self.samples if self.samples else float("nan")
 
 
 def _activity(state: str | None, wait_type: str | None, wait: str | None) -> str:
@@ -356,7 +376,11 @@ def client_main() -> int:
             op = ops[index % len(ops)]
             sent = clock()
             try:
-                calls[op](index)
+                answer = calls[op](index)
+                if op == "reboot" and answer.get("Failed"):
+                    # The node was still rebooting: a write all the same (the node's row is
+                    # read under the write lock), answered with a per-node error.
+                    counts["reboot refused per node"] += 1
             except ClientError as error:
                 meta = error.response.get("ResponseMetadata", {})
                 code = error.response.get("Error", {}).get("Code", "?")
@@ -529,6 +553,13 @@ def calls_part(
     return results, targets, replicas
 
 
+def _calls_in(answer: dict[str, Any]) -> int:
+    return sum(n for op, n in answer["counts"].items() if op in _OPS)
+
+
+_OPS = frozenset(MIXED)
+
+
 def orders_for(
     sizes: ReplicaSizes, target: Target, load: str, prepared: Prepared, start: float
 ) -> list[dict[str, Any]]:
@@ -576,7 +607,7 @@ def one_burst(
     used = {s.pid: s.cpu_seconds() - before[s.pid] for s in everyone}
     began = min(a["began"] for a in answers)
     ended = max(a["ended"] for a in answers)
-    calls = sum(sum(a["counts"].values()) for a in answers)
+    calls = sum(_calls_in(a) for a in answers)
     client_cpu = sum(a["cpu"] for a in answers)
     server_cpu = sum(cpu for pid, cpu in used.items() if pid in mine)
     idle_cpu = sum(cpu for pid, cpu in used.items() if pid not in mine)
@@ -614,6 +645,7 @@ class EngineRun:
     pg_cpu: float
     others: float
     steps_by_server: list[float]
+    lock_held: float = float("nan")
 
 
 def engine_part(sizes: ReplicaSizes, work: Path) -> list[EngineRun]:
@@ -673,7 +705,8 @@ def engine_run(
     steps_before = [metric(s, "hyperpod_local_engine_steps_total") for s in servers]
     cpu_before = [s.cpu_seconds() for s in servers]
     busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
-    with PostgresCpu(database) as pg_cpu:
+    sampler = ActivitySampler(database) if database else contextlib.nullcontext()
+    with PostgresCpu(database) as pg_cpu, sampler:
         began = time.perf_counter()
         for turn, start in enumerate(range(0, len(ids), 25)):
             sm[turn % len(sm)].batch_replace_cluster_nodes(
@@ -699,6 +732,7 @@ def engine_run(
         pg_cpu.seconds,
         max(0.0, busy - server_cpu - pg_cpu.seconds - own),
         steps,
+        sampler.lock_held() if isinstance(sampler, ActivitySampler) else float("nan"),
     )
     log(f"engine {key}: {run.steps:.0f} steps in {wall:.1f}s, {server_cpu:.1f} server CPU s")
     return run
@@ -721,6 +755,7 @@ class Profile:
     own: Counter[str] = field(default_factory=Counter)
     activity: Counter[str] = field(default_factory=Counter)
     activity_samples: int = 0
+    lock: Counter[str] = field(default_factory=Counter)
     statements: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
@@ -777,14 +812,13 @@ def profile_part(
     found.pg_cpu = pg_cpu.seconds
     found.client_cpu = sum(a["cpu"] for a in answers)
     found.wall = max(a["ended"] for a in answers) - min(a["began"] for a in answers)
-    found.calls = sum(sum(a["counts"].values()) for a in answers)
+    found.calls = sum(_calls_in(a) for a in answers)
     found.replica_calls = sum(
-        sum(a["counts"].values())
-        for a, o in zip(answers, orders, strict=True)
-        if o["url"] == replica.url
+        _calls_in(a) for a, o in zip(answers, orders, strict=True) if o["url"] == replica.url
     )
     found.activity = activity.counts
     found.activity_samples = activity.samples
+    found.lock = activity.lock
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         try:
@@ -919,13 +953,18 @@ def report(
         "overwritten) and 1 BatchRebootClusterNodes of one of the client's own nodes (the",
         f"engine reboots it: real clock at {sizes.speed:g}x, 0.2 s); every read is computed",
         "(PostgreSQL has no response cache; SQLite is sent `Cache-Control: no-cache`).",
-        "CPU columns are milliseconds per call; `cores` is all CPU used over the wall time.",
+        "CPU columns are milliseconds per call (`others`: the rest of the machine, which this",
+        "part does not control); `servers' cores` is the target's servers' CPU over the wall",
+        "time, `machine's cores busy` all CPU used on the machine over it (/proc/stat);",
+        "transactions are PostgreSQL's count for the database (pg_stat_database), the",
+        "engine's and the idle replicas' clock ticks included.",
         "",
         "| load | target | calls/s | vs PostgreSQL, 1 | vs SQLite | rounds min-max | p50 ms |"
-        " p99 ms | server CPU | PostgreSQL CPU | client CPU | others | cores busy |"
+        " p99 ms | server CPU | PostgreSQL CPU | client CPU | others | servers' cores |"
+        " machine's cores busy |"
         " transactions / call | errors |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        " ---: | ---: | ---: |",
+        " ---: | ---: | ---: | ---: |",
     ]
     for load in LOADS:
         base_pg = calls[("pg1", load)].per_second
@@ -941,7 +980,8 @@ def report(
                 f" {_f(_quantile(b.latencies_ms, 0.5))} | {_f(_quantile(b.latencies_ms, 0.99))} |"
                 f" {_f(b.per_call_ms(b.server_cpu))} | {_f(b.per_call_ms(b.pg_cpu))} |"
                 f" {_f(b.per_call_ms(b.client_cpu))} | {_f(b.per_call_ms(b.others))} |"
-                f" {b.machine_busy / b.seconds:.2f} | {_f(xacts)} |"
+                f" {b.server_cpu / b.seconds:.2f} | {b.machine_busy / b.seconds:.2f} |"
+                f" {_f(xacts)} |"
                 f" {sum(b.errors.values())} |"
             )
     errors = Counter[str]()
@@ -954,6 +994,13 @@ def report(
         )
     else:
         lines.append("No call failed (no 5xx, no throttling, no connection error).")
+    reboots = sum(b.counts.get("reboot", 0) for b in calls.values())
+    refused = sum(b.counts.get("reboot refused per node", 0) for b in calls.values())
+    if reboots:
+        lines.append(
+            f"Of {reboots:,} BatchRebootClusterNodes calls, {refused:,} found the node still"
+            " rebooting and answered it as a per-node failure (a write transaction all the same)."
+        )
     lines += [
         "",
         "### Engine node steps per second",
@@ -966,8 +1013,8 @@ def report(
         "",
         "| target | steps | wall s | steps / s | vs PostgreSQL, 1 | server CPU s |"
         " steps / server CPU s | PostgreSQL CPU s | steps / (server + PostgreSQL) CPU s |"
-        " others CPU s | steps by replica |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        " others CPU s | write lock held | steps by replica |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     base = next(r for r in engine if r.key == "pg1")
     for r in engine:
@@ -976,6 +1023,7 @@ def report(
             f" {(r.steps / r.wall) / (base.steps / base.wall):.2f}x | {r.server_cpu:.1f} |"
             f" {r.steps / r.server_cpu:,.0f} | {r.pg_cpu:.1f} |"
             f" {r.steps / (r.server_cpu + r.pg_cpu):,.0f} | {r.others:.1f} |"
+            f" {'' if r.lock_held != r.lock_held else f'{100 * r.lock_held:.0f}%'} |"
             f" {' / '.join(f'{s:,.0f}' for s in r.steps_by_server)} |"
         )
     lines += ["", "### Where the time goes", ""]
@@ -1024,14 +1072,27 @@ def report(
         ]
         for name, count in sorted(p.activity.items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {count / p.activity_samples:.2f} |")
+        lines += [
+            "",
+            "The store's write lock (pg_locks, the same samples): the share of the time it was",
+            "held, and what its holder was doing",
+            "",
+            "| write lock | share of the time |",
+            "| --- | ---: |",
+        ]
+        for name, count in sorted(p.lock.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {name} | {100 * count / p.activity_samples:.0f}% |")
         lines.append("")
     if p.statements:
         lines += [
-            "Statements (S), transactions (T) and connection checkouts (C; on PostgreSQL each",
-            "one is a `SELECT 1` ping first, the pool's pre_ping) of one call, in-process:",
+            "Statements (S, SET TRANSACTION and the advisory lock's SELECT included),",
+            "transactions (T) and connection checkouts (C) of one call, counted in-process;",
+            "on PostgreSQL each is a round trip to the database, and so are each",
+            "transaction's BEGIN and COMMIT and each checkout's ping (the pool's pre_ping, an",
+            "empty query): S + 2T + C round trips (strace of the client socket agrees):",
             "",
-            "| call | SQLite S / T / C | PostgreSQL S / T / C |",
-            "| --- | ---: | ---: |",
+            "| call | SQLite S / T / C | PostgreSQL S / T / C | PostgreSQL round trips |",
+            "| --- | ---: | ---: | ---: |",
         ]
         for op, per in p.statements.items():
             cells = [
@@ -1041,7 +1102,9 @@ def report(
                 )
                 for k in ("sqlite", "postgresql")
             ]
-            lines.append(f"| {op} | {cells[0]} | {cells[1]} |")
+            pg = per.get("postgresql", {})
+            trips = pg.get("statements", 0) + 2 * pg.get("transactions", 0) + pg.get("checkouts", 0)
+            lines.append(f"| {op} | {cells[0]} | {cells[1]} | {trips:.0f} |")
         lines.append("")
     lines += closing_note(calls, engine, profile, cores)
     lines.append(END_MARK)
