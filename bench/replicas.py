@@ -484,6 +484,8 @@ class Burst:
     pg_cpu: float = 0.0
     client_cpu: float = 0.0
     machine_busy: float = 0.0
+    # The wall time machine_busy was read over: the burst and the orders and answers around it.
+    window: float = 0.0
     others: float = 0.0
     transactions: int = 0
     rates: list[float] = field(default_factory=list)
@@ -524,10 +526,12 @@ def prepare(target: Target, clients: int) -> Prepared:
 
 
 def calls_part(
-    sizes: ReplicaSizes, work: Path, pool: ClientPool, pg: tuple[str, str], sqlite: Target
-) -> tuple[dict[tuple[str, str], Burst], list[Target], list[Server]]:
-    pg_name, pg_url = pg
-    replicas = start_servers(3, work, "replica", pg_url, "--speed", f"{sizes.speed:g}")
+    sizes: ReplicaSizes,
+    pool: ClientPool,
+    pg_name: str,
+    replicas: list[Server],
+    sqlite: Target,
+) -> tuple[dict[tuple[str, str], Burst], list[Target]]:
     targets = [
         sqlite,
         *(
@@ -550,7 +554,7 @@ def calls_part(
                     f"round {round_no + 1}/{sizes.rounds} {target.key} {load}: "
                     f"{burst.rates[-1]:.0f} calls/s"
                 )
-    return results, targets, replicas
+    return results, targets
 
 
 def _calls_in(answer: dict[str, Any]) -> int:
@@ -600,9 +604,11 @@ def one_burst(
     before = {s.pid: s.cpu_seconds() for s in everyone}
     xacts_before = sum(pg_counters(target.database)) if target.database else 0
     busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
+    window_began = time.perf_counter()
     with PostgresCpu(target.database) as pg_cpu:
         answers = pool.burst(orders)
     busy = machine_busy_seconds() - busy_before
+    burst.window += time.perf_counter() - window_began
     own = own_cpu_seconds() - own_before
     used = {s.pid: s.cpu_seconds() - before[s.pid] for s in everyone}
     began = min(a["began"] for a in answers)
@@ -657,6 +663,7 @@ def engine_part(sizes: ReplicaSizes, work: Path) -> list[EngineRun]:
         runs.append(engine_run(sizes, "sqlite", "SQLite, 1 server", servers, None, sqlite_file))
     finally:
         stop_all(servers)
+        check_logs(servers)
     for count in (1, 3):
         with database() as (name, url):
             servers = start_servers(
@@ -672,6 +679,7 @@ def engine_part(sizes: ReplicaSizes, work: Path) -> list[EngineRun]:
                 runs.append(engine_run(sizes, f"pg{count}", label, servers, name, None))
             finally:
                 stop_all(servers)
+                check_logs(servers)
     return runs
 
 
@@ -930,8 +938,10 @@ def report(
     engine: list[EngineRun],
     profile: Profile,
     wall: float,
+    load: dict[str, float],
 ) -> str:
     cores = os.cpu_count() or 0
+    others = sum(b.others for b in calls.values()) / sum(b.window for b in calls.values())
     lines = [
         START_MARK,
         "## Replicas: several servers on one PostgreSQL",
@@ -941,6 +951,12 @@ def report(
         "whatever else ran on the machine: `others`). Every target is hyperpod-local's server;",
         "`SQLite` is one server on its data dir, `PostgreSQL, N` N replicas on one database",
         "(PostgreSQL 15 on this machine, loopback, default settings).",
+        "",
+        f"Other work on the machine used {others:.2f} of its {cores} cores on average during"
+        f" the calls part (load average {load['load average at start']:.1f} at the start,"
+        f" {load['load average at end']:.1f} at the end): the `others` columns. Calls per"
+        " second are what the target got of a shared machine; the CPU per call columns (and"
+        " calls per CPU second) are less disturbed by it.",
         "",
         f"### Calls per second, {sizes.clients} client processes",
         "",
@@ -961,10 +977,10 @@ def report(
         "",
         "| load | target | calls/s | vs PostgreSQL, 1 | vs SQLite | rounds min-max | p50 ms |"
         " p99 ms | server CPU | PostgreSQL CPU | client CPU | others | servers' cores |"
-        " machine's cores busy |"
+        " machine's cores busy | calls / (server + PostgreSQL) CPU s |"
         " transactions / call | errors |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        " ---: | ---: | ---: | ---: |",
+        " ---: | ---: | ---: | ---: | ---: |",
     ]
     for load in LOADS:
         base_pg = calls[("pg1", load)].per_second
@@ -980,7 +996,8 @@ def report(
                 f" {_f(_quantile(b.latencies_ms, 0.5))} | {_f(_quantile(b.latencies_ms, 0.99))} |"
                 f" {_f(b.per_call_ms(b.server_cpu))} | {_f(b.per_call_ms(b.pg_cpu))} |"
                 f" {_f(b.per_call_ms(b.client_cpu))} | {_f(b.per_call_ms(b.others))} |"
-                f" {b.server_cpu / b.seconds:.2f} | {b.machine_busy / b.seconds:.2f} |"
+                f" {b.server_cpu / b.seconds:.2f} | {b.machine_busy / b.window:.2f} |"
+                f" {b.calls / (b.server_cpu + b.pg_cpu):,.0f} |"
                 f" {_f(xacts)} |"
                 f" {sum(b.errors.values())} |"
             )
@@ -1114,50 +1131,102 @@ def report(
 def closing_note(
     calls: dict[tuple[str, str], Burst], engine: list[EngineRun], profile: Profile, cores: int
 ) -> list[str]:
-    def rate(key: str, load: str) -> float:
-        return calls[(key, load)].per_second
+    def b(key: str, load: str) -> Burst:
+        return calls[(key, load)]
 
-    mixed = calls[("pg3", "mixed")]
-    one = calls[("pg1", "mixed")]
-    pg3_engine = next(r for r in engine if r.key == "pg3")
-    pg1_engine = next(r for r in engine if r.key == "pg1")
-    waiting = profile.activity.get("active: waiting for the write lock (advisory)", 0) / max(
-        1, profile.activity_samples
+    def rates(load: str) -> str:
+        return " / ".join(f"{b(k, load).per_second:,.0f}" for k in ("pg1", "pg2", "pg3"))
+
+    def cpu_ms(burst: Burst) -> float:
+        return burst.per_call_ms(burst.server_cpu + burst.pg_cpu)
+
+    others = sum(x.others for x in calls.values()) / sum(x.window for x in calls.values())
+    busiest = max(x.server_cpu / x.seconds for x in calls.values())
+    # The busiest single server: a target's servers share its load evenly.
+    one_server = max(
+        calls[(t, load)].server_cpu / calls[(t, load)].seconds / n
+        for t, n in (("sqlite", 1), ("pg1", 1), ("pg2", 2), ("pg3", 3))
+        for load in LOADS
     )
+    gil = (
+        f" no one server used more than {one_server:.2f} of a core, so none was held back by"
+        " its own GIL (one core at a time); each got what the machine had left."
+        if one_server < 0.9
+        else f" a server used up to {one_server:.2f} of a core: there its GIL was a limit."
+    )
+    overlap = all(
+        min(b("pg1", load).rates) <= max(b(k, load).rates)
+        and min(b(k, load).rates) <= max(b("pg1", load).rates)
+        for k in ("pg2", "pg3")
+        for load in LOADS
+    )
+    spread = (
+        "the rounds' ranges (min-max above) overlap, so these differ by no more than the noise."
+        if overlap
+        else "see the rounds' ranges (min-max above) for how far apart they are."
+    )
+    sqlite_server = b("sqlite", "mixed").per_call_ms(b("sqlite", "mixed").server_cpu)
+    describe = {k: b(k, "describe") for k in ("sqlite", "pg1")}
+    pg1_engine = next(r for r in engine if r.key == "pg1")
+    pg3_engine = next(r for r in engine if r.key == "pg3")
+    samples = max(1, profile.activity_samples)
+    held = 1 - profile.lock.get("free", 0) / samples
+    holder_waits = profile.lock.get("held, its holder waiting for its replica", 0) / samples
+    fsync = sum(n for k, n in profile.lock.items() if "WALSync" in k or "WALWrite" in k) / samples
+    waiters = profile.activity.get("active: waiting for the write lock (advisory)", 0) / samples
+    driver = sum(
+        n for k, n in profile.areas.items() if k.startswith(("SQLAlchemy", "psycopg"))
+    ) / max(1, profile.samples)
+    trips = profile.statements.get("DescribeCluster", {}).get("postgresql", {})
+    describe_trips = trips.get("statements", 0) + 2 * trips.get("transactions", 0)
+    describe_trips += trips.get("checkouts", 0)
     return [
         "### What limits scaling here",
         "",
-        f"- **{cores} cores.** With 3 replicas the servers, PostgreSQL and the clients together"
-        f" kept {mixed.machine_busy / mixed.seconds:.2f} cores busy under the mixed load (1"
-        f" replica: {one.machine_busy / one.seconds:.2f}). Once the machine is full, a replica"
-        " more only divides the same cores: DescribeCluster went"
-        f" {rate('pg1', 'describe'):,.0f} / {rate('pg2', 'describe'):,.0f} /"
-        f" {rate('pg3', 'describe'):,.0f} calls/s on 1 / 2 / 3 replicas. The clients are a"
-        f" large share of that CPU ({mixed.per_call_ms(mixed.client_cpu):.2f} ms a call against"
-        f" {mixed.per_call_ms(mixed.server_cpu):.2f} of the servers and"
-        f" {mixed.per_call_ms(mixed.pg_cpu):.2f} of PostgreSQL): on this machine they compete"
-        " with what they measure. What a replica adds is a GIL: one replica's Python runs on"
-        " one core at a time, so 2 replicas can use both cores where 1 cannot.",
-        "- **Per call, PostgreSQL costs more than SQLite.** Every read is a round trip per"
-        " statement over a socket (with a BEGIN, a COMMIT and the pool's ping) where SQLite is a"
-        " function call in the process, and PostgreSQL's backend process spends CPU of its own"
-        f" on each: {one.per_call_ms(one.server_cpu + one.pg_cpu):.2f} ms of server plus"
-        " PostgreSQL CPU a mixed call on 1 replica against"
-        f" {calls[('sqlite', 'mixed')].per_call_ms(calls[('sqlite', 'mixed')].server_cpu):.2f}"
-        " ms on SQLite.",
-        "- **One writer at a time.** Every write transaction, a request's or an engine's,"
-        " takes the one advisory lock, so writes never run in parallel, whatever the number"
-        f" of replicas; sampled under the mixed load on 3 replicas, {waiting:.2f} backends on"
-        " average were waiting for it. The engine is all writes: 3 replicas ran"
+        f"- **{cores} cores, shared.** Every burst kept the machine's cores busy"
+        f" ({min(x.machine_busy / x.window for x in calls.values()):.2f} to"
+        f" {max(x.machine_busy / x.window for x in calls.values()):.2f} of {cores}), and other"
+        f" work took {others:.2f} cores on average; the clients took"
+        f" {b('pg1', 'mixed').per_call_ms(b('pg1', 'mixed').client_cpu):.2f} ms of CPU a mixed"
+        f" call (SQLite's server: {sqlite_server:.2f}). The servers of a target never used"
+        f" more than {busiest:.2f} cores together, and{gil} A replica more divides the same"
+        f" cores: calls per second on 1 / 2 / 3 replicas were {rates('describe')}"
+        f" (DescribeCluster) and {rates('mixed')} (mixed); {spread}"
+        " What more replicas would give needs cores (or machines) for them,"
+        " for PostgreSQL and for the clients, which 2 shared cores do not have.",
+        f"- **A call on PostgreSQL costs more CPU.** DescribeCluster took"
+        f" {cpu_ms(describe['pg1']):.2f} ms of server plus PostgreSQL CPU on 1 replica against"
+        f" {cpu_ms(describe['sqlite']):.2f} ms on SQLite"
+        f" ({cpu_ms(describe['pg1']) / cpu_ms(describe['sqlite']):.1f}x): it is"
+        f" {describe_trips:.0f} round trips to the database where SQLite runs 5 statements in"
+        f" the process, and {100 * driver:.0f}% of the profiled replica's Python time is"
+        " SQLAlchemy and psycopg. Of those round trips, 2 are the pool's pings (pre_ping),"
+        " 2 SET TRANSACTION statements, and 5 a second transaction that reads the latest image"
+        " release (Store.latest_release keeps it in memory only for a sole writer).",
+        f"- **One writer at a time.** Under the mixed load on 3 replicas the store's write lock"
+        f" was held {100 * held:.0f}% of the time, with {waiters:.2f} backends on average"
+        f" waiting for it; {100 * holder_waits:.0f}% of the time its holder was idle in its"
+        " transaction, waiting for its replica's Python between two statements (that Python"
+        " shares its replica's GIL with the replica's reads, and the cores with everything"
+        f" else), and {100 * fsync:.0f}% waiting for the commit's WAL flush. 20% writes are"
+        " enough to keep the lock busy; a replica more adds a waiter, not a writer. The"
+        f" engine is all writes: the lock was held {_pct(pg1_engine.lock_held)} of the time"
+        f" on 1 replica and {_pct(pg3_engine.lock_held)} on 3, which ran"
         f" {pg3_engine.steps / pg3_engine.wall:,.0f} node steps a second against"
-        f" {pg1_engine.steps / pg1_engine.wall:,.0f} on one"
-        f" ({(pg3_engine.steps / pg3_engine.wall) / (pg1_engine.steps / pg1_engine.wall):.2f}x):"
-        " the replicas take turns with the lock, and each turn's Python runs inside it.",
-        "- **What would scale.** Reads scale with replicas when there are cores (or machines)"
-        " for them and for PostgreSQL; writes and engine steps are bounded by one transaction"
-        " at a time on the whole store, as on SQLite.",
+        f" {pg1_engine.steps / pg1_engine.wall:,.0f}"
+        f" ({(pg3_engine.steps / pg3_engine.wall) / (pg1_engine.steps / pg1_engine.wall):.2f}x),"
+        " every replica taking its share of the steps. Each step's Python runs inside the"
+        " lock, so engine throughput is one process's, wherever it runs.",
+        "- **What would scale.** Reads, on more cores or machines: they take no lock and each"
+        " replica has its own GIL. Writes and engine steps stay one transaction at a time for"
+        " the whole store, as on SQLite; they get faster only by making each transaction"
+        " shorter (fewer round trips, less Python while the lock is held).",
         "",
     ]
+
+
+def _pct(share: float) -> str:
+    return "" if share != share else f"{100 * share:.0f}%"
 
 
 def write_section(section: str, output: Path) -> None:
@@ -1186,15 +1255,17 @@ def run(quick: bool, output: Path, work: Path, command: str) -> None:
     sizes = QUICK if quick else FULL
     check_postgresql()
     began = time.perf_counter()
+    load: dict[str, float] = {"load average at start": os.getloadavg()[0]}
     pool = ClientPool(sizes.clients, work)
     everything: list[Server] = []
     try:
         sqlite_servers = start_servers(1, work, "sqlite", None, "--speed", f"{sizes.speed:g}")
         everything += sqlite_servers
         sqlite = Target("sqlite", "SQLite, 1 server", sqlite_servers, None)
-        with database() as pg:
-            calls, targets, replicas = calls_part(sizes, work, pool, pg, sqlite)
+        with database() as (pg_name, pg_url):
+            replicas = start_servers(3, work, "replica", pg_url, "--speed", f"{sizes.speed:g}")
             everything += replicas
+            calls, targets = calls_part(sizes, pool, pg_name, replicas, sqlite)
             profile = profile_part(sizes, pool, targets[3], prepare_again(targets[3]), work)
             stop_all(everything)
             check_logs(everything)
@@ -1205,7 +1276,8 @@ def run(quick: bool, output: Path, work: Path, command: str) -> None:
         stop_all(everything)
     engine = engine_part(sizes, work)
     wall = time.perf_counter() - began
-    write_section(report(sizes, command, calls, targets, engine, profile, wall), output)
+    load["load average at end"] = os.getloadavg()[0]
+    write_section(report(sizes, command, calls, targets, engine, profile, wall, load), output)
     log(f"replicas section written to {output} after {wall:.0f}s")
 
 
