@@ -761,6 +761,9 @@ class Profile:
     samples: int = 0
     areas: Counter[str] = field(default_factory=Counter)
     own: Counter[str] = field(default_factory=Counter)
+    inclusive: Counter[str] = field(default_factory=Counter)
+    # (self frame, its caller, the caller's caller): samples.
+    callers: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     activity: Counter[str] = field(default_factory=Counter)
     activity_samples: int = 0
     lock: Counter[str] = field(default_factory=Counter)
@@ -835,15 +838,36 @@ def profile_part(
             spy.kill()
             spy.wait()
         if out.exists():
-            total, own, _ = parse_collapsed(out)
+            total, own, inclusive = parse_collapsed(out)
             found.samples = total
             found.own = own
+            found.callers = _callers(out)
+            found.inclusive = Counter(
+                {f: n for f, n in inclusive.items() if "hyperpod_local" in f or "threading" in f}
+            )
             for frame, count in own.items():
                 found.areas[_area(frame, area)] += count
     log(
         f"profile: {found.calls} calls, replica CPU {found.replica_cpu:.1f}s,"
         f" {found.samples} samples"
     )
+    return found
+
+
+def _callers(path: Path) -> Counter[tuple[str, str, str]]:
+    """Samples by (the running function, its caller, the caller's caller), from py-spy's
+    raw output (as profile_server.parse_collapsed reads it)."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [
+            f for f in stack.split(";") if " (" in f and not f.startswith(("process ", "thread "))
+        ]
+        if frames:
+            padded = ["", "", *frames]
+            found[(padded[-1], padded[-2], padded[-3])] += int(count)
     return found
 
 
@@ -1078,6 +1102,26 @@ def report(
         ]
         for frame, count in p.own.most_common(12):
             lines.append(f"| `{short(frame)}` | {100 * count / p.samples:.1f}% |")
+        lines += [
+            "",
+            "Inclusive time (the function and what it calls) of hyperpod_local's functions and",
+            "of threading's:",
+            "",
+            "| function | share |",
+            "| --- | ---: |",
+        ]
+        for frame, count in p.inclusive.most_common(16):
+            lines.append(f"| `{short(frame)}` | {100 * count / p.samples:.1f}% |")
+        lines += [
+            "",
+            "Where the functions with the most self time are called from:",
+            "",
+            "| function | called by | called by | share |",
+            "| --- | --- | --- | ---: |",
+        ]
+        for (frame, caller, above), count in p.callers.most_common(8):
+            names = " | ".join(f"`{short(f)}`" if f else "" for f in (frame, caller, above))
+            lines.append(f"| {names} | {100 * count / p.samples:.1f}% |")
         lines.append("")
     if p.activity_samples:
         lines += [
