@@ -1181,6 +1181,9 @@ def closing_note(
     def rates(load: str) -> str:
         return " / ".join(f"{b(k, load).per_second:,.0f}" for k in ("pg1", "pg2", "pg3"))
 
+    def per_cpu(run: EngineRun) -> float:
+        return run.steps / run.server_cpu
+
     def cpu_ms(burst: Burst) -> float:
         return burst.per_call_ms(burst.server_cpu + burst.pg_cpu)
 
@@ -1260,7 +1263,12 @@ def closing_note(
         f" {pg1_engine.steps / pg1_engine.wall:,.0f}"
         f" ({(pg3_engine.steps / pg3_engine.wall) / (pg1_engine.steps / pg1_engine.wall):.2f}x),"
         " every replica taking its share of the steps. Each step's Python runs inside the"
-        " lock, so engine throughput is one process's, wherever it runs.",
+        " lock, so engine throughput is at best one process's, wherever it runs; and"
+        f" {'more' if per_cpu(pg3_engine) < per_cpu(pg1_engine) else 'no more'}"
+        " CPU went into each step on 3 replicas"
+        f" ({per_cpu(pg3_engine):,.0f} steps per server CPU second against"
+        f" {per_cpu(pg1_engine):,.0f}; PostgreSQL"
+        f" {pg3_engine.pg_cpu:.1f} CPU s against {pg1_engine.pg_cpu:.1f}).",
         "- **What would scale.** Reads, on more cores or machines: they take no lock and each"
         " replica has its own GIL. Writes and engine steps stay one transaction at a time for"
         " the whole store, as on SQLite; they get faster only by making each transaction"
