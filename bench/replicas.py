@@ -997,7 +997,8 @@ def report(
         "part does not control); `servers' cores` is the target's servers' CPU over the wall",
         "time, `machine's cores busy` all CPU used on the machine over it (/proc/stat);",
         "transactions are PostgreSQL's count for the database (pg_stat_database), the",
-        "engine's and the idle replicas' clock ticks included.",
+        "engine's and the idle replicas' clock ticks included, and the pool's pings (an empty",
+        "query outside a transaction is one to PostgreSQL): a DescribeCluster is 4.",
         "",
         "| load | target | calls/s | vs PostgreSQL, 1 | vs SQLite | rounds min-max | p50 ms |"
         " p99 ms | server CPU | PostgreSQL CPU | client CPU | others | servers' cores |"
