@@ -52,9 +52,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(VENV)/.installed $(VENV)/.installed-dev $@
 
-# Side by side with moto; writes bench/RESULTS.md. Not part of `make test`.
+# Side by side with moto; writes bench/RESULTS.md. Not part of `make test`. BENCH_ARGS picks
+# another part: --fleet, or --replicas (needs the PostgreSQL of the tests), and --quick.
 bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The official HyperPod CLI (PyPI's sagemaker-hyperpod, `hyp`) in a venv of its own, run
 # against a server: list-cluster, describe cluster, update cluster --node-recovery. Not part

@@ -520,14 +520,17 @@ def _store_section(r: Results) -> list[str]:
 
 
 def write_report(r: Results, output: Path) -> list[str]:
-    """Write the report; the fleet section of an earlier `--fleet` run (bench/fleet.py) is
-    kept, since this run does not measure it."""
+    """Write the report; the sections of an earlier `--fleet` run (bench/fleet.py) and
+    `--replicas` run (bench/replicas.py) are kept, since this run does not measure them."""
     found = verdicts(r)
     kept = ""
     if output.exists():
         old = output.read_text()
-        start, end = "<!-- fleet: written by bench/fleet.py -->", "<!-- /fleet -->"
-        if start in old and end in old:
-            kept = "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+        for start, end in (
+            ("<!-- fleet: written by bench/fleet.py -->", "<!-- /fleet -->"),
+            ("<!-- replicas: written by bench/replicas.py -->", "<!-- /replicas -->"),
+        ):
+            if start in old and end in old:
+                kept += "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     output.write_text(render(r, found) + kept)
     return [v.line() for v in found]

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--output PATH]
     .venv/bin/python bench/run.py --fleet [--quick] [--baseline PATH] [--ours PATH] [--output PATH]
+    .venv/bin/python bench/run.py --replicas [--quick] [--output PATH]
 
 One run measures, interleaved round-robin so that drift of the machine falls on all alike:
 our server (a subprocess, --clock manual), our in-process mock, moto's server (a subprocess),
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fleet
+import replicas
 from interleaved import interleaved_part
 from measure import log
 from ours_alone import cold_start_part, replace_part, store_part
@@ -66,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the fleet-scale part instead (bench/fleet.py): minutes, its own RESULTS section",
     )
     parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="replicas on one PostgreSQL next to SQLite instead (bench/replicas.py): needs "
+        "PostgreSQL at 127.0.0.1:5432; minutes; its own RESULTS section",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="with --fleet: another hyperpod-local executable, measured beside this one",
@@ -98,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             *(argv if argv is not None else sys.argv[1:]),
         ]
     )
+    if args.replicas:
+        work = Path(tempfile.mkdtemp(prefix="hyperpod-replicas-"))
+        try:
+            replicas.run(args.quick, output, work, command)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     if args.fleet:
         work = Path(tempfile.mkdtemp(prefix="hyperpod-fleet-"))
         try:
