@@ -99,6 +99,18 @@ def test_node_columns_are_in_the_order_of_the_node_fields() -> None:
     assert names == [field.name for field in fields(Node)]
 
 
+def test_a_node_row_has_the_columns_of_the_table_in_its_order() -> None:
+    from hyperpod_local.domain.model import Node
+    from hyperpod_local.store.nodes import _COLUMN_NAMES, _row
+    from hyperpod_local.store.schema import nodes
+
+    assert tuple(column.name for column in nodes.c if column.name != "id") == _COLUMN_NAMES
+    node = Node("c", "g", "ml.t3.medium", "Running", 1.0, instance_id="i-1", busy="replace")
+    values = dict(zip(_COLUMN_NAMES, _row(node), strict=True))
+    assert values["name_key"] == "i-1" and values["busy"] == "replace"
+    assert values["cluster_id"] == "c" and values["sort_time"] == 1.0
+
+
 _COUNTED = "cluster_id, group_name, instance_type, image_release_version, status"
 
 
