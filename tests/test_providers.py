@@ -94,3 +94,17 @@ def test_an_id_source_makes_the_uuids_the_uuid_module_makes_of_its_draws() -> No
     unseeded = IdSource(), IdSource()
     assert unseeded[0].uuid() != unseeded[1].uuid()
     assert len(unseeded[0].token_secret()) == 64
+
+
+def test_event_ids_are_version_4_uuids_that_follow_each_other() -> None:
+    import uuid
+
+    ids = IdSource()
+    made = [ids.event_id() for _ in range(1000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # Another source (a restart) starts elsewhere.
+    assert IdSource().event_id()[:8] != made[0][:8] or IdSource().event_id() not in made

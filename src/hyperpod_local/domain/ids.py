@@ -14,6 +14,8 @@ _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 # The version (4) and variant (RFC 4122) bits of a UUID, as uuid.UUID(version=4) sets them.
 _UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID_SET = (0x8000 << 48) | (4 << 76)
+_COUNT_MASK = (1 << 48) - 1
+_LOW_62 = (1 << 62) - 1
 CLUSTER_ARN_RE = re.compile(
     r"arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]*):(?P<account>[0-9]{12}):"
     r"cluster/(?P<id>[a-z0-9]{12})"
@@ -43,6 +45,8 @@ class IdSource:
         self._random = random.Random(
             seed if seed is not None else int.from_bytes(os.urandom(32), "big")
         )
+        # event_id's count, from a random start drawn on first use.
+        self._event_count = -1
 
     def cluster_id(self) -> str:
         return "".join(self._random.choice(_ALNUM) for _ in range(12))
@@ -58,9 +62,19 @@ class IdSource:
     def uuid(self) -> str:
         """A version 4 UUID: what str(uuid.UUID(int=..., version=4)) makes of one draw of
         128 bits, without building the UUID (an event's id each, five events a node)."""
-        value = (self._random.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
-        text = f"{value:032x}"
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        return _uuid_text((self._random.getrandbits(128) & _UUID_CLEAR) | _UUID_SET)
+
+    def event_id(self) -> str:
+        """A version 4 UUID whose first 48 bits count up from a random start, the rest
+        random: one process's events' ids follow each other, so the store's index of them
+        grows at one place instead of at a random page each (a settle of 100,000 nodes writes
+        half a million). Unique across restarts: another start, and 74 random bits."""
+        if self._event_count < 0:
+            self._event_count = self._random.getrandbits(48)
+        self._event_count = (self._event_count + 1) & _COUNT_MASK
+        draw = self._random.getrandbits(74)
+        value = (self._event_count << 80) | ((draw >> 62) << 64) | (draw & _LOW_62) | _UUID_SET
+        return _uuid_text(value)
 
     def ip_base(self) -> int:
         """A /16 inside 10.0.0.0/8 (as an offset from 10.0.0.0) for a new cluster's nodes."""
@@ -79,6 +93,11 @@ class IdSource:
         if not self._seeded:
             return secrets.token_hex(32)
         return f"{self._random.getrandbits(256):064x}"
+
+
+def _uuid_text(value: int) -> str:
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def cluster_arn(scope: Scope, cluster_id: str) -> str:
