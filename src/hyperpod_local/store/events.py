@@ -65,7 +65,7 @@ class EventRepository:
                     str(event.level),
                     event.operation_id,
                     # Serialized here as the JSON type would: bulk rows skip the types.
-                    None if event.metadata is None else json.dumps(event.metadata),
+                    _metadata_json(event.metadata),
                 )
                 for event in new_events
             ),
@@ -216,6 +216,24 @@ class EventRepository:
         key = (operations.c.creation_time, operations.c.seq)
         rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
         return [(_operation(row), [row.creation_time, row.seq]) for row in rows]
+
+
+# The JSON of an event's metadata when it is the usual one empty subtree ({"Instance": {}}),
+# by its key: made by json.dumps once, not once an event.
+_EMPTY_SUBTREE: dict[str, str] = {}
+
+
+def _metadata_json(metadata: dict[str, Any] | None) -> str | None:
+    if metadata is None:
+        return None
+    if len(metadata) == 1:
+        ((key, value),) = metadata.items()
+        if isinstance(value, dict) and not value and isinstance(key, str):
+            found = _EMPTY_SUBTREE.get(key)
+            if found is None:
+                found = _EMPTY_SUBTREE[key] = json.dumps(metadata)
+            return found
+    return json.dumps(metadata)
 
 
 def _event(row: Row[Any]) -> Event:
