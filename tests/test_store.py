@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -177,3 +178,23 @@ def test_group_node_counts_follow_every_write_to_nodes(tmp_path: Path, made_by: 
     conn.execute("DELETE FROM nodes")
     assert _counts(conn) == ([], [])
     conn.close()
+
+
+def test_event_metadata_is_stored_as_json_dumps_writes_it() -> None:
+    import json
+
+    from hyperpod_local.store.events import _metadata_json
+
+    samples: list[Any] = [
+        {"Instance": {}},
+        {"Cluster": {}},
+        {"Instance": {"LcsExecutionState": "Started", "NodeLogicalId": None}},
+        {"Instance": {"LcsExecutionState": "Failed", "NodeLogicalId": 'a"b\\c\u00e9\U0001f600\n'}},
+        {"InstanceGroupScaling": {"InstanceCount": 3, "TargetCount": 4}},
+        {"Instance": {"Nested": ["a"]}, "Other": {}},
+        {"Instance": {"Flag": True}},
+        {},
+    ]
+    for metadata in samples:
+        assert _metadata_json(metadata) == json.dumps(metadata)
+    assert _metadata_json(None) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +52,7 @@ class NodeRepository:
         # the object's identity (kept with it, so that identity is not reused): save_all
         # writes only the columns that changed since, and nothing for a node unchanged.
         # Rewriting every column moved every index of the table for each node saved.
-        self._stored: dict[int, tuple[Node, tuple[Any, ...]]] = {}
+        self._stored: dict[int, tuple[Node, Any]] = {}
 
     def _changed_in_bulk(self) -> None:
         """Rows change under the nodes read so far: each is written whole if saved again, as
@@ -60,7 +61,8 @@ class NodeRepository:
 
     def _node(self, row: Row[Any]) -> Node:
         node = Node(*row[:_FIELDS])
-        self._stored[id(node)] = (node, _row(node))
+        # The row itself: made into _row's values only if the node is saved.
+        self._stored[id(node)] = (node, row)
         return node
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
@@ -258,6 +260,8 @@ class NodeRepository:
             known = stored.get(id(node))
             if known is not None and known[0] is node:
                 old = known[1]
+                if type(old) is not tuple:
+                    old = _AS_STORED(old)
                 if old == new:
                     continue
                 columns = tuple(i for i, value in enumerate(new) if value != old[i])
@@ -453,6 +457,10 @@ NODE_COLUMNS = (
 # name_key is not a field, but a page sorted by NAME orders by it.
 _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
+# A row read (in _SELECTED's order) as _row's values (in _COLUMN_NAMES').
+_AS_STORED = operator.itemgetter(
+    *([column.name for column in _SELECTED].index(name) for name in _COLUMN_NAMES)
+)
 # Statements a step runs every time, built once: building one costs more than running it.
 _BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
 _BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
