@@ -80,3 +80,31 @@ def test_the_default_provider_is_the_simulated_one() -> None:
 def test_an_unknown_provider_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown provider 'cloud'; known providers: process, sim"):
         providers.build_provider("cloud", IdSource(1))
+
+
+def test_an_id_source_makes_the_uuids_the_uuid_module_makes_of_its_draws() -> None:
+    import random
+    import uuid
+
+    ids, draws = IdSource(7), random.Random(7)
+    for _ in range(2000):
+        made = ids.uuid()
+        assert made == str(uuid.UUID(int=draws.getrandbits(128), version=4))
+        assert uuid.UUID(made).version == 4
+    unseeded = IdSource(), IdSource()
+    assert unseeded[0].uuid() != unseeded[1].uuid()
+    assert len(unseeded[0].token_secret()) == 64
+
+
+def test_event_ids_are_version_4_uuids_that_follow_each_other() -> None:
+    import uuid
+
+    ids = IdSource()
+    made = [ids.event_id() for _ in range(1000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # Another source (a restart) starts elsewhere.
+    assert IdSource().event_id()[:8] != made[0][:8] or IdSource().event_id() not in made

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -99,6 +100,18 @@ def test_node_columns_are_in_the_order_of_the_node_fields() -> None:
     assert names == [field.name for field in fields(Node)]
 
 
+def test_a_node_row_has_the_columns_of_the_table_in_its_order() -> None:
+    from hyperpod_local.domain.model import Node
+    from hyperpod_local.store.nodes import _COLUMN_NAMES, _row
+    from hyperpod_local.store.schema import nodes
+
+    assert tuple(column.name for column in nodes.c if column.name != "id") == _COLUMN_NAMES
+    node = Node("c", "g", "ml.t3.medium", "Running", 1.0, instance_id="i-1", busy="replace")
+    values = dict(zip(_COLUMN_NAMES, _row(node), strict=True))
+    assert values["name_key"] == "i-1" and values["busy"] == "replace"
+    assert values["cluster_id"] == "c" and values["sort_time"] == 1.0
+
+
 _COUNTED = "cluster_id, group_name, instance_type, image_release_version, status"
 
 
@@ -165,3 +178,23 @@ def test_group_node_counts_follow_every_write_to_nodes(tmp_path: Path, made_by: 
     conn.execute("DELETE FROM nodes")
     assert _counts(conn) == ([], [])
     conn.close()
+
+
+def test_event_metadata_is_stored_as_json_dumps_writes_it() -> None:
+    import json
+
+    from hyperpod_local.store.events import _metadata_json
+
+    samples: list[Any] = [
+        {"Instance": {}},
+        {"Cluster": {}},
+        {"Instance": {"LcsExecutionState": "Started", "NodeLogicalId": None}},
+        {"Instance": {"LcsExecutionState": "Failed", "NodeLogicalId": 'a"b\\c\u00e9\U0001f600\n'}},
+        {"InstanceGroupScaling": {"InstanceCount": 3, "TargetCount": 4}},
+        {"Instance": {"Nested": ["a"]}, "Other": {}},
+        {"Instance": {"Flag": True}},
+        {},
+    ]
+    for metadata in samples:
+        assert _metadata_json(metadata) == json.dumps(metadata)
+    assert _metadata_json(None) is None

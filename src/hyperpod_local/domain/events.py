@@ -38,7 +38,7 @@ class EventLog:
             # EventMetadata is a union: exactly one subtree, the one of the resource type.
             metadata = {_METADATA_KEY[resource_type]: {}}
         event = Event(
-            event_id=self._ids.uuid(),
+            event_id=self._ids.event_id(),
             cluster_id=self._cluster_id,
             event_time=self._now,
             resource_type=resource_type,

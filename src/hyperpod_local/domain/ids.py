@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
-import uuid
+import secrets
 from dataclasses import dataclass
 
 from hyperpod_local.domain.scope import Scope
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+# The version (4) and variant (RFC 4122) bits of a UUID, as uuid.UUID(version=4) sets them.
+_UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID_SET = (0x8000 << 48) | (4 << 76)
+_COUNT_MASK = (1 << 48) - 1
+_LOW_62 = (1 << 62) - 1
 CLUSTER_ARN_RE = re.compile(
     r"arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]*):(?P<account>[0-9]{12}):"
     r"cluster/(?P<id>[a-z0-9]{12})"
@@ -31,7 +37,16 @@ class IdSource:
     """Makes every random id of the service. Seed it to make a run reproducible."""
 
     def __init__(self, seed: int | None = None) -> None:
-        self._random: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
+        # Unseeded, ids come from a generator seeded with 256 bits of the system's randomness:
+        # another stream every start, unique across restarts as the system's own draws would
+        # be, without a system call per id (five a node in a settle). What must be unguessable
+        # (token_secret) still comes from the system.
+        self._seeded = seed is not None
+        self._random = random.Random(
+            seed if seed is not None else int.from_bytes(os.urandom(32), "big")
+        )
+        # event_id's count, from a random start drawn on first use.
+        self._event_count = -1
 
     def cluster_id(self) -> str:
         return "".join(self._random.choice(_ALNUM) for _ in range(12))
@@ -45,7 +60,21 @@ class IdSource:
         return f"vol-{self._random.getrandbits(68):017x}"
 
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        """A version 4 UUID: what str(uuid.UUID(int=..., version=4)) makes of one draw of
+        128 bits, without building the UUID (an event's id each, five events a node)."""
+        return _uuid_text((self._random.getrandbits(128) & _UUID_CLEAR) | _UUID_SET)
+
+    def event_id(self) -> str:
+        """A version 4 UUID whose first 48 bits count up from a random start, the rest
+        random: one process's events' ids follow each other, so the store's index of them
+        grows at one place instead of at a random page each (a settle of 100,000 nodes writes
+        half a million). Unique across restarts: another start, and 74 random bits."""
+        if self._event_count < 0:
+            self._event_count = self._random.getrandbits(48)
+        self._event_count = (self._event_count + 1) & _COUNT_MASK
+        draw = self._random.getrandbits(74)
+        value = (self._event_count << 80) | ((draw >> 62) << 64) | (draw & _LOW_62) | _UUID_SET
+        return _uuid_text(value)
 
     def ip_base(self) -> int:
         """A /16 inside 10.0.0.0/8 (as an offset from 10.0.0.0) for a new cluster's nodes."""
@@ -61,7 +90,14 @@ class IdSource:
         return self._random.random() < probability
 
     def token_secret(self) -> str:
+        if not self._seeded:
+            return secrets.token_hex(32)
         return f"{self._random.getrandbits(256):064x}"
+
+
+def _uuid_text(value: int) -> str:
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def cluster_arn(scope: Scope, cluster_id: str) -> str:

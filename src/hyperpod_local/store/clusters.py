@@ -78,7 +78,7 @@ class _Statements:
     by_name: Select[Any]
     by_id: Select[Any]
     any_by_id: Select[Any]
-    node_counts: Select[Any]
+    counted_groups: Select[Any]
     active_operations: Select[Any]
     groups: Select[Any]
 
@@ -101,13 +101,24 @@ def _statements() -> _Statements:
         by_name=select(clusters).where(*in_scope, clusters.c.name == bindparam("key")),
         by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
         any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
-        node_counts=select(
-            group_node_counts.c.group_name,
-            group_node_counts.c.instance_type,
-            group_node_counts.c.image_release_version,
-            group_node_counts.c.status,
-            group_node_counts.c.count,
-        ).where(group_node_counts.c.cluster_id == bindparam("cluster_id")),
+        # Each group with its node counts (a row per type, release and status; one row of
+        # NULL counts for a group without nodes): one query, not one for each.
+        counted_groups=select(
+            instance_groups,
+            group_node_counts.c.instance_type.label("counted_type"),
+            group_node_counts.c.image_release_version.label("counted_release"),
+            group_node_counts.c.status.label("counted_status"),
+            group_node_counts.c.count.label("counted"),
+        )
+        .select_from(
+            instance_groups.outerjoin(
+                group_node_counts,
+                (group_node_counts.c.cluster_id == instance_groups.c.cluster_id)
+                & (group_node_counts.c.group_name == instance_groups.c.name),
+            )
+        )
+        .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
+        .order_by(instance_groups.c.position, instance_groups.c.name),
         active_operations=select(operations.c.details).where(
             operations.c.cluster_id == bindparam("cluster_id"),
             operations.c.status == "InProgress",
@@ -358,10 +369,20 @@ class ClusterRepository:
         releases: dict[str, dict[str, int]] = {}
         members: dict[str, int] = {}
         failed: dict[str, int] = {}
+        groups: list[InstanceGroup] = []
         # A few rows per group (group_node_counts), whatever the number of nodes.
-        for name, instance_type, release, status, count in self.conn.execute(
-            statements.node_counts, key
-        ):
+        for row in self.conn.execute(statements.counted_groups, key):
+            name = row.name
+            if not groups or groups[-1].name != name:
+                groups.append(_group(row))
+            count = row.counted
+            if count is None:
+                continue
+            status, instance_type, release = (
+                row.counted_status,
+                row.counted_type,
+                row.counted_release,
+            )
             members[name] = members.get(name, 0) + count
             if status in SERVING_STATUSES:
                 counts[name] = counts.get(name, 0) + count
@@ -376,7 +397,6 @@ class ClusterRepository:
             for detail in details.get("ScalingDetails", []):
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
-        groups = [_group(row) for row in self.conn.execute(statements.groups, key)]
         for group in groups:
             group.current_count = counts.get(group.name, 0)
             group.active_scaling = scaling.get(group.name, 0)

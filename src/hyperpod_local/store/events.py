@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, tuple_, update
@@ -65,7 +66,7 @@ class EventRepository:
                     str(event.level),
                     event.operation_id,
                     # Serialized here as the JSON type would: bulk rows skip the types.
-                    None if event.metadata is None else json.dumps(event.metadata),
+                    _metadata_json(event.metadata),
                 )
                 for event in new_events
             ),
@@ -216,6 +217,35 @@ class EventRepository:
         key = (operations.c.creation_time, operations.c.seq)
         rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
         return [(_operation(row), [row.creation_time, row.seq]) for row in rows]
+
+
+# The JSON of an event's metadata when it is the usual one empty subtree ({"Instance": {}}),
+# by its key: made by json.dumps once, not once an event.
+_EMPTY_SUBTREE: dict[str, str] = {}
+_text = encode_basestring_ascii
+
+
+def _metadata_json(metadata: dict[str, Any] | None) -> str | None:
+    """json.dumps(metadata), written directly for the metadata of most events: one subtree of
+    text (or null) members, such as a lifecycle script's {"Instance": {"LcsExecutionState":
+    ..., "NodeLogicalId": ...}}; json.dumps' own setup cost more than the writing."""
+    if metadata is None:
+        return None
+    if len(metadata) == 1:
+        ((key, subtree),) = metadata.items()
+        if type(key) is str and type(subtree) is dict:
+            if not subtree:
+                found = _EMPTY_SUBTREE.get(key)
+                if found is None:
+                    found = _EMPTY_SUBTREE[key] = json.dumps(metadata)
+                return found
+            members = []
+            for name, value in subtree.items():
+                if type(name) is not str or not (value is None or type(value) is str):
+                    return json.dumps(metadata)
+                members.append(f"{_text(name)}: {'null' if value is None else _text(value)}")
+            return f"{{{_text(key)}: {{{', '.join(members)}}}}}"
+    return json.dumps(metadata)
 
 
 def _event(row: Row[Any]) -> Event:

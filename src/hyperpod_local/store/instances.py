@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
+from hyperpod_local.store import bulk
 from hyperpod_local.store.schema import sim_instances, sim_volumes
 
 # Every termination runs these: built once.
@@ -16,8 +17,12 @@ _REMOVE_VOLUMES = delete(sim_volumes).where(
 _REMOVE_INSTANCES = delete(sim_instances).where(
     sim_instances.c.instance_id.in_(bindparam("ids", expanding=True))
 )
-_ADD_INSTANCES = sim_instances.insert()
-_ADD_VOLUMES = sim_volumes.insert()
+_INSTANCE_COLUMNS = ("instance_id", "cluster_id", "launched_at", "image_id", "boot_count")
+_ADD_INSTANCES = sim_instances.insert().values(
+    {name: bindparam(name) for name in _INSTANCE_COLUMNS}
+)
+_VOLUME_COLUMNS = ("volume_id", "instance_id", "position", "kind", "size_gb", "marker")
+_ADD_VOLUMES = sim_volumes.insert().values({name: bindparam(name) for name in _VOLUME_COLUMNS})
 
 
 class InstanceRepository:
@@ -34,26 +39,29 @@ class InstanceRepository:
         """New instances of one cluster and image, each with its volumes; in bulk."""
         if not launched:
             return
-        self.conn.execute(
+        bulk.executemany(
+            self.conn,
             _ADD_INSTANCES,
+            _INSTANCE_COLUMNS,
+            [(instance_id, cluster_id, launched_at, image_id, 1) for instance_id in launched],
+        )
+        bulk.executemany(
+            self.conn,
+            _ADD_VOLUMES,
+            _VOLUME_COLUMNS,
             [
-                {
-                    "instance_id": instance_id,
-                    "cluster_id": cluster_id,
-                    "launched_at": launched_at,
-                    "image_id": image_id,
-                    "boot_count": 1,
-                }
-                for instance_id in launched
+                (
+                    volume["volume_id"],
+                    instance_id,
+                    volume["position"],
+                    volume["kind"],
+                    volume["size_gb"],
+                    volume.get("marker"),
+                )
+                for instance_id, attached in launched.items()
+                for volume in attached
             ],
         )
-        volumes = [
-            {"instance_id": instance_id, "marker": None, **volume}
-            for instance_id, attached in launched.items()
-            for volume in attached
-        ]
-        if volumes:
-            self.conn.execute(_ADD_VOLUMES, volumes)
 
     def add_volumes(self, instance_id: str, volumes: Sequence[dict[str, Any]]) -> None:
         if volumes:

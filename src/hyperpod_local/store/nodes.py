@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,29 @@ class NodeFilter:
 class NodeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # What each node object read or written in this unit of work holds in the store, by
+        # the object's identity (kept with it, so that identity is not reused): save_all
+        # writes only the columns that changed since, and nothing for a node unchanged.
+        # Rewriting every column moved every index of the table for each node saved.
+        self._stored: dict[int, tuple[Node, Any]] = {}
+
+    def _changed_in_bulk(self) -> None:
+        """Rows change under the nodes read so far: each is written whole if saved again, as
+        it was before this unit of work knew what the store held."""
+        self._stored.clear()
+
+    def _node(self, row: Row[Any]) -> Node:
+        node = Node(*row[:_FIELDS])
+        # The row itself: made into _row's values only if the node is saved.
+        self._stored[id(node)] = (node, row)
+        return node
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
         bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, map(_row, new_nodes))
 
     def get(self, row_id: int) -> Node | None:
         row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
-        return None if row is None else _node(row)
+        return None if row is None else self._node(row)
 
     def get_many(self, row_ids: Sequence[int]) -> dict[int, Node]:
         """The nodes that still exist, by row id."""
@@ -61,7 +78,7 @@ class NodeRepository:
         for start in range(0, len(row_ids), 500):
             rows = self.conn.execute(_BY_IDS, {"row_ids": list(row_ids[start : start + 500])})
             for row in rows:
-                node = _node(row)
+                node = self._node(row)
                 found[node.row_id or -1] = node
         return found
 
@@ -78,6 +95,9 @@ class NodeRepository:
         )
         if result.rowcount == 1:
             node.busy = operation
+            known = self._stored.get(id(node))
+            if known is not None and known[0] is node:
+                self._stored[id(node)] = (node, _row(node))
             return True
         return False
 
@@ -98,7 +118,7 @@ class NodeRepository:
             busy = conditions["busy"]
             stmt = stmt.where(nodes.c.busy.is_(None) if busy is None else nodes.c.busy == busy)
         rows = self.conn.execute(stmt.order_by(nodes.c.id).limit(limit))
-        return [_node(row) for row in rows]
+        return [self._node(row) for row in rows]
 
     def claim_group(
         self, cluster_id: str, group_name: str, operation: str, statuses: Sequence[str], status: str
@@ -112,13 +132,17 @@ class NodeRepository:
             & nodes.c.instance_id.is_not(None)
             & nodes.c.status.in_(list(statuses))
         )
-        claimed = [_node(row) for row in self.conn.execute(select(*_SELECTED).where(condition))]
+        claimed = [
+            self._node(row) for row in self.conn.execute(select(*_SELECTED).where(condition))
+        ]
+        self._changed_in_bulk()
         self.conn.execute(update(nodes).where(condition).values(busy=operation, status=status))
         for node in claimed:
             node.busy, node.status = operation, status
         return claimed
 
     def set_image(self, cluster_id: str, group_name: str, image_id: str) -> None:
+        self._changed_in_bulk()
         self.conn.execute(
             update(nodes)
             .where(nodes.c.cluster_id == cluster_id, nodes.c.group_name == group_name)
@@ -141,7 +165,7 @@ class NodeRepository:
             )
             .order_by(nodes.c.id)
         )
-        return [_node(row) for row in rows]
+        return [self._node(row) for row in rows]
 
     def serving_count(
         self, cluster_id: str, group_name: str, statuses: Iterable[str] = SERVING_STATUSES
@@ -211,6 +235,7 @@ class NodeRepository:
         return GroupHealth(members=members, unhealthy=unhealthy, recovering=recovering)
 
     def set_status_all(self, cluster_id: str, status: str) -> None:
+        self._changed_in_bulk()
         self.conn.execute(
             update(nodes).where(nodes.c.cluster_id == cluster_id).values(status=status)
         )
@@ -222,16 +247,35 @@ class NodeRepository:
         stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
         if group_name is not None:
             stmt = stmt.where(nodes.c.group_name == group_name)
-        return [_node(row) for row in self.conn.execute(stmt.order_by(nodes.c.id))]
+        return [self._node(row) for row in self.conn.execute(stmt.order_by(nodes.c.id))]
 
     def save_all(self, changed: Sequence[Node]) -> None:
-        """Write back many nodes in one executemany of a statement compiled once."""
-        bulk.executemany(
-            self.conn,
-            _UPDATE_NODE,
-            ("_row_id", *_COLUMN_NAMES),
-            ((node.row_id, *_row(node)) for node in changed),
-        )
+        """Write back many nodes: for a node read in this unit of work, only the columns it
+        changed since (nodes that changed the same columns in one executemany); for any
+        other, every column."""
+        by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+        stored = self._stored
+        for node in changed:
+            new = _row(node)
+            known = stored.get(id(node))
+            if known is not None and known[0] is node:
+                old = known[1]
+                if type(old) is not tuple:
+                    old = _AS_STORED(old)
+                if old == new:
+                    continue
+                columns = tuple(i for i, value in enumerate(new) if value != old[i])
+            else:
+                columns = _ALL_COLUMNS
+            by_columns.setdefault(columns, []).append((node.row_id, *(new[i] for i in columns)))
+            stored[id(node)] = (node, new)
+        for columns, rows in by_columns.items():
+            bulk.executemany(
+                self.conn,
+                _update_of(columns),
+                ("_row_id", *(_COLUMN_NAMES[i] for i in columns)),
+                rows,
+            )
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -239,7 +283,7 @@ class NodeRepository:
                 nodes.c.cluster_id == cluster_id, nodes.c.instance_id == instance_id
             )
         ).first()
-        return None if row is None else _node(row)
+        return None if row is None else self._node(row)
 
     def by_logical_id(self, cluster_id: str, logical_id: str) -> Node | None:
         row = self.conn.execute(
@@ -247,7 +291,7 @@ class NodeRepository:
                 nodes.c.cluster_id == cluster_id, nodes.c.logical_id == logical_id
             )
         ).first()
-        return None if row is None else _node(row)
+        return None if row is None else self._node(row)
 
     def page(
         self,
@@ -286,13 +330,13 @@ class NodeRepository:
             for group in (groups or [None])
         ]
         if len(selects) == 1:
-            return [_node(row) for row in self.conn.execute(selects[0])]
+            return [self._node(row) for row in self.conn.execute(selects[0])]
         merged = union_all(*(stmt.subquery().select() for stmt in selects)).subquery()
         order = [merged.c[column.name] for column in key]
         stmt = select(merged).order_by(
             *(column.desc() if descending else column.asc() for column in order)
         )
-        return [_node(row) for row in self.conn.execute(stmt.limit(limit + 1))]
+        return [self._node(row) for row in self.conn.execute(stmt.limit(limit + 1))]
 
     def _filtered(self, cluster_id: str, node_filter: NodeFilter, group: str | None) -> Any:
         stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
@@ -314,12 +358,6 @@ class NodeRepository:
 _FAILURE = (NodeStatus.FAILURE,)
 _DOWN_WHILE = frozenset({"recover", "replace", "reboot"})
 
-_UPDATE_NODE = (
-    update(nodes)
-    .where(nodes.c.id == bindparam("_row_id"))
-    .values({column.name: bindparam(column.name) for column in nodes.c if column.name != "id"})
-)
-
 
 def sort_key(node: Node, sort_by: str) -> list[Any]:
     """The keyset position of a node, as a page's NextToken remembers it."""
@@ -328,37 +366,69 @@ def sort_key(node: Node, sort_by: str) -> list[Any]:
     return [node.sort_time, node.row_id]
 
 
-_COLUMN_NAMES = tuple(column.name for column in nodes.c if column.name != "id")
+_COLUMN_NAMES = (
+    "cluster_id",
+    "group_name",
+    "instance_id",
+    "name_key",
+    "logical_id",
+    "status",
+    "status_message",
+    "instance_type",
+    "launch_time",
+    "sort_time",
+    "private_ip",
+    "hostname",
+    "availability_zone",
+    "availability_zone_id",
+    "image_id",
+    "image_release_version",
+    "last_software_update_time",
+    "busy",
+)
+# The table's columns but `id`, in the table's order (tests/test_store.py checks): _row's.
+_ALL_COLUMNS = tuple(range(len(_COLUMN_NAMES)))
 _INSERT_NODE = nodes.insert().values({name: bindparam(name) for name in _COLUMN_NAMES})
+# An UPDATE of a node's row by id, of some of its columns (indices into _COLUMN_NAMES): one
+# statement per set of columns, built once and kept (bulk.py caches it by identity).
+_UPDATES: dict[tuple[int, ...], Any] = {}
+
+
+def _update_of(columns: tuple[int, ...]) -> Any:
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        names = [_COLUMN_NAMES[i] for i in columns]
+        stmt = (
+            update(nodes)
+            .where(nodes.c.id == bindparam("_row_id"))
+            .values({name: bindparam(name) for name in names})
+        )
+        _UPDATES[columns] = stmt
+    return stmt
 
 
 def _row(node: Node) -> tuple[Any, ...]:
     """The node's values for _COLUMN_NAMES, in their order."""
-    values = _values(node)
-    return tuple(values[name] for name in _COLUMN_NAMES)
-
-
-def _values(node: Node) -> dict[str, Any]:
-    return {
-        "cluster_id": node.cluster_id,
-        "group_name": node.group_name,
-        "instance_id": node.instance_id,
-        "name_key": node.instance_id or "",
-        "logical_id": node.logical_id,
-        "status": node.status,
-        "status_message": node.status_message,
-        "instance_type": node.instance_type,
-        "launch_time": node.launch_time,
-        "sort_time": node.sort_time,
-        "private_ip": node.private_ip,
-        "hostname": node.hostname,
-        "availability_zone": node.availability_zone,
-        "availability_zone_id": node.availability_zone_id,
-        "image_id": node.image_id,
-        "image_release_version": node.image_release_version,
-        "last_software_update_time": node.last_software_update_time,
-        "busy": node.busy,
-    }
+    return (
+        node.cluster_id,
+        node.group_name,
+        node.instance_id,
+        node.instance_id or "",
+        node.logical_id,
+        node.status,
+        node.status_message,
+        node.instance_type,
+        node.launch_time,
+        node.sort_time,
+        node.private_ip,
+        node.hostname,
+        node.availability_zone,
+        node.availability_zone_id,
+        node.image_id,
+        node.image_release_version,
+        node.last_software_update_time,
+        node.busy,
+    )
 
 
 # The columns a Node is made of, in the order of its fields (`id` is `row_id`), so a row
@@ -387,6 +457,10 @@ NODE_COLUMNS = (
 # name_key is not a field, but a page sorted by NAME orders by it.
 _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
+# A row read (in _SELECTED's order) as _row's values (in _COLUMN_NAMES').
+_AS_STORED = operator.itemgetter(
+    *([column.name for column in _SELECTED].index(name) for name in _COLUMN_NAMES)
+)
 # Statements a step runs every time, built once: building one costs more than running it.
 _BY_ID = select(*_SELECTED).where(nodes.c.id == bindparam("row_id"))
 _BY_IDS = select(*_SELECTED).where(nodes.c.id.in_(bindparam("row_ids", expanding=True)))
@@ -418,7 +492,3 @@ _COUNT_IN_STATUSES = select(func.sum(group_node_counts.c.count)).where(
     group_node_counts.c.group_name == bindparam("group_name"),
     group_node_counts.c.status.in_(bindparam("statuses", expanding=True)),
 )
-
-
-def _node(row: Row[Any]) -> Node:
-    return Node(*row[:_FIELDS])
