@@ -200,7 +200,10 @@ def test_a_replica_killed_in_the_middle_leaves_its_work_to_the_others(
         NodeProvisioningMode="Continuous",
         Orchestrator={"Eks": {"ClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/k"}},
     )
-    wait_for(lambda: sm.describe_cluster(ClusterName="kill")["ClusterStatus"] == "InService")
+    # A Continuous cluster is InService before its last nodes are up: wait for all 100.
+    wait_for(
+        lambda: [n["InstanceStatus"]["Status"] for n in all_nodes(sm, "kill")] == ["Running"] * 100
+    )
     original = sorted(n["InstanceId"] for n in all_nodes(sm, "kill"))
     assert len(original) == 100
     accepted: list[str] = []
