@@ -880,8 +880,9 @@ def _area(frame: str, area: Callable[[str], str]) -> str:
 
 
 def statements_per_call(work: Path, pg_url: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Statements, transactions and connection checkouts (each a ping on PostgreSQL: the
-    pool's pre_ping) of one call of each kind, in-process on each store."""
+    """Statements, transactions (of which autocommit: one statement read alone, no BEGIN
+    or COMMIT) and connection checkouts of one call of each kind, in-process on each
+    store."""
     import hyperpod_local
 
     found: dict[str, dict[str, dict[str, float]]] = {}
@@ -901,8 +902,10 @@ def _count_calls(hp: Any, name: str) -> dict[str, dict[str, float]]:
     def statement(*_args: Any) -> None:
         tally["statements"] += 1
 
-    def begin(*_args: Any) -> None:
+    def begin(conn: Any) -> None:
         tally["transactions"] += 1
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            tally["autocommit"] += 1
 
     def checkout(*_args: Any) -> None:
         tally["checkouts"] += 1
@@ -997,8 +1000,8 @@ def report(
         "part does not control); `servers' cores` is the target's servers' CPU over the wall",
         "time, `machine's cores busy` all CPU used on the machine over it (/proc/stat);",
         "transactions are PostgreSQL's count for the database (pg_stat_database), the",
-        "engine's and the idle replicas' clock ticks included, and the pool's pings (an empty",
-        "query outside a transaction is one to PostgreSQL): a DescribeCluster is 4.",
+        "engine's and the idle replicas' clock ticks included, and each one-statement read",
+        "in autocommit (one to PostgreSQL): see the round trips under Where the time goes.",
         "",
         "| load | target | calls/s | vs PostgreSQL, 1 | vs SQLite | rounds min-max | p50 ms |"
         " p99 ms | server CPU | PostgreSQL CPU | client CPU | others | servers' cores |"
@@ -1147,30 +1150,37 @@ def report(
         lines.append("")
     if p.statements:
         lines += [
-            "Statements (S, SET TRANSACTION and the advisory lock's SELECT included),",
-            "transactions (T) and connection checkouts (C) of one call, counted in-process;",
-            "on PostgreSQL each is a round trip to the database, and so are each",
-            "transaction's BEGIN and COMMIT and each checkout's ping (the pool's pre_ping, an",
-            "empty query): S + 2T + C round trips (strace of the client socket agrees):",
+            "Statements (S, the advisory lock's SELECT included), transactions (T, of which",
+            "A are one statement read alone in autocommit) and connection checkouts (C) of",
+            "one call, counted in-process; on PostgreSQL each statement is a round trip to",
+            "the database, and so are each other transaction's BEGIN and COMMIT (a checkout",
+            "costs none): S + 2(T - A) round trips:",
             "",
-            "| call | SQLite S / T / C | PostgreSQL S / T / C | PostgreSQL round trips |",
+            "| call | SQLite S / T / A / C | PostgreSQL S / T / A / C | PostgreSQL round trips |",
             "| --- | ---: | ---: | ---: |",
         ]
         for op, per in p.statements.items():
             cells = [
                 " / ".join(
                     str(int(per.get(k, {}).get(x, 0)))
-                    for x in ("statements", "transactions", "checkouts")
+                    for x in ("statements", "transactions", "autocommit", "checkouts")
                 )
                 for k in ("sqlite", "postgresql")
             ]
             pg = per.get("postgresql", {})
-            trips = pg.get("statements", 0) + 2 * pg.get("transactions", 0) + pg.get("checkouts", 0)
+            trips = _round_trips(pg)
             lines.append(f"| {op} | {cells[0]} | {cells[1]} | {trips:.0f} |")
         lines.append("")
     lines += closing_note(calls, engine, profile, cores)
     lines.append(END_MARK)
     return "\n".join(lines) + "\n"
+
+
+def _round_trips(counted: dict[str, float]) -> float:
+    """Round trips to PostgreSQL: each statement, and the BEGIN and COMMIT of each
+    transaction that is not one autocommit statement."""
+    framed = counted.get("transactions", 0) - counted.get("autocommit", 0)
+    return counted.get("statements", 0) + 2 * framed
 
 
 def closing_note(
@@ -1226,8 +1236,10 @@ def closing_note(
         n for k, n in profile.areas.items() if k.startswith(("SQLAlchemy", "psycopg"))
     ) / max(1, profile.samples)
     trips = profile.statements.get("DescribeCluster", {}).get("postgresql", {})
-    describe_trips = trips.get("statements", 0) + 2 * trips.get("transactions", 0)
-    describe_trips += trips.get("checkouts", 0)
+    describe_trips = _round_trips(trips)
+    sqlite_statements = (
+        profile.statements.get("DescribeCluster", {}).get("sqlite", {}).get("statements", 0)
+    )
     return [
         "### What limits scaling here",
         "",
@@ -1246,11 +1258,12 @@ def closing_note(
         f" {cpu_ms(describe['pg1']):.2f} ms of server plus PostgreSQL CPU on 1 replica against"
         f" {cpu_ms(describe['sqlite']):.2f} ms on SQLite"
         f" ({cpu_ms(describe['pg1']) / cpu_ms(describe['sqlite']):.1f}x): it is"
-        f" {describe_trips:.0f} round trips to the database where SQLite runs 5 statements in"
-        f" the process, and {100 * driver:.0f}% of the profiled replica's Python time is"
-        " SQLAlchemy and psycopg. Of those round trips, 2 are the pool's pings (pre_ping),"
-        " 2 SET TRANSACTION statements, and 5 a second transaction that reads the latest image"
-        " release (Store.latest_release keeps it in memory only for a sole writer).",
+        f" {describe_trips:.0f} round trips to the database where SQLite runs"
+        f" {sqlite_statements:.0f} statements in the process, and {100 * driver:.0f}% of the"
+        " profiled replica's Python time is"
+        " SQLAlchemy and psycopg (the profile's areas below). The latest image release is read"
+        " in one statement of its own on every call (Store.latest_release keeps it in memory"
+        " only for a sole writer), so a read is two transactions to PostgreSQL.",
         f"- **One writer at a time.** Under the mixed load on 3 replicas the store's write lock"
         f" was held {100 * held:.0f}% of the time, with {waiters:.2f} backends on average"
         f" waiting for it; {100 * holder_waits:.0f}% of the time its holder was idle in its"
