@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from measure import log
+from sections import MARKS, write_section
 from servers import BIN, HOST, Server, free_port, moto_command, ours_command
 from targets import ask_afresh, group, make_client
 
 EAST = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/HyperPodExecutionRole"
-START_MARK = "<!-- fleet: written by bench/fleet.py -->"
-END_MARK = "<!-- /fleet -->"
+START_MARK, END_MARK = MARKS["fleet"]
 
 
 @dataclass(frozen=True)
@@ -482,18 +482,6 @@ def _cell(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def write_section(section: str, output: Path) -> None:
-    """Put the fleet section into the report, replacing an older one."""
-    text = output.read_text() if output.exists() else ""
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    output.write_text(text)
-
-
 def run(
     quick: bool,
     baseline: Path | None,
@@ -505,7 +493,7 @@ def run(
     sizes = QUICK if quick else FULL
     found = fleet_part(sizes, work, baseline, mine)
     # The section first: a plot that fails (no matplotlib) must not lose a run's numbers.
-    write_section(report(found, sizes, command), output)
+    write_section("fleet", report(found, sizes, command), output)
     plot(found["replay"], output.parent / ("fleet-quick.png" if quick else "fleet.png"))
     log(f"fleet section written to {output}")
 

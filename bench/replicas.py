@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from measure import log
+from sections import MARKS, write_section
 from servers import (
     BIN,
     Server,
@@ -69,8 +70,7 @@ from hyperpod_local.store.postgresql import WRITE_LOCK
 
 EAST = "us-east-1"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-START_MARK = "<!-- replicas: written by bench/replicas.py -->"
-END_MARK = "<!-- /replicas -->"
+START_MARK, END_MARK = MARKS["replicas"]
 LOADS = ("describe", "mixed")
 LOAD_LABELS = {
     "describe": "DescribeCluster, computed",
@@ -1295,18 +1295,6 @@ def _pct(share: float) -> str:
     return "" if share != share else f"{100 * share:.0f}%"
 
 
-def write_section(section: str, output: Path) -> None:
-    """Put the replicas section into the report, replacing an older one."""
-    text = output.read_text() if output.exists() else ""
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    output.write_text(text)
-
-
 def check_postgresql() -> None:
     try:
         pg_admin("SELECT 1")
@@ -1343,7 +1331,9 @@ def run(quick: bool, output: Path, work: Path, command: str) -> None:
     engine = engine_part(sizes, work)
     wall = time.perf_counter() - began
     load["load average at end"] = os.getloadavg()[0]
-    write_section(report(sizes, command, calls, targets, engine, profile, wall, load), output)
+    write_section(
+        "replicas", report(sizes, command, calls, targets, engine, profile, wall, load), output
+    )
     log(f"replicas section written to {output} after {wall:.0f}s")
 
 

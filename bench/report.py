@@ -15,6 +15,7 @@ from typing import Any
 
 from measure import Sample
 from results import Results
+from sections import kept_sections
 
 PAIRS = [("ours-server", "moto-server"), ("ours-mock", "moto-mock")]
 # Ours with every answer computed (Cache-Control: no-cache): shown against moto, not targets.
@@ -523,14 +524,6 @@ def write_report(r: Results, output: Path) -> list[str]:
     """Write the report; the sections of an earlier `--fleet` run (bench/fleet.py) and
     `--replicas` run (bench/replicas.py) are kept, since this run does not measure them."""
     found = verdicts(r)
-    kept = ""
-    if output.exists():
-        old = output.read_text()
-        for start, end in (
-            ("<!-- fleet: written by bench/fleet.py -->", "<!-- /fleet -->"),
-            ("<!-- replicas: written by bench/replicas.py -->", "<!-- /replicas -->"),
-        ):
-            if start in old and end in old:
-                kept += "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    kept = kept_sections(output.read_text()) if output.exists() else ""
     output.write_text(render(r, found) + kept)
     return [v.line() for v in found]
