@@ -25,7 +25,8 @@ from botocore.exceptions import ClientError
 from hyperpod_local.store.database import HEAD_REVISION
 from tests import postgresql
 from tests.support import ServerProcess, group
-from tests.webhooks import Webhook
+from tests.test_faults import events_of, nodes_of
+from tests.webhooks import Webhook, wait_for
 
 
 class Replicas:
@@ -60,6 +61,7 @@ class Replicas:
 
 @pytest.fixture
 def store_url() -> Iterator[str]:
+    """A database of the test's own (skipped, or failed on CI, without a PostgreSQL)."""
     url = postgresql.fresh_database()
     yield url
     postgresql.drop(url)
@@ -77,11 +79,6 @@ def make_replicas(tmp_path: Path, store_url: str) -> Iterator[Callable[..., Repl
     yield make
     for replicas in made:
         replicas.stop()
-
-
-def all_nodes(sm: Any, cluster: str) -> list[dict[str, Any]]:
-    pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName=cluster)
-    return [node for page in pages for node in page["ClusterNodeSummaries"]]
 
 
 def client_for(server: ServerProcess, session: Any) -> Any:
@@ -106,7 +103,7 @@ def test_fifty_clients_over_three_replicas_act_on_each_node_once(
     second.settle()
     clocks = [server.admin("GET", "/_hyperpod/clock")[1]["Now"] for server in replicas.servers]
     assert len(set(clocks)) == 1, clocks
-    original = sorted(n["InstanceId"] for n in all_nodes(third.client(), "race"))
+    original = sorted(n["InstanceId"] for n in nodes_of(third.client(), "race"))
     assert len(original) == 20
 
     rng = random.Random(20261203)
@@ -175,7 +172,7 @@ def test_fifty_clients_over_three_replicas_act_on_each_node_once(
     assert {node: len(done) for node, done in started.items()} == dict.fromkeys(asked, 1)
 
     first.settle()
-    after = {n["InstanceId"]: n for n in all_nodes(second.client(), "race")}
+    after = {n["InstanceId"]: n for n in nodes_of(second.client(), "race")}
     deleted = {node for node, (action,) in started.items() if action == "delete"}
     replaced = {node for node, (action,) in started.items() if action == "replace"}
     rebooted = {node for node, (action,) in started.items() if action == "reboot"}
@@ -202,9 +199,10 @@ def test_a_replica_killed_in_the_middle_leaves_its_work_to_the_others(
     )
     # A Continuous cluster is InService before its last nodes are up: wait for all 100.
     wait_for(
-        lambda: [n["InstanceStatus"]["Status"] for n in all_nodes(sm, "kill")] == ["Running"] * 100
+        lambda: [n["InstanceStatus"]["Status"] for n in nodes_of(sm, "kill")] == ["Running"] * 100,
+        timeout=60,
     )
-    original = sorted(n["InstanceId"] for n in all_nodes(sm, "kill"))
+    original = sorted(n["InstanceId"] for n in nodes_of(sm, "kill"))
     assert len(original) == 100
     accepted: list[str] = []
     for index in range(4):
@@ -220,14 +218,14 @@ def test_a_replica_killed_in_the_middle_leaves_its_work_to_the_others(
     survivor = replicas.servers[2].client()
 
     def replaced() -> bool:
-        nodes = all_nodes(survivor, "kill")
+        nodes = nodes_of(survivor, "kill")
         return len(nodes) == 100 and all(
             n["InstanceStatus"]["Status"] == "Running" and n["InstanceId"] not in original
             for n in nodes
         )
 
     wait_for(replaced, timeout=120)
-    nodes = all_nodes(survivor, "kill")
+    nodes = nodes_of(survivor, "kill")
     assert len({n["InstanceId"] for n in nodes}) == 100
     # Each accepted replacement launched exactly one instance, whichever replica ran it:
     # no orphan instance, no volume of an instance that is gone.
@@ -343,7 +341,7 @@ def test_one_replica_at_a_time_sends_the_events_and_another_takes_over(
         sender.kill()
         alive = [server for server in replicas.servers if server is not sender]
         alive[0].client().batch_reboot_cluster_nodes(
-            ClusterName="told", NodeIds=[n["InstanceId"] for n in all_nodes(sm, "told")][:1]
+            ClusterName="told", NodeIds=[n["InstanceId"] for n in nodes_of(sm, "told")][:1]
         )
         alive[1].settle()
         later = [e["EventId"] for e in events_of(alive[0].client(), "told")]
@@ -359,24 +357,3 @@ def target(server: ServerProcess) -> dict[str, Any]:
     assert status == 200, body
     (only,) = body["Events"]["Targets"]
     return dict(only)
-
-
-def events_of(sm: Any, cluster: str) -> list[dict[str, Any]]:
-    pages = sm.get_paginator("list_cluster_events").paginate(
-        ClusterName=cluster, SortOrder="Ascending"
-    )
-    return [event for page in pages for event in page["Events"]]
-
-
-def wait_for(condition: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgresql() -> None:
-    postgresql.require()
