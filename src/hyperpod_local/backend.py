@@ -63,17 +63,17 @@ class Backend:
         self.store.latest_release()
         # HyperPod time goes on from where it was when the data dir was last used: the time
         # the engine last saved, or the latest time a request stamped on anything since.
+        # A shared store's replicas share its time, its database's clock (engine/clock.py).
+        offset = self.store.clock_offset()[0]
         start = self.store.saved_time()
         if start is None:
-            start = round(time.time() + self.store.clock_offset()[0], 3)
+            start = round(time.time() + offset, 3)
             self.store.save_time(start)
         start = max(start, self.store.latest_time() or start)
-        # A shared store's replicas share its time (engine/clock.py).
-        shared = self.store if self.store.shared else None
         self.clock: Clock = clock or (
-            ManualClock(start, shared)
+            ManualClock(start, self.store if self.store.shared else None)
             if settings.clock == "manual"
-            else RealClock(settings.speed, start, self.store.clock_offset()[0] if shared else 0.0)
+            else RealClock(settings.speed, start, offset)
         )
         if self.clock.mode == "real":
             # The clock is the wall clock: HyperPod's work is what speeds up.

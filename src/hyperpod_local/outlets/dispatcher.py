@@ -21,6 +21,7 @@ from hyperpod_local.outlets.stream import EventStream
 from hyperpod_local.outlets.target_spec import parse_target
 from hyperpod_local.outlets.targets import Target
 from hyperpod_local.store.database import Store
+from hyperpod_local.store.unit_of_work import Tx
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,7 @@ class EventDispatcher:
             start = {target.spec: places.get(target.spec, last) for target in parsed}
             for spec, place in start.items():
                 tx.outbox.set_place(spec, place)
-            floor = min([last, *start.values()])
-            if store.shared:
-                tx.outbox.trim(
-                    min([floor, *places.values()]), enqueued_before=time.time() - SHARED_TRIM_AGE
-                )
-            else:
-                tx.outbox.trim(floor)
+            self._trim(tx, min([last, *start.values()]))
         self.deliveries = [
             Delivery(
                 target,
@@ -135,13 +130,7 @@ class EventDispatcher:
         with self._store.write() as tx:
             tx.answers_unchanged = True
             tx.outbox.set_place(delivery.target.spec, place)
-            if self._store.shared:
-                # Other servers deliver to the other targets: every target's saved place
-                # counts, and what another server's stream may not have read yet stays.
-                floor = min([place, *tx.outbox.places().values()])
-                tx.outbox.trim(floor, enqueued_before=time.time() - SHARED_TRIM_AGE)
-            else:
-                tx.outbox.trim(self._floor(delivery, place))
+            self._trim(tx, self._floor(delivery, place))
 
     def _stream_advanced(self, position: int) -> None:
         if self.deliveries:
@@ -152,10 +141,18 @@ class EventDispatcher:
         self._stream_trimmed_at = now
         with self._store.write() as tx:
             tx.answers_unchanged = True
-            if self._store.shared:
-                tx.outbox.trim(position, enqueued_before=time.time() - SHARED_TRIM_AGE)
-            else:
-                tx.outbox.trim(position)
+            self._trim(tx, position)
+
+    def _trim(self, tx: Tx, floor: int) -> None:
+        """Remove the outbox's entries up to `floor`, the newest this server's readers are
+        done with. In a shared store, other servers deliver to their targets and stream to
+        their subscribers too: every target's saved place counts, and an entry younger than
+        SHARED_TRIM_AGE stays, which another server's stream may not have read yet."""
+        if not self._store.shared:
+            tx.outbox.trim(floor)
+            return
+        floor = min([floor, *tx.outbox.places().values()])
+        tx.outbox.trim(floor, enqueued_before=time.time() - SHARED_TRIM_AGE)
 
     def _floor(self, saving: Delivery, place: int) -> int:
         """The newest entry every reader is done with: each target by its saved place (a crash
