@@ -12,6 +12,7 @@ starts (tests/support.ServerProcess) and every `sm` mock keep their store there.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 import threading
@@ -29,8 +30,6 @@ ON_POSTGRESQL = os.environ.get("HYPERPOD_TEST_STORE") == "postgresql"
 _lock = threading.Lock()
 # The databases this process made, by name: what each was made for.
 _made: dict[str, str] = {}
-# Whether a PostgreSQL was found, once looked for: None before, else why not ("" if there is).
-_why_not: list[str] = []
 
 
 def url_of(database: str) -> str:
@@ -45,16 +44,14 @@ def _admin():  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
 def unavailable() -> str | None:
-    """Why there is no PostgreSQL to test on, or None if there is one."""
-    with _lock:
-        if not _why_not:
-            try:
-                _admin().close()
-                _why_not.append("")
-            except Exception as error:  # ImportError, or the server not there
-                _why_not.append(f"no PostgreSQL at {HOST}:{PORT} ({error})".strip())
-        return _why_not[0] or None
+    """Why there is no PostgreSQL to test on, or None if there is one (looked for once)."""
+    try:
+        _admin().close()
+    except Exception as error:  # ImportError, or the server not there
+        return f"no PostgreSQL at {HOST}:{PORT} ({error})".strip()
+    return None
 
 
 def require() -> None:
