@@ -39,12 +39,12 @@ $(BWRAP):
 # of its own per server, dropped afterwards); tests/test_replicas.py and the PostgreSQL
 # migrations run in the first pass. Without a PostgreSQL these are skipped with a message;
 # HYPERPOD_REQUIRE_POSTGRESQL=1 (.ci/run) turns the skip into a failure.
-# (Events out on PostgreSQL are tests/test_replicas.py's; for the suite's time, the property
-# tests and the features that add tables of their own, MoveClusterNodes, extensions and task
-# governance, run on SQLite only: each passed on PostgreSQL when last run whole.)
-POSTGRESQL_TESTS = $(addprefix tests/test_,$(addsuffix .py,clusters nodes node_ops scaling \
-	software_update faults engine restart concurrency awscli unhappy_paths interactions \
-	node_attachments health_checks metrics))
+# (Events out on PostgreSQL are tests/test_replicas.py's. For the suite's time, the property
+# tests, scaling, faults, the unhappy paths, MoveClusterNodes, extensions and task governance
+# run on SQLite only: each passed on PostgreSQL when last run whole.)
+POSTGRESQL_TESTS = $(addprefix tests/test_,$(addsuffix .py,clusters nodes node_ops \
+	software_update engine restart concurrency awscli interactions node_attachments \
+	health_checks metrics))
 
 test: $(VENV)/.installed-dev lint | $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
