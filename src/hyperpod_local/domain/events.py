@@ -12,6 +12,12 @@ _METADATA_KEY = {
     ResourceType.INSTANCE_GROUP: "InstanceGroup",
     ResourceType.INSTANCE: "Instance",
 }
+# Looked up once: an enum member's attribute access is a descriptor call each time.
+_CLUSTER, _INSTANCE_GROUP, _INSTANCE = (
+    ResourceType.CLUSTER,
+    ResourceType.INSTANCE_GROUP,
+    ResourceType.INSTANCE,
+)
 
 
 class EventLog:
@@ -27,36 +33,52 @@ class EventLog:
         self,
         resource_type: str,
         description: str,
-        *,
-        group: str | None = None,
-        instance_id: str | None = None,
-        level: str = EventLevel.INFO,
-        operation_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        group: str | None,
+        instance_id: str | None,
+        level: str,
+        operation_id: str | None,
+        metadata: dict[str, Any] | None,
     ) -> Event:
+        # Positional all the way down: five events a node in a settle, and keyword passing
+        # through three calls cost more than the rest of making an event.
         if metadata is None:
             # EventMetadata is a union: exactly one subtree, the one of the resource type.
             metadata = {_METADATA_KEY[resource_type]: {}}
         event = Event(
-            event_id=self._ids.event_id(),
-            cluster_id=self._cluster_id,
-            event_time=self._now,
-            resource_type=resource_type,
-            description=description,
-            level=level,
-            group_name=group,
-            instance_id=instance_id,
-            operation_id=operation_id,
-            metadata=metadata,
+            self._ids.event_id(),
+            self._cluster_id,
+            self._now,
+            resource_type,
+            description,
+            level,
+            group,
+            instance_id,
+            operation_id,
+            metadata,
         )
         self.events.append(event)
         return event
 
-    def cluster(self, text: str, level: str = EventLevel.INFO, **kw: Any) -> Event:
-        return self._add(ResourceType.CLUSTER, text, level=level, **kw)
+    def cluster(
+        self,
+        text: str,
+        level: str = EventLevel.INFO,
+        *,
+        operation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        return self._add(_CLUSTER, text, None, None, level, operation_id, metadata)
 
-    def group(self, group: str, text: str, level: str = EventLevel.INFO, **kw: Any) -> Event:
-        return self._add(ResourceType.INSTANCE_GROUP, text, group=group, level=level, **kw)
+    def group(
+        self,
+        group: str,
+        text: str,
+        level: str = EventLevel.INFO,
+        *,
+        operation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        return self._add(_INSTANCE_GROUP, text, group, None, level, operation_id, metadata)
 
     def scaling_completed(
         self,
@@ -80,11 +102,11 @@ class EventLog:
         instance_id: str | None,
         text: str,
         level: str = EventLevel.INFO,
-        **kw: Any,
+        *,
+        operation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Event:
-        return self._add(
-            ResourceType.INSTANCE, text, group=group, instance_id=instance_id, level=level, **kw
-        )
+        return self._add(_INSTANCE, text, group, instance_id, level, operation_id, metadata)
 
 
 def scaling_metadata(

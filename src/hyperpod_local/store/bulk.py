@@ -9,7 +9,7 @@ they are (text, numbers, None); a JSON column's values are given already seriali
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -34,13 +34,16 @@ def executemany(
     """Run `stmt` (built once, at import: it is cached by identity) for each row, a row
     giving the values of its bind parameters `names` in order."""
     compiled = _compiled(stmt, conn)
-    order: Callable[[Sequence[Any]], Any]
     if compiled.positional:
         at = {name: index for index, name in enumerate(names)}
         picks = [at[name] for name in compiled.positiontup or ()]
-        order = lambda row: tuple(row[i] for i in picks)  # noqa: E731
+        if picks == list(range(len(names))):
+            # Already in the statement's order (the usual case: `names` is its column list):
+            # the rows go as they are, with no tuple made again for each.
+            batch = rows if isinstance(rows, list) else list(rows)
+        else:
+            batch = [tuple(row[i] for i in picks) for row in rows]
     else:
-        order = lambda row: dict(zip(names, row, strict=True))  # noqa: E731
-    batch = [order(row) for row in rows]
+        batch = [dict(zip(names, row, strict=True)) for row in rows]
     if batch:
         conn.exec_driver_sql(compiled.string, batch)
