@@ -126,58 +126,103 @@ def _counts(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], list[tu
 
 @pytest.mark.parametrize("made_by", ["a new store", "the migrations"])
 def test_group_node_counts_follow_every_write_to_nodes(tmp_path: Path, made_by: str) -> None:
+    """The repositories are the only writers of nodes; each of their writes keeps the counts
+    what counting the nodes gives, including a stale copy of a node saved after another."""
+    from hyperpod_local.domain.model import Node
+
     path = tmp_path / "counts.db"
-    if made_by == "a new store":
-        Store(f"sqlite:///{path}").close()
-    else:
+    if made_by == "the migrations":
         engine = create_engine(f"sqlite:///{path}")
         upgrade(engine)
         engine.dispose()
+    store = Store(f"sqlite:///{path}")
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys=ON")
-    for cluster in ("c1", "c2"):
-        conn.execute(
-            "INSERT INTO clusters (id, account_id, region, name, arn, status, creation_time, "
-            "spec, ip_base, next_ip, seq, legacy) VALUES (?, '1', 'r', ?, 'arn', 'InService', "
-            "0, '{}', 0, 0, ?, 0)",
-            (cluster, cluster, int(cluster[1])),
-        )
-    insert = (
-        "INSERT INTO nodes (cluster_id, group_name, status, instance_type, sort_time, "
-        "image_id, image_release_version, name_key) VALUES (?, ?, ?, 'ml.c5.xlarge', 0, "
-        "'img', ?, '')"
-    )
-    for index in range(30):
-        cluster, group = ("c1", f"g{index % 3}") if index < 20 else ("c2", "g0")
-        conn.execute(insert, (cluster, group, "Pending", "r1" if index % 2 else "r2"))
-    steps = [
-        "UPDATE nodes SET status = 'Running' WHERE id % 4 != 0",
-        "UPDATE nodes SET status = 'Running' WHERE id % 4 != 0",  # no change: no move
-        "UPDATE nodes SET status = status, busy = 'replace' WHERE id < 5",
-        "UPDATE nodes SET group_name = 'g9' WHERE id BETWEEN 5 AND 8",
-        "UPDATE nodes SET image_release_version = 'r3', instance_type = 'ml.m5.xlarge' "
-        "WHERE cluster_id = 'c1' AND id % 3 = 0",
-        "DELETE FROM nodes WHERE id % 5 = 0",
-        "UPDATE nodes SET status = 'Failure' WHERE cluster_id = 'c2'",
-    ]
-    for statement in steps:
-        conn.execute(statement)
-        kept, counted = _counts(conn)
-        assert kept == counted, statement
-    # What a rolled-back transaction did to the nodes, it did not do to the counts.
-    conn.execute("BEGIN")
-    conn.execute("UPDATE nodes SET status = 'ShuttingDown'")
-    conn.execute("DELETE FROM nodes WHERE cluster_id = 'c1'")
-    conn.execute("ROLLBACK")
-    kept, counted = _counts(conn)
-    assert kept == counted and {row[4] for row in kept} == {"Running", "Pending", "Failure"}
-    # A cluster's deletion takes its nodes, and its counts with them.
-    conn.execute("DELETE FROM clusters WHERE id = 'c2'")
-    kept, counted = _counts(conn)
-    assert kept == counted and {row[0] for row in kept} == {"c1"}
-    conn.execute("DELETE FROM nodes")
-    assert _counts(conn) == ([], [])
-    conn.close()
+    try:
+        for cluster in ("c1", "c2"):
+            conn.execute(
+                "INSERT INTO clusters (id, account_id, region, name, arn, status, "
+                "creation_time, spec, ip_base, next_ip, seq, legacy) VALUES (?, '1', 'r', ?, "
+                "'arn', 'InService', 0, '{}', 0, 0, ?, 0)",
+                (cluster, cluster, int(cluster[1])),
+            )
+
+        def checked(what: str) -> list[tuple[object, ...]]:
+            kept, counted = _counts(conn)
+            assert kept == counted, what
+            return kept
+
+        def node(index: int) -> Node:
+            cluster, group = ("c1", f"g{index % 3}") if index < 20 else ("c2", "g0")
+            return Node(
+                cluster,
+                group,
+                "ml.c5.xlarge",
+                "Pending",
+                0.0,
+                instance_id=f"i-{index:017x}",
+                image_release_version="r1" if index % 2 else "r2",
+            )
+
+        with store.write() as tx:
+            tx.nodes.add_all([node(index) for index in range(30)])
+        checked("added")
+        with store.write() as tx:
+            every = tx.nodes.in_group("c1") + tx.nodes.in_group("c2")
+            for n in every:
+                if (n.row_id or 0) % 4:
+                    n.status = "Running"
+            tx.nodes.save_all(every)
+            tx.nodes.save_all(every)  # no change: no move
+        checked("status")
+        with store.write() as tx:
+            first = tx.nodes.get(1)
+            assert first is not None
+            first.busy = "replace"
+            tx.nodes.save(first)  # a column that is not counted
+            moved = [n for n in tx.nodes.in_group("c1") if 5 <= (n.row_id or 0) <= 8]
+            for n in moved:
+                n.group_name = "g9"
+            changed = [n for n in tx.nodes.in_group("c1") if (n.row_id or 0) % 3 == 0]
+            for n in changed:
+                n.image_release_version, n.instance_type = "r3", "ml.m5.xlarge"
+            tx.nodes.save_all(moved + changed)
+        checked("group, release and type")
+        with store.write() as tx:
+            # Two copies of one node: the second was read before the first was saved.
+            one, other = tx.nodes.get(2), tx.nodes.get(2)
+            assert one is not None and other is not None
+            one.status = "ShuttingDown"
+            tx.nodes.save(one)
+            other.status = "Failure"
+            tx.nodes.save(other)
+            twice = tx.nodes.get(3)
+            assert twice is not None
+            twice.status = "Failure"
+            tx.nodes.save_all([twice, twice])
+            for row_id in (5, 10, 15, 999):
+                tx.nodes.remove(row_id)
+        checked("stale copies and removals")
+        with store.write() as tx:
+            claimed = tx.nodes.claim_group("c1", "g1", "update", ["Running"], "SystemUpdating")
+            assert claimed
+            tx.nodes.set_status_all("c2", "ShuttingDown")
+            cluster = tx.clusters.get("c1")
+            assert cluster is not None
+            tx.clusters.make_legacy(cluster, "r0")
+        checked("in bulk")
+        # What a rolled-back transaction did to the nodes, it did not do to the counts.
+        before = checked("before the rollback")
+        with pytest.raises(RuntimeError), store.write() as tx:
+            tx.nodes.set_status_all("c1", "Failure")
+            tx.nodes.add_all([node(40)])
+            raise RuntimeError("rolled back")
+        assert checked("rolled back") == before
+        with store.write() as tx:
+            tx.clusters.remove("c2")
+        assert {row[0] for row in checked("a cluster gone")} == {"c1"}
+    finally:
+        conn.close()
+        store.close()
 
 
 def test_event_metadata_is_stored_as_json_dumps_writes_it() -> None:

@@ -26,6 +26,7 @@ from hyperpod_local.domain.model import (
     InstanceGroup,
 )
 from hyperpod_local.domain.scope import Scope
+from hyperpod_local.store import node_counts
 from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import (
@@ -284,6 +285,7 @@ class ClusterRepository:
             .where(nodes.c.cluster_id == cluster.id)
             .values(image_release_version=release)
         )
+        node_counts.recount(self.conn, cluster.id)
         for group in self._groups(cluster.id):
             group.spec = {**group.spec, "ImageReleaseVersion": release}
             self.conn.execute(
@@ -344,6 +346,7 @@ class ClusterRepository:
 
     def remove(self, cluster_id: str) -> None:
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
+        node_counts.forget(self.conn, cluster_id)
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
         self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Every Alembic revision this release has, oldest first, the last one the head; a test checks
 # them against the migration scripts. Kept here so a start-up needs no Alembic to know them.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 DATABASE_FILE = "hyperpod.db"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,8 @@ from sqlalchemy import (
 )
 
 from hyperpod_local.domain.model import SERVING_STATUSES, Node, NodeStatus
-from hyperpod_local.store import bulk
+from hyperpod_local.store import bulk, node_counts
+from hyperpod_local.store.node_counts import Key
 from hyperpod_local.store.paging import keyset
 from hyperpod_local.store.schema import group_node_counts, instance_groups, nodes
 
@@ -66,7 +68,9 @@ class NodeRepository:
         return node
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
-        bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, map(_row, new_nodes))
+        rows = [_row(node) for node in new_nodes]
+        bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, rows)
+        node_counts.move(self.conn, Counter(map(_counted, rows)))
 
     def get(self, row_id: int) -> Node | None:
         row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
@@ -137,8 +141,14 @@ class NodeRepository:
         ]
         self._changed_in_bulk()
         self.conn.execute(update(nodes).where(condition).values(busy=operation, status=status))
+        # Read in this transaction just before, under its write lock: what the store held.
+        moves: Counter[Key] = Counter()
         for node in claimed:
+            old = _key(node)
+            moves[old] -= 1
+            moves[(*old[:4], status)] += 1
             node.busy, node.status = operation, status
+        node_counts.move(self.conn, moves)
         return claimed
 
     def set_image(self, cluster_id: str, group_name: str, image_id: str) -> None:
@@ -239,9 +249,13 @@ class NodeRepository:
         self.conn.execute(
             update(nodes).where(nodes.c.cluster_id == cluster_id).values(status=status)
         )
+        node_counts.recount(self.conn, cluster_id)
 
     def remove(self, row_id: int) -> None:
+        key = node_counts.keys_of(self.conn, [row_id]).get(row_id)
         self.conn.execute(delete(nodes).where(nodes.c.id == row_id))
+        if key is not None:
+            node_counts.move(self.conn, Counter({key: -1}))
 
     def in_group(self, cluster_id: str, group_name: str | None = None) -> list[Node]:
         stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
@@ -269,13 +283,31 @@ class NodeRepository:
                 columns = _ALL_COLUMNS
             by_columns.setdefault(columns, []).append((node.row_id, *(new[i] for i in columns)))
             stored[id(node)] = (node, new)
+        moves: Counter[Key] = Counter()
         for columns, rows in by_columns.items():
+            counted = [(place, i) for place, i in enumerate(columns, 1) if i in _COUNTED_AT]
+            if counted:
+                # From what the store holds, not from the objects: another copy of a node may
+                # have been saved since this one was read.
+                held = node_counts.keys_of(self.conn, [row[0] for row in rows])
+                for row in rows:
+                    old = held.get(row[0])
+                    if old is None:
+                        continue  # no such row: the UPDATE writes nothing
+                    key = list(old)
+                    for place, i in counted:
+                        key[_COUNTED_AT[i]] = row[place]
+                    # As the rows are written, one after another (a node twice, in turn).
+                    moved = held[row[0]] = (key[0], key[1], key[2], key[3], key[4])
+                    moves[old] -= 1
+                    moves[moved] += 1
             bulk.executemany(
                 self.conn,
                 _update_of(columns),
                 ("_row_id", *(_COLUMN_NAMES[i] for i in columns)),
                 rows,
             )
+        node_counts.move(self.conn, moves)
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -388,6 +420,9 @@ _COLUMN_NAMES = (
 )
 # The table's columns but `id`, in the table's order (tests/test_store.py checks): _row's.
 _ALL_COLUMNS = tuple(range(len(_COLUMN_NAMES)))
+# Where each counted column is in a _row (key) and its place in a count's key (value).
+_COUNTED_AT = {_COLUMN_NAMES.index(name): place for place, name in enumerate(node_counts.COUNTED)}
+_counted = operator.itemgetter(*_COUNTED_AT)
 _INSERT_NODE = nodes.insert().values({name: bindparam(name) for name in _COLUMN_NAMES})
 # An UPDATE of a node's row by id, of some of its columns (indices into _COLUMN_NAMES): one
 # statement per set of columns, built once and kept (bulk.py caches it by identity).
@@ -405,6 +440,16 @@ def _update_of(columns: tuple[int, ...]) -> Any:
         )
         _UPDATES[columns] = stmt
     return stmt
+
+
+def _key(node: Node) -> Key:
+    return (
+        node.cluster_id,
+        node.group_name,
+        node.instance_type,
+        node.image_release_version,
+        node.status,
+    )
 
 
 def _row(node: Node) -> tuple[Any, ...]:

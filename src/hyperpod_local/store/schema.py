@@ -15,12 +15,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
     false,
     text,
 )
-
-from hyperpod_local.store.node_count_triggers import POSTGRESQL_TRIGGERS, SQLITE_TRIGGERS
 
 metadata = MetaData()
 
@@ -122,9 +119,9 @@ nodes = Table(
 )
 
 # How many nodes each group has of each type, image release and status: what DescribeCluster,
-# every engine step's cluster and /metrics show, kept by triggers on `nodes` in the
-# transaction that changes a node, so it is exact after any crash and whoever writes the
-# node; a cluster of any size is then counted in a few rows. A count of 0 has no row.
+# every engine step's cluster and /metrics show, kept by the repositories that write `nodes`
+# (store/node_counts.py) in the transaction that changes a node, so it is exact after any
+# crash; a cluster of any size is then counted in a few rows. A count of 0 has no row.
 group_node_counts = Table(
     "group_node_counts",
     metadata,
@@ -137,11 +134,6 @@ group_node_counts = Table(
     Column("status", String(32), primary_key=True),
     Column("count", Integer, nullable=False),
 )
-for _trigger in SQLITE_TRIGGERS:
-    event.listen(nodes, "after_create", _trigger.execute_if(dialect="sqlite"))
-for _trigger in POSTGRESQL_TRIGGERS:
-    # Once every table is there: the function names group_node_counts, the triggers nodes.
-    event.listen(metadata, "after_create", _trigger.execute_if(dialect="postgresql"))
 
 # Engine work: each row is the next step of a durable operation, due at a HyperPod time.
 tasks = Table(
