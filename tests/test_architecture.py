@@ -168,6 +168,21 @@ def test_the_engine_reads_no_node_counts_of_a_group() -> None:
     assert readers == []
 
 
+def test_only_the_counting_repositories_write_nodes() -> None:
+    # group_node_counts is kept by the code that writes `nodes` (store/node_counts.py), not
+    # by triggers: a write to `nodes` anywhere else would leave the counts wrong.
+    writes = re.compile(
+        r"(update|delete)\(nodes\)|nodes\.(insert|update|delete)\(|"
+        r"(UPDATE|INSERT INTO|DELETE FROM) nodes\b"
+    )
+    writers = sorted(
+        module
+        for module, path in MODULES.items()
+        if ".migrations." not in module and writes.search(path.read_text())
+    )
+    assert writers == [f"{PACKAGE}.store.clusters", f"{PACKAGE}.store.nodes"]
+
+
 def test_step_modules_do_not_import_each_other() -> None:
     steps = {
         f"{PACKAGE}.engine.{name}"
