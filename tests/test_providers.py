@@ -108,3 +108,18 @@ def test_event_ids_are_version_4_uuids_that_follow_each_other() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
     # Another source (a restart) starts elsewhere.
     assert IdSource().event_id()[:8] != made[0][:8] or IdSource().event_id() not in made
+
+
+def test_instance_and_volume_ids_follow_each_other_in_ec2_format() -> None:
+    import re
+
+    ids = IdSource()
+    for prefix, make in (("i", ids.instance_id), ("vol", ids.volume_id)):
+        made = [make() for _ in range(1000)]
+        assert all(re.fullmatch(rf"{prefix}-[0-9a-f]{{17}}", text) for text in made)
+        # Launched together, they share a prefix and sort in order: the store's indexes of
+        # them grow at one end.
+        assert made == sorted(made) and len(set(made)) == len(made)
+        assert len({text[: len(prefix) + 7] for text in made}) <= 2
+    # Another source (a restart) starts elsewhere.
+    assert IdSource().instance_id()[:9] != IdSource().instance_id()[:9]

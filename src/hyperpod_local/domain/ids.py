@@ -15,6 +15,7 @@ _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID_SET = (0x8000 << 48) | (4 << 76)
 _COUNT_MASK = (1 << 48) - 1
+_COUNT_36 = (1 << 36) - 1
 _LOW_62 = (1 << 62) - 1
 CLUSTER_ARN_RE = re.compile(
     r"arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]*):(?P<account>[0-9]{12}):"
@@ -45,19 +46,31 @@ class IdSource:
         self._random = random.Random(
             seed if seed is not None else int.from_bytes(os.urandom(32), "big")
         )
-        # event_id's count, from a random start drawn on first use.
+        # event_id's count, and instance_id's and volume_id's, from random starts drawn on
+        # first use.
         self._event_count = -1
+        self._id_counts = [-1, -1]
 
     def cluster_id(self) -> str:
         return "".join(self._random.choice(_ALNUM) for _ in range(12))
 
-    # 17 hex digits from one draw of 68 bits: a draw per character cost a settle of 100,000
-    # nodes seconds.
+    # 17 hex digits: the first 9 count up from a random start, the last 8 are random. The
+    # store keeps instances and volumes by these ids, so ids drawn wholly at random put each
+    # new one at a random page of three indexes; past a few hundred thousand nodes those
+    # pages no longer fit in memory, and a settle read each one back from disk (a million
+    # nodes: 25 million reads). Unique across restarts: another start, and 32 random bits.
     def instance_id(self) -> str:
-        return f"i-{self._random.getrandbits(68):017x}"
+        return f"i-{self._counting(0):017x}"
 
     def volume_id(self) -> str:
-        return f"vol-{self._random.getrandbits(68):017x}"
+        return f"vol-{self._counting(1):017x}"
+
+    def _counting(self, which: int) -> int:
+        count = self._id_counts[which]
+        if count < 0:
+            count = self._random.getrandbits(36)
+        count = self._id_counts[which] = (count + 1) & _COUNT_36
+        return (count << 32) | self._random.getrandbits(32)
 
     def uuid(self) -> str:
         """A version 4 UUID: what str(uuid.UUID(int=..., version=4)) makes of one draw of
