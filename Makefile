@@ -55,7 +55,8 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $(VENV)/.installed-dev $@
 
 # Side by side with moto; writes bench/RESULTS.md. Not part of `make test`. BENCH_ARGS picks
-# another part: --fleet, or --replicas (needs the PostgreSQL of the tests), and --quick.
+# another part: --fleet (with --million, a 1,000,000-node settle too), or --replicas (needs
+# the PostgreSQL of the tests), and --quick.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

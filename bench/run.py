@@ -1,7 +1,8 @@
 """Benchmark hyperpod-local side by side with moto and with two floors it runs itself.
 
     .venv/bin/python bench/run.py [--quick] [--output PATH]
-    .venv/bin/python bench/run.py --fleet [--quick] [--baseline PATH] [--ours PATH] [--output PATH]
+    .venv/bin/python bench/run.py --fleet [--quick] [--million] [--baseline PATH] [--ours PATH]
+        [--output PATH]
     .venv/bin/python bench/run.py --replicas [--quick] [--output PATH]
 
 One run measures, interleaved round-robin so that drift of the machine falls on all alike:
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="with --fleet: the hyperpod-local executable to measure (default: this venv's)",
     )
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="with --fleet: also settle a 1,000,000-node fleet (100 clusters; many minutes)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     output: Path = args.output or (
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fleet:
         work = Path(tempfile.mkdtemp(prefix="hyperpod-fleet-"))
         try:
-            fleet.run(args.quick, args.baseline, output, work, command, args.ours)
+            fleet.run(args.quick, args.baseline, output, work, command, args.ours, args.million)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0

@@ -165,8 +165,8 @@ class Server:
         finally:
             conn.close()
 
-    def settle(self) -> None:
-        self.post("/_hyperpod/clock/settle")
+    def settle(self, timeout: float = 600.0) -> None:
+        self.post("/_hyperpod/clock/settle", timeout=timeout)
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
