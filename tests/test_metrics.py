@@ -23,6 +23,7 @@ from hyperpod_local.settings import Settings
 from tests.support import ServerProcess, asgi_get, exchange, group, request_bytes
 
 DETECTION = 15
+CLUSTER_SETUP = 300
 TERMINATE = 120
 PROVISION_CPU = 240
 
@@ -167,11 +168,15 @@ def test_a_replacement_shows_in_the_nodes_the_steps_and_the_backlog(
     sm = fresh_server.client()
     sm.create_cluster(ClusterName="r", InstanceGroups=[group("ctl", 1), group("workers", 3)])
     samples = scrape(fresh_server)
-    assert nodes(samples, "r") == {("ctl", "Pending"): 1, ("workers", "Pending"): 3}
+    # A classic cluster's nodes come into being as their instances launch, after
+    # cluster_setup: until then there is no node to count.
+    assert nodes(samples, "r") == {}
     # The creation is scheduled; under a manual clock nothing falls due until time moves, and
     # an advance runs whatever it passes: the backlog of a manual clock is always empty.
     assert value(samples, "hyperpod_local_engine_steps_scheduled") >= 1
     assert value(samples, "hyperpod_local_engine_steps_due") == 0
+    fresh_server.advance(CLUSTER_SETUP + 1)
+    assert nodes(scrape(fresh_server), "r") == {("ctl", "Pending"): 1, ("workers", "Pending"): 3}
     fresh_server.settle()
 
     samples = scrape(fresh_server)

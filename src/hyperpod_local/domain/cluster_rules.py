@@ -199,9 +199,11 @@ def plan_cluster(
     scope: Scope, params: dict[str, Any], ids: IdSource, now: float, release: str
 ) -> NewCluster:
     """The cluster, groups and nodes a valid CreateCluster request asks for, as they are the
-    moment it is accepted: Creating, with nodes that have no instance yet (the engine launches
-    them). A Continuous cluster's nodes have their NodeLogicalIds from the start. Every group
-    is on `release`, the platform's latest now (a later one published does not move it)."""
+    moment it is accepted: Creating. A Continuous cluster's nodes are there from the start,
+    with their NodeLogicalIds and no instance yet (the engine launches them). A classic
+    cluster has none yet: HyperPod shows a classic node only once it has an instance, so the
+    engine makes each as it launches (cluster_create) and no client can tell. Every group is
+    on `release`, the platform's latest now (a later one published does not move it)."""
     cluster_id = ids.cluster_id()
     spec = {key: params[key] for key in CLUSTER_SPEC_MEMBERS if params.get(key) is not None}
     spec.setdefault("NodeRecovery", "Automatic")
@@ -230,7 +232,8 @@ def plan_cluster(
             status=GroupStatus.CREATING,
         )
         cluster.groups.append(group)
-        nodes.extend(new_node(cluster, group, ids, now) for _ in range(group.target_count))
+        if cluster.continuous:
+            nodes.extend(new_node(cluster, group, ids, now) for _ in range(group.target_count))
     return NewCluster(cluster, nodes, list(params.get("Tags") or []))
 
 

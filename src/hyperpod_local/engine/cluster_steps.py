@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from hyperpod_local.domain import events as text
-from hyperpod_local.domain.cluster_rules import place_instance
+from hyperpod_local.domain.cluster_rules import new_node, place_instance
 from hyperpod_local.domain.eligibility import slurm_head_groups
 from hyperpod_local.domain.events import EventLog
 from hyperpod_local.domain.lifecycle import move_cluster, move_node
@@ -45,7 +45,9 @@ CHUNK = 500
 @step("cluster_create")
 def cluster_create(ctx: StepContext, task: Task) -> Task | None:
     """Cluster-level resources are ready: launch every node's instance (CHUNK at a time);
-    each group's lifecycle scripts then run until the group's provision task."""
+    each group's lifecycle scripts then run until the group's provision task. A classic
+    cluster's nodes come into being here, each as its instance launches: CreateCluster wrote
+    none, since HyperPod shows a classic node only once it has an instance."""
     cluster = ctx.tx.clusters.get(task.cluster_id)
     if cluster is None:
         return None
@@ -65,12 +67,15 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
                 log.group(group.name, text.group_creation_started(group.name, cluster.name))
                 task.data = {**task.data, "started": [*task.data.get("started", []), group.name]}
             try:
-                budget -= launch_waiting_nodes(ctx, cluster, group, log, budget)
+                budget -= launch_waiting_nodes(
+                    ctx, cluster, group, log, budget, make=_unmade(ctx, cluster, group)
+                )
             except LaunchError as error:
                 fail_creation(ctx, cluster, str(error), log, keep=task.id)
                 return None
-            if budget <= 0 and ctx.tx.nodes.some_in_group(
-                cluster.id, group.name, 1, launched=False, busy=None
+            if budget <= 0 and (
+                _unmade(ctx, cluster, group)
+                or ctx.tx.nodes.some_in_group(cluster.id, group.name, 1, launched=False, busy=None)
             ):
                 return task  # more of this group to launch, at the same instant
             done.append(group.name)
@@ -102,6 +107,14 @@ def cluster_create(ctx: StepContext, task: Task) -> Task | None:
         ctx.tx.events.add_all(log.events)
 
 
+def _unmade(ctx: StepContext, cluster: Cluster, group: InstanceGroup) -> int:
+    """The nodes of a classic cluster's group still to come into being: asked for (its
+    TargetCount) and not yet made. A Continuous cluster's nodes were all made with it."""
+    if cluster.continuous:
+        return 0
+    return max(0, group.target_count - ctx.tx.nodes.member_count(cluster.id, group.name))
+
+
 def launch_waiting_nodes(
     ctx: StepContext,
     cluster: Cluster,
@@ -109,27 +122,36 @@ def launch_waiting_nodes(
     log: EventLog,
     limit: int,
     *,
+    make: int = 0,
     retry_failures: bool = False,
     operation_id: str | None = None,
 ) -> int:
-    """Launch instances for up to `limit` nodes of the group that have none; returns how many
-    nodes it took up. A classic cluster's creation fails on the first launch that cannot be
-    had (LaunchError); a Continuous cluster's node waits in Failure and is tried again."""
+    """Launch instances for up to `limit` nodes of the group: first those that have none,
+    then up to `make` new ones, each written once, already launched (a classic creation's);
+    returns how many nodes it took up. A classic cluster's creation fails on the first launch
+    that cannot be had (LaunchError); a Continuous cluster's node waits in Failure and is
+    tried again."""
+    # A node made here exists only if it launched: one that could wait in Failure for a
+    # retry would need its row first.
+    assert not (make and (cluster.continuous or retry_failures))
     waiting = ctx.tx.nodes.some_in_group(cluster.id, group.name, limit, launched=False, busy=None)
+    count = min(make, limit - len(waiting))
+    made = [new_node(cluster, group, ctx.ids, ctx.now) for _ in range(count)]
+    taken = [*waiting, *made] if made else waiting
     shortage: LaunchError | None = None
     try:
         ctx.provider.check_capacity(ctx.tx, cluster, group)
     except LaunchError as error:
         shortage = error
     launched: list[str] = []
-    if shortage is None and waiting:
+    if shortage is None and taken:
         try:
-            launched = ctx.provider.launch_many(ctx.tx, cluster, group, ctx.now, len(waiting))
+            launched = ctx.provider.launch_many(ctx.tx, cluster, group, ctx.now, len(taken))
         except LaunchError as error:
             # Room for some but not all (a server's --max-nodes of process nodes): the
             # batch is short as a whole, as a capacity shortage would leave it.
             shortage = error
-    for node, instance_id in itertools.zip_longest(waiting, launched):
+    for node, instance_id in itertools.zip_longest(taken, launched):
         log.instance(group.name, None, text.instance_creation_started(cluster.name, group.name))
         if instance_id is None:
             assert shortage is not None
@@ -144,7 +166,8 @@ def launch_waiting_nodes(
         )
         lifecycle_event(log, group, node, "Started")
     ctx.tx.nodes.save_all(waiting)
-    return len(waiting)
+    ctx.tx.nodes.add_all(made)
+    return len(taken)
 
 
 @step("group_provision")

@@ -230,11 +230,16 @@ class NodeRepository:
         node = None if row_id is None else self.get(int(row_id))
         return None if node is None or node.busy is not None else node
 
+    def member_count(self, cluster_id: str, group_name: str) -> int:
+        """The group's nodes in any status, read off group_node_counts."""
+        key = {"cluster_id": cluster_id, "group_name": group_name}
+        return int(self.conn.scalar(_COUNT_ALL, key) or 0)
+
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """The group's members and nodes in Failure from its counts, and the few nodes an
         operation holds from ix_nodes_busy: a check costs the same in a group of any size."""
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        members = int(self.conn.scalar(_COUNT_ALL, key) or 0)
+        members = self.member_count(cluster_id, group_name)
         unhealthy = self.serving_count(cluster_id, group_name, _FAILURE)
         recovering = 0
         for status, busy in self.conn.execute(_HELD, key):
