@@ -199,6 +199,27 @@ def test_delete_removes_the_cluster_its_nodes_and_tags(sm: Any, name: str, settl
     sm.create_cluster(ClusterName=name, InstanceGroups=[group("g", 1)])
 
 
+@pytest.mark.parametrize("setup_done", [False, True], ids=["before-setup", "after-setup"])
+def test_a_classic_cluster_deleted_while_creating_goes_with_its_nodes(
+    sm: Any, name: str, advance: Any, settle: Any, setup_done: bool
+) -> None:
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("a", 3), group("b", 2)])
+    if setup_done:
+        advance(300)  # cluster_setup: every node launched, Pending
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "Creating"
+    sm.delete_cluster(ClusterName=name)
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "Deleting"
+    nodes = sm.list_cluster_nodes(ClusterName=name)["ClusterNodeSummaries"]
+    # Before cluster_setup a classic cluster has no node yet to shut down.
+    assert [n["InstanceStatus"]["Status"] for n in nodes] == ["ShuttingDown"] * (
+        5 if setup_done else 0
+    )
+    settle()
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_cluster(ClusterName=name)
+    assert name not in cluster_names(sm)
+
+
 RULES = [
     (
         {"InstanceGroups": [group("a"), group("a")]},

@@ -1,8 +1,11 @@
-"""SIGKILL the server at random moments while it replaces nodes: after each restart it picks
-up every accepted operation and finishes it exactly once, and nothing is lost or left over."""
+"""SIGKILL the server at random moments while it replaces nodes, or while it launches a classic
+cluster's nodes: after each restart it picks up every accepted operation and finishes it
+exactly once, and nothing is lost or left over."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import random
 import threading
 import time
@@ -153,3 +156,76 @@ def test_every_accepted_replacement_finishes_exactly_once_across_kills(tmp_path:
         assert all(len(i["VolumeIds"]) == 2 for i in inventory["Instances"])
     finally:
         server.stop()
+
+
+# A classic cluster's nodes are made as their instances launch, 500 a transaction: this many
+# take four, so a kill can land between any two.
+CLASSIC_NODES = 2000
+
+
+def test_a_kill_during_a_classic_creation_makes_each_node_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--clock", "manual").start()
+    try:
+        groups = [group("a", CLASSIC_NODES - 300), group("b", 300)]
+        sm = server.client()
+        # How long the launches of a cluster this size take on this machine, so that the
+        # kills below land inside them.
+        sm.create_cluster(ClusterName="timing", InstanceGroups=groups)
+        began = time.monotonic()
+        server.advance(300 + 1)
+        launching = time.monotonic() - began
+        server.settle()
+        rng = random.Random(20260301)
+        partial: list[int] = []
+        names = ["timing"]
+        # Until two kills have caught a creation part way (at most 12 rounds).
+        while len(partial) < 2 and len(names) <= 12:
+            name = f"born-{len(names)}"
+            names.append(name)
+            server.client().create_cluster(ClusterName=name, InstanceGroups=groups)
+            advancing = threading.Thread(target=advance_until_killed, args=(server,))
+            advancing.start()
+            time.sleep(rng.uniform(0.1, 0.9) * launching)
+            server.kill()
+            advancing.join(30)
+            server = ServerProcess(data, "--clock", "manual").start()
+            made = len(nodes_of(server.client(), name))
+            if 0 < made < CLASSIC_NODES:
+                partial.append(made)
+            server.settle()
+        print(f"kills caught creations at {partial} nodes in {len(names) - 1} rounds")
+        assert partial, "no kill landed while a creation launched its nodes"
+
+        sm = server.client()
+        launched: set[str] = set()
+        for name in names:
+            described = sm.describe_cluster(ClusterName=name)
+            assert described["ClusterStatus"] == "InService", name
+            assert [
+                (g["InstanceGroupName"], g["CurrentCount"], g["TargetCount"])
+                for g in described["InstanceGroups"]
+            ] == [("a", CLASSIC_NODES - 300, CLASSIC_NODES - 300), ("b", 300, 300)], name
+            nodes = nodes_of(sm, name)
+            assert len(nodes) == CLASSIC_NODES, name
+            assert {n["InstanceStatus"]["Status"] for n in nodes} == {"Running"}, name
+            launched |= {n["InstanceId"] for n in nodes}
+        # Each node has an instance of its own, and no instance is left without a node.
+        assert len(launched) == CLASSIC_NODES * len(names)
+        status, inventory = server.admin("GET", "/_hyperpod/instances")
+        assert status == 200
+        assert {i["InstanceId"] for i in inventory["Instances"]} == launched
+        assert inventory["OrphanVolumes"] == 0
+    finally:
+        server.stop()
+
+
+def advance_until_killed(server: ServerProcess) -> None:
+    # The kill ends the call: its connection reset or closed without an answer.
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        server.admin("POST", "/_hyperpod/clock/advance", {"seconds": 300 + 1})
+
+
+def nodes_of(sm: Any, name: str) -> list[dict[str, Any]]:
+    pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName=name)
+    return [node for page in pages for node in page["ClusterNodeSummaries"]]

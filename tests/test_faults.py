@@ -551,6 +551,35 @@ def test_a_capacity_shortage_fails_a_classic_creation(server: ServerProcess, nam
             sm.describe_cluster(ClusterName=name)
 
 
+def test_a_shortage_after_hundreds_launched_takes_back_every_node_and_instance(
+    fresh_server: ServerProcess,
+) -> None:
+    # A classic creation launches 500 nodes a transaction: the first group's 600 are written
+    # over two before the second group meets the shortage.
+    sm = fresh_server.client()
+    inject(fresh_server, {"Kind": "capacity", "InstanceType": "ml.p5.48xlarge"})
+    sm.create_cluster(
+        ClusterName="short",
+        InstanceGroups=[group("cpu", 600), group("p5", 2, "ml.p5.48xlarge")],
+    )
+    fresh_server.advance(300 + 1)  # cluster_setup
+    described = sm.describe_cluster(ClusterName="short")
+    assert (described["ClusterStatus"], described["FailureMessage"]) == ("Failed", CAPACITY_MESSAGE)
+    assert [
+        (g["Status"], g["CurrentCount"], g["TargetCount"]) for g in described["InstanceGroups"]
+    ] == [
+        ("Failed", 0, 600),
+        ("Failed", 0, 2),
+    ]
+    assert nodes_of(sm, "short") == []
+    status, inventory = fresh_server.admin("GET", "/_hyperpod/instances")
+    assert (status, inventory) == (200, {"Instances": [], "OrphanVolumes": 0})
+    sm.delete_cluster(ClusterName="short")
+    fresh_server.settle()
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_cluster(ClusterName="short")
+
+
 def test_continuous_nodes_wait_out_a_capacity_shortage_and_keep_their_logical_ids(
     server: ServerProcess, name: str
 ) -> None:

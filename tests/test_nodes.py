@@ -207,3 +207,45 @@ def test_a_token_for_another_request_is_refused(sm: Any, name: str, settle: Any)
     with pytest.raises(ClientError) as excinfo:
         sm.list_clusters(NextToken=token)
     assert error_of(excinfo)[0] == "ValidationException"
+
+
+def test_a_classic_cluster_shows_its_nodes_once_their_instances_launch(
+    sm: Any, name: str, advance: Any, settle: Any
+) -> None:
+    # More nodes than the engine launches in one transaction (500), in two groups.
+    sm.create_cluster(ClusterName=name, InstanceGroups=[group("big", 1100), group("small", 3)])
+
+    def counts() -> list[tuple[str, int, int]]:
+        groups = sm.describe_cluster(ClusterName=name)["InstanceGroups"]
+        return [(g["InstanceGroupName"], g["CurrentCount"], g["TargetCount"]) for g in groups]
+
+    assert counts() == [("big", 0, 1100), ("small", 0, 3)]
+    # HyperPod lists a classic node only once it has an instance: none before cluster_setup.
+    assert all_nodes(sm, name) == []
+    launched_at = advance(300)
+    nodes = all_nodes(sm, name)
+    assert [n["InstanceGroupName"] for n in nodes] == ["big"] * 1100 + ["small"] * 3
+    assert {n["InstanceStatus"]["Status"] for n in nodes} == {"Pending"}
+    assert {n["LaunchTime"].timestamp() for n in nodes} == {launched_at}
+    assert all(INSTANCE_ID.fullmatch(n["InstanceId"]) for n in nodes)
+    assert len({n["InstanceId"] for n in nodes}) == 1103
+    # Each with its own address, in launch order, as every node is given one.
+    details = [
+        sm.describe_cluster_node(ClusterName=name, NodeId=n["InstanceId"])["NodeDetails"]
+        for n in (nodes[0], nodes[499], nodes[500], nodes[-1])
+    ]
+    addresses = [int(ipaddress.ip_address(d["PrivatePrimaryIp"])) for d in details]
+    assert [a - addresses[0] for a in addresses] == [0, 499, 500, 1102]
+    for detail in details:
+        assert detail["PrivateDnsHostname"] == "ip-{}.ec2.internal".format(
+            detail["PrivatePrimaryIp"].replace(".", "-")
+        )
+        assert detail["Placement"] == {
+            "AvailabilityZone": "us-east-1a",
+            "AvailabilityZoneId": "use1-az1",
+        }
+    assert counts() == [("big", 0, 1100), ("small", 0, 3)]
+    settle()
+    assert sm.describe_cluster(ClusterName=name)["ClusterStatus"] == "InService"
+    assert counts() == [("big", 1100, 1100), ("small", 3, 3)]
+    assert [n["InstanceId"] for n in all_nodes(sm, name)] == [n["InstanceId"] for n in nodes]
