@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hyperpod_local.domain.cluster_rules import new_node
 from hyperpod_local.domain.model import Task
 from hyperpod_local.mock import HyperPodMock
 from tests.support import group
@@ -65,3 +66,25 @@ def test_a_step_that_keeps_failing_is_given_up_with_an_error_event(hyperpod: Hyp
     ]
     assert len(errors) == 1
     assert "Internal error in bogus" in errors[0]["Description"]
+
+
+def test_a_classic_creation_an_earlier_release_accepted_launches_its_nodes_once(
+    hyperpod: HyperPodMock,
+) -> None:
+    sm = hyperpod.client()
+    arn = sm.create_cluster(ClusterName="old", InstanceGroups=[group("g", 600)])["ClusterArn"]
+    backend = hyperpod.backend
+    assert backend is not None
+    with backend.store.write() as tx:
+        # As releases before nodes were made at launch left it: a row per node asked for,
+        # written by CreateCluster, with no instance.
+        cluster = tx.clusters.get(arn.rsplit("/", 1)[1])
+        assert cluster is not None
+        [made] = cluster.groups
+        tx.nodes.add_all([new_node(cluster, made, backend.ids, hyperpod.now()) for _ in range(600)])
+    hyperpod.settle()
+    [described] = sm.describe_cluster(ClusterName="old")["InstanceGroups"]
+    assert (described["CurrentCount"], described["TargetCount"]) == (600, 600)
+    pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName="old")
+    nodes = [node for page in pages for node in page["ClusterNodeSummaries"]]
+    assert len({n["InstanceId"] for n in nodes}) == len(nodes) == 600
