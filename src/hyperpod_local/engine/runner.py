@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter
 
 from hyperpod_local.domain.faults import RecoveryPolicy
@@ -30,6 +31,9 @@ MAX_STEP_FAILURES = 5
 SETTLE_LIMIT = 2 * 86400.0
 # Cap the background sleep, so a clock change of mind (or a missed wake-up) costs little.
 _MAX_SLEEP = 1.0
+# How long (wall seconds) the engine goes on taking the steps of later due instants into one
+# transaction: a request waiting for its turn to write waits about this much at most.
+_TX_BUDGET = 0.01
 # Events and finished operations are kept 14 days (spec 4.6), and at most so many events a
 # cluster (the oldest go first); looked at once an hour of HyperPod time.
 RETENTION = 14 * 86400.0
@@ -109,39 +113,61 @@ class Engine:
 
     def run_due(self) -> int:
         """Run every step due by now, earliest first; returns how many ran."""
+        return self._run_due()[0]
+
+    def _run_due(self) -> tuple[int, float | None]:
+        """run_due, and the earliest due time left after it (None: no work at all), as the
+        last transaction saw it."""
         ran = 0
         with self._lock:
             now = self.clock.now()
             while True:
+                began = time.monotonic()
+                reports: list[StepReport] = []
                 with self.store.write() as tx:
                     pruned = self._prune(tx, now)
-                    tasks = tx.tasks.due_together(now, self.batch)
-                    removals = tx.tasks.removals
-                    reports: list[StepReport] = []
-                    index = 0
-                    while index < len(tasks):
-                        task = tasks[index]
-                        # A step before it may have removed it (its node went, a rollback
-                        # cancelled it): then it does not run.
-                        if tx.tasks.removals != removals and tx.tasks.get(task.id or -1) != task:
-                            index += 1
-                            continue
-                        together = _run_together(tasks, index)
-                        if len(together) > 1 and tx.tasks.removals == removals:
-                            done = self._run_batch(tx, together)
-                            if done is not None:
-                                reports += done
-                                index += len(together)
-                                continue
-                        reports.append(self._run_one(tx, task))
-                        index += 1
+                    taken = 0
+                    # The steps of several due instants share one transaction (its BEGIN,
+                    # the clock saved, the commit: the fixed cost of a wake-up), as long as
+                    # it stays short: a request waits for it to end.
+                    while True:
+                        tasks, next_due = tx.tasks.due_together(now, self.batch)
+                        if not tasks:
+                            break
+                        reports += self._run_instant(tx, tasks)
+                        taken += len(tasks)
+                        if taken >= self.batch or time.monotonic() - began >= _TX_BUDGET:
+                            break
                     self.store.save_time(now, tx=tx)
                     # An idle tick (every second) saves only the clock.
-                    tx.answers_unchanged = not tasks and not pruned
-                if not tasks:
-                    return ran
+                    tx.answers_unchanged = not taken and not pruned
                 self._report(reports)
-                ran += len(tasks)
+                ran += taken
+                if not tasks:
+                    return ran, next_due
+
+    def _run_instant(self, tx: Tx, tasks: list[Task]) -> list[StepReport]:
+        """The tasks of one due instant, in order; those that go together in batches."""
+        removals = tx.tasks.removals
+        reports: list[StepReport] = []
+        index = 0
+        while index < len(tasks):
+            task = tasks[index]
+            # A step before it may have removed it (its node went, a rollback cancelled it):
+            # then it does not run.
+            if tx.tasks.removals != removals and tx.tasks.get(task.id or -1) != task:
+                index += 1
+                continue
+            together = _run_together(tasks, index)
+            if len(together) > 1 and tx.tasks.removals == removals:
+                done = self._run_batch(tx, together)
+                if done is not None:
+                    reports += done
+                    index += len(together)
+                    continue
+            reports.append(self._run_one(tx, task))
+            index += 1
+        return reports
 
     def _prune(self, tx: Tx, now: float) -> int:
         """Age out events and operations: a cached answer that showed them is stale then."""
@@ -337,8 +363,9 @@ class Engine:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_due()
-                due = self.next_due_at()
+                # The next due time as the engine's own transaction saw it: work added since
+                # by a request wakes the loop (notify), so it needs no look of its own.
+                _ran, due = self._run_due()
             except Exception:
                 log.exception("engine step failed; retrying in a second")
                 due, sleep = None, 1.0

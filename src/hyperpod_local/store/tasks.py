@@ -40,21 +40,16 @@ class TaskRepository:
             stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
         return self.conn.scalar(stmt)
 
-    def due_together(self, now: float, limit: int) -> list[Task]:
-        """The tasks of the earliest due time not after `now`: they happen at one instant."""
-        first = self.conn.scalar(select(func.min(tasks.c.due_at)).where(tasks.c.due_at <= now))
-        if first is None:
-            return []
+    def due_together(self, now: float, limit: int) -> tuple[list[Task], float | None]:
+        """The tasks of the earliest due time if it is not after `now` (they happen at one
+        instant), and that time; else no tasks and the earliest due time (None: no task)."""
+        first = self.conn.scalar(_EARLIEST)
+        if first is None or first > now:
+            return [], first
         # Claimed for this transaction where the database can (PostgreSQL): the step runs in
         # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
-        rows = self.conn.execute(
-            select(tasks)
-            .where(tasks.c.due_at == first)
-            .order_by(tasks.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [_task(row) for row in rows]
+        rows = self.conn.execute(_DUE_AT, {"due_at": first, "limit": limit})
+        return [_task(row) for row in rows], first
 
     def save(self, task: Task) -> None:
         self.conn.execute(
@@ -163,6 +158,14 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_EARLIEST = select(func.min(tasks.c.due_at))
+_DUE_AT = (
+    select(tasks)
+    .where(tasks.c.due_at == bindparam("due_at"))
+    .order_by(tasks.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
 _REMOVE_FOR_NODES_OF_KIND = delete(tasks).where(
     tasks.c.node_id.in_(bindparam("node_ids", expanding=True)), tasks.c.kind == bindparam("kind")
 )
