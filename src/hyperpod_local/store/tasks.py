@@ -43,13 +43,14 @@ class TaskRepository:
     def due_together(self, now: float, limit: int) -> tuple[list[Task], float | None]:
         """The tasks of the earliest due time if it is not after `now` (they happen at one
         instant), and that time; else no tasks and the earliest due time (None: no task)."""
-        first = self.conn.scalar(_EARLIEST)
-        if first is None or first > now:
-            return [], first
+        # One statement, whether they are due or not: the engine asks after every instant.
         # Claimed for this transaction where the database can (PostgreSQL): the step runs in
         # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
-        rows = self.conn.execute(_DUE_AT, {"due_at": first, "limit": limit})
-        return [_task(row) for row in rows], first
+        found = [_task(row) for row in self.conn.execute(_EARLIEST, {"limit": limit})]
+        if not found:
+            return [], None
+        first = found[0].due_at
+        return (found, first) if first <= now else ([], first)
 
     def save(self, task: Task) -> None:
         self.conn.execute(
@@ -158,10 +159,9 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
-_EARLIEST = select(func.min(tasks.c.due_at))
-_DUE_AT = (
+_EARLIEST = (
     select(tasks)
-    .where(tasks.c.due_at == bindparam("due_at"))
+    .where(tasks.c.due_at == select(func.min(tasks.c.due_at)).scalar_subquery())
     .order_by(tasks.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
