@@ -134,10 +134,12 @@ class Engine:
                         tasks, next_due = tx.tasks.due_together(now, self.batch)
                         if not tasks:
                             break
+                        if taken and (
+                            taken >= self.batch or time.monotonic() - began >= _TX_BUDGET
+                        ):
+                            break  # the rest in a transaction of their own
                         reports += self._run_instant(tx, tasks)
                         taken += len(tasks)
-                        if taken >= self.batch or time.monotonic() - began >= _TX_BUDGET:
-                            break
                     self.store.save_time(now, tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not taken and not pruned

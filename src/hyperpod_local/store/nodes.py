@@ -184,18 +184,8 @@ class NodeRepository:
         """(cluster, group, instance type, image release, nodes Running) for every group of
         the cluster (None: of every cluster), or the one group; in a stable order, from
         group_node_counts."""
-        stmt = select(
-            group_node_counts.c.cluster_id,
-            group_node_counts.c.group_name,
-            group_node_counts.c.instance_type,
-            group_node_counts.c.image_release_version,
-            group_node_counts.c.count,
-        ).where(group_node_counts.c.status == NodeStatus.RUNNING)
-        if cluster_id is not None:
-            stmt = stmt.where(group_node_counts.c.cluster_id == cluster_id)
-        if group_name is not None:
-            stmt = stmt.where(group_node_counts.c.group_name == group_name)
-        rows = self.conn.execute(stmt.order_by(*list(group_node_counts.primary_key.columns)))
+        stmt = _RUNNING_BY_GROUP[(cluster_id is not None, group_name is not None)]
+        rows = self.conn.execute(stmt, {"cluster_id": cluster_id, "group_name": group_name})
         return [(row[0], row[1], row[2], row[3], int(row[4])) for row in rows]
 
     def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
@@ -483,6 +473,23 @@ _NTH_RUNNING = (
     .limit(1)
     .offset(bindparam("index"))
 )
+# By (a cluster given, a group given): a random_hardware strike asks every time.
+_RUNNING = select(
+    group_node_counts.c.cluster_id,
+    group_node_counts.c.group_name,
+    group_node_counts.c.instance_type,
+    group_node_counts.c.image_release_version,
+    group_node_counts.c.count,
+).where(group_node_counts.c.status == NodeStatus.RUNNING)
+_IN_CLUSTER = group_node_counts.c.cluster_id == bindparam("cluster_id")
+_IN_GROUP = group_node_counts.c.group_name == bindparam("group_name")
+_RUNNING_BY_GROUP = {
+    (in_cluster, in_group): _RUNNING.where(
+        *([_IN_CLUSTER] if in_cluster else []), *([_IN_GROUP] if in_group else [])
+    ).order_by(*list(group_node_counts.primary_key.columns))
+    for in_cluster in (False, True)
+    for in_group in (False, True)
+}
 _COUNT_ALL = select(func.sum(group_node_counts.c.count)).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),
     group_node_counts.c.group_name == bindparam("group_name"),

@@ -35,10 +35,9 @@ class TaskRepository:
 
     def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
         """The earliest due time, of the tasks not of the kinds `besides`."""
-        stmt = select(func.min(tasks.c.due_at))
-        if besides:
-            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
-        return self.conn.scalar(stmt)
+        if not besides:
+            return self.conn.scalar(_NEXT_DUE)
+        return self.conn.scalar(_NEXT_DUE_BESIDES, {"kinds": sorted(besides)})
 
     def due_together(self, now: float, limit: int) -> tuple[list[Task], float | None]:
         """The tasks of the earliest due time if it is not after `now` (they happen at one
@@ -99,11 +98,7 @@ class TaskRepository:
 
     def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
         """The cluster's tasks of one kind due by `now`, in order."""
-        rows = self.conn.execute(
-            select(tasks)
-            .where(tasks.c.cluster_id == cluster_id, tasks.c.kind == kind, tasks.c.due_at <= now)
-            .order_by(tasks.c.due_at, tasks.c.id)
-        )
+        rows = self.conn.execute(_DUE_OF_KIND, {"cluster_id": cluster_id, "kind": kind, "now": now})
         return [_task(row) for row in rows]
 
     def remove_for_cluster(self, cluster_id: str, *, keep: int | None = None) -> None:
@@ -159,6 +154,17 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_NEXT_DUE = select(func.min(tasks.c.due_at))
+_NEXT_DUE_BESIDES = _NEXT_DUE.where(tasks.c.kind.not_in(bindparam("kinds", expanding=True)))
+_DUE_OF_KIND = (
+    select(tasks)
+    .where(
+        tasks.c.cluster_id == bindparam("cluster_id"),
+        tasks.c.kind == bindparam("kind"),
+        tasks.c.due_at <= bindparam("now"),
+    )
+    .order_by(tasks.c.due_at, tasks.c.id)
+)
 _EARLIEST = (
     select(tasks)
     .where(tasks.c.due_at == select(func.min(tasks.c.due_at)).scalar_subquery())
