@@ -11,6 +11,7 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
+    case,
     delete,
     func,
     select,
@@ -197,8 +198,8 @@ class NodeRepository:
         """The `index`-th Running node (in creation order) of the group's nodes of that type
         and release, if no operation holds it. Every column of ix_nodes_cluster_counts is
         given, so the offset walks that index alone: no node row is read but the one found."""
-        row_id = self.conn.scalar(
-            _NTH_RUNNING,
+        row = self.conn.execute(
+            _NTH_RUNNING_NODE,
             {
                 "cluster_id": cluster_id,
                 "group_name": group_name,
@@ -206,16 +207,16 @@ class NodeRepository:
                 "release": release,
                 "index": index,
             },
-        )
-        node = None if row_id is None else self.get(int(row_id))
+        ).first()
+        node = None if row is None else self._node(row)
         return None if node is None or node.busy is not None else node
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """The group's members and nodes in Failure from its counts, and the few nodes an
         operation holds from ix_nodes_busy: a check costs the same in a group of any size."""
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        members = int(self.conn.scalar(_COUNT_ALL, key) or 0)
-        unhealthy = self.serving_count(cluster_id, group_name, _FAILURE)
+        counted = self.conn.execute(_MEMBERS_AND_FAILED, key).one()
+        members, unhealthy = int(counted[0] or 0), int(counted[1] or 0)
         recovering = 0
         for status, busy in self.conn.execute(_HELD, key):
             # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
@@ -473,6 +474,8 @@ _NTH_RUNNING = (
     .limit(1)
     .offset(bindparam("index"))
 )
+# The node itself in the same statement: the offset still walks the index alone.
+_NTH_RUNNING_NODE = select(*_SELECTED).where(nodes.c.id == _NTH_RUNNING.scalar_subquery())
 # By (a cluster given, a group given): a random_hardware strike asks every time.
 _RUNNING = select(
     group_node_counts.c.cluster_id,
@@ -490,7 +493,13 @@ _RUNNING_BY_GROUP = {
     for in_cluster in (False, True)
     for in_group in (False, True)
 }
-_COUNT_ALL = select(func.sum(group_node_counts.c.count)).where(
+# Every automatic recovery asks both: one statement.
+_MEMBERS_AND_FAILED = select(
+    func.sum(group_node_counts.c.count),
+    func.sum(
+        case((group_node_counts.c.status == NodeStatus.FAILURE, group_node_counts.c.count), else_=0)
+    ),
+).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),
     group_node_counts.c.group_name == bindparam("group_name"),
 )
