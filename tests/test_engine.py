@@ -9,6 +9,8 @@ import pytest
 
 from hyperpod_local.domain.cluster_rules import new_node
 from hyperpod_local.domain.model import Task
+from hyperpod_local.engine.clock import ManualClock
+from hyperpod_local.engine.steps import STEPS, StepContext
 from hyperpod_local.mock import HyperPodMock
 from tests.support import group
 
@@ -88,3 +90,81 @@ def test_a_classic_creation_an_earlier_release_accepted_launches_its_nodes_once(
     pages = sm.get_paginator("list_cluster_nodes").paginate(ClusterName="old")
     nodes = [node for page in pages for node in page["ClusterNodeSummaries"]]
     assert len({n["InstanceId"] for n in nodes}) == len(nodes) == 600
+
+
+def _cluster_id(hyperpod: HyperPodMock, name: str) -> str:
+    sm = hyperpod.client()
+    return str(sm.describe_cluster(ClusterName=name)["ClusterArn"].rsplit("/", 1)[1])
+
+
+def test_steps_due_by_now_run_in_due_order(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several due instants may share one of the engine's transactions: still earliest first,
+    a step it runs late happens at the time it runs, and one a step schedules for a time
+    already past runs in its place in the same run."""
+    sm = hyperpod.client()
+    sm.create_cluster(ClusterName="o", InstanceGroups=[group("g", 1)])
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "o")
+    ran: list[tuple[str, float]] = []
+
+    def probe(ctx: StepContext, task: Task) -> Task | None:
+        ran.append((task.step, ctx.now))
+        if task.step == "first":
+            ctx.later(Task(cluster_id=cluster_id, kind="probe", step="added", due_at=0.0), 0.0)
+        return None
+
+    monkeypatch.setitem(STEPS, "probe", probe)
+    backend = hyperpod.backend
+    assert backend is not None
+    start = hyperpod.now()
+    with backend.store.write() as tx:
+        for step, after in (("third", 3.0), ("first", 1.0), ("second", 2.5)):
+            tx.tasks.add(Task(cluster_id=cluster_id, kind="probe", step=step, due_at=start + after))
+    clock = backend.clock
+    assert isinstance(clock, ManualClock)
+    # Past all of them at once, as a real clock is when the engine falls behind.
+    clock.set(start + 5)
+    assert backend.engine.run_due() == 4
+    assert ran == [(step, start + 5) for step in ("first", "second", "third", "added")]
+
+
+def test_a_failing_step_leaves_none_of_its_work_behind(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that raises after writing is rolled back to before it, every time it is tried;
+    the steps beside it in the same run keep their work."""
+    sm = hyperpod.client()
+    sm.create_cluster(
+        ClusterName="h",
+        InstanceGroups=[group("g", 1)],
+        NodeProvisioningMode="Continuous",
+        Orchestrator=EKS,
+    )
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "h")
+
+    def half(ctx: StepContext, task: Task) -> Task | None:
+        cluster = ctx.tx.clusters.get(cluster_id)
+        assert cluster is not None
+        log = ctx.log(cluster)
+        log.cluster(f"{task.step} wrote this")
+        ctx.tx.events.add_all(log.events)
+        if task.step == "breaks":
+            raise RuntimeError("half way")
+        return None
+
+    monkeypatch.setitem(STEPS, "half", half)
+    backend = hyperpod.backend
+    assert backend is not None
+    with backend.store.write() as tx:
+        for step in ("breaks", "works"):
+            tx.tasks.add(Task(cluster_id=cluster_id, kind="half", step=step, due_at=hyperpod.now()))
+    hyperpod.settle()
+    descriptions = [
+        e["Description"] for e in sm.list_cluster_events(ClusterName="h", MaxResults=100)["Events"]
+    ]
+    assert "works wrote this" in descriptions
+    assert "breaks wrote this" not in descriptions
+    assert sum("Internal error in half (breaks): half way" in d for d in descriptions) == 1

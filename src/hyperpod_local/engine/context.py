@@ -35,10 +35,14 @@ class StepContext:
         task.due_at = round(self.now + after, 3)
         self.tx.tasks.add(task)
 
-    def node_context(self, task: Task) -> tuple[Cluster, InstanceGroup, Node] | None:
-        """The cluster, group and node a node task is about, if they all still exist."""
+    def node_context(
+        self, task: Task, cluster: Cluster | None = None
+    ) -> tuple[Cluster, InstanceGroup, Node] | None:
+        """The cluster, group and node a node task is about, if they all still exist;
+        `cluster`: the task's cluster, when the caller has loaded it already."""
         node = self.tx.nodes.get(task.node_id or -1)
-        cluster = self.tx.clusters.get(task.cluster_id)
+        if cluster is None or cluster.id != task.cluster_id:
+            cluster = self.tx.clusters.get(task.cluster_id)
         group = cluster.group(node.group_name) if cluster and node else None
         if node is None or cluster is None or group is None:
             return None

@@ -25,7 +25,7 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     cluster = ctx.tx.clusters.get(task.cluster_id)
     if cluster is None:
         return None
-    found = _detectable(ctx, task)
+    found = _detectable(ctx, task, cluster)
     if not isinstance(found, tuple):
         return found
     log = ctx.log(cluster)
@@ -36,7 +36,7 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
             continue
         # Its own step still runs, finds its node in Failure already, and ends: the runner may
         # hold it loaded, so it is not removed here (its id could be given to a new task).
-        also = _detectable(ctx, other)
+        also = _detectable(ctx, other, cluster)
         if isinstance(also, tuple):
             _detect(ctx, cluster, *also, log)
             detected.setdefault(also[0].name, []).append(also)
@@ -47,10 +47,12 @@ def health_check(ctx: StepContext, task: Task) -> Task | None:
     return None
 
 
-def _detectable(ctx: StepContext, task: Task) -> tuple[InstanceGroup, Node, Fault] | Task | None:
+def _detectable(
+    ctx: StepContext, task: Task, cluster: Cluster
+) -> tuple[InstanceGroup, Node, Fault] | Task | None:
     """What a detection finds: the group, node and fault; the task again, later, if the node
     is not Running yet; None if there is nothing left to find."""
-    found = ctx.node_context(task)
+    found = ctx.node_context(task, cluster)
     if found is None:
         return None
     _cluster, group, node = found

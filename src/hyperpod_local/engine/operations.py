@@ -98,12 +98,21 @@ def schedule_random_faults(tx: Tx, source: Fault, now: float, durations: Duratio
     )
 
 
-def random_gap(tx: Tx, source: Fault, draw: random.Random, durations: Durations) -> float:
+def random_gap(
+    tx: Tx,
+    source: Fault,
+    draw: random.Random,
+    durations: Durations,
+    *,
+    serving: int | None = None,
+) -> float:
     """Clock seconds to the fault's next strike: the nodes it may strike each fail at the
     mean time between failures (HyperPod hours, which --speed shortens as it does every
     duration), so together at that many times the rate. With none Running, it looks again
-    an hour later."""
-    serving = tx.nodes.running_count(source.cluster_id, source.group_name)
+    an hour later. `serving`: the nodes Running in its reach, when the caller has counted
+    them."""
+    if serving is None:
+        serving = tx.nodes.running_count(source.cluster_id, source.group_name)
     if serving == 0:
         return durations.of(3600.0)
     return durations.of(draw.expovariate(serving / (float(source.params["MtbfHours"]) * 3600.0)))

@@ -29,14 +29,19 @@ def strike(ctx: StepContext, task: Task) -> Task | None:
     draws = int(task.data.get("draws", 0))
     strikes = int(source.params.get("Strikes", 0))
     at = task.due_at
+    # The Running nodes by group, counted once a run: a strike leaves its node Running (the
+    # health agent has not noticed it yet), so they stay as counted until the run ends.
+    buckets = ctx.tx.nodes.running_by_group(source.cluster_id, source.group_name)
+    serving = sum(bucket[-1] for bucket in buckets)
     for _ in range(_MAX_STRIKES_A_RUN):
         draw = random.Random(f"{source.params['Seed']}:{draws}")
         draws += 1
-        node = _pick(ctx, source, draw)
+        node = _pick(ctx, buckets, serving, draw)
         if node is not None:
             _strike(ctx, source, node, draw, at)
             strikes += 1
-        at = round(at + random_gap(ctx.tx, source, draw, ctx.durations), 3)
+        gap = random_gap(ctx.tx, source, draw, ctx.durations, serving=serving)
+        at = round(at + gap, 3)
         if at > ctx.now:
             break
     # Strikes counts the faults made; a draw that found no Running node made none.
@@ -47,11 +52,14 @@ def strike(ctx: StepContext, task: Task) -> Task | None:
     return task
 
 
-def _pick(ctx: StepContext, source: Fault, draw: random.Random) -> Node | None:
+def _pick(
+    ctx: StepContext,
+    buckets: list[tuple[str, str, str, str, int]],
+    total: int,
+    draw: random.Random,
+) -> Node | None:
     """A Running node of the fault's reach, each as likely as another: a group's nodes of
-    one type and release, as many as they are, then one of them."""
-    buckets = ctx.tx.nodes.running_by_group(source.cluster_id, source.group_name)
-    total = sum(bucket[-1] for bucket in buckets)
+    one type and release (`buckets`, `total` of them), then one of them."""
     if total == 0:
         return None
     index = int(draw.random() * total)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from hyperpod_local.domain.attachments import NetworkInterfaceAttachment, VolumeAttachment
 from hyperpod_local.domain.scope import Scope
@@ -122,8 +122,8 @@ class AttachmentRepository:
         ids = list(instance_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            self.conn.execute(delete(volumes).where(volumes.c.instance_id.in_(chunk)))
-            self.conn.execute(delete(enis).where(enis.c.instance_id.in_(chunk)))
+            self.conn.execute(_RELEASE_VOLUMES, {"ids": chunk})
+            self.conn.execute(_RELEASE_INTERFACES, {"ids": chunk})
 
 
 def _volume(row: Any) -> VolumeAttachment:
@@ -148,3 +148,10 @@ def _interface(row: Any) -> NetworkInterfaceAttachment:
         device_index=row.device_index,
         attach_time=row.attach_time,
     )
+
+
+# Every termination runs them: built once.
+_RELEASE_VOLUMES = delete(volumes).where(
+    volumes.c.instance_id.in_(bindparam("ids", expanding=True))
+)
+_RELEASE_INTERFACES = delete(enis).where(enis.c.instance_id.in_(bindparam("ids", expanding=True)))

@@ -41,7 +41,7 @@ class FaultRepository:
         return None if row is None else _fault(row)
 
     def remove(self, fault_id: str) -> bool:
-        return self.conn.execute(delete(faults).where(faults.c.fault_id == fault_id)).rowcount == 1
+        return self.conn.execute(_REMOVE, {"fault_id": fault_id}).rowcount == 1
 
     def on_instance(self, instance_id: str) -> list[Fault]:
         """The hardware faults sitting on an instance."""
@@ -56,14 +56,7 @@ class FaultRepository:
         """The hardware faults of many instances, in one query per 500."""
         found: dict[str, list[Fault]] = {}
         for start in range(0, len(instance_ids), 500):
-            rows = self.conn.execute(
-                select(faults)
-                .where(
-                    faults.c.kind == FaultKind.HARDWARE,
-                    faults.c.instance_id.in_(instance_ids[start : start + 500]),
-                )
-                .order_by(faults.c.seq)
-            )
+            rows = self.conn.execute(_ON_INSTANCES, {"ids": instance_ids[start : start + 500]})
             for row in rows:
                 found.setdefault(row.instance_id, []).append(_fault(row))
         return found
@@ -106,7 +99,7 @@ class FaultRepository:
         return fault
 
     def set_params(self, fault_id: str, params: dict[str, Any]) -> None:
-        self.conn.execute(update(faults).where(faults.c.fault_id == fault_id).values(params=params))
+        self.conn.execute(_SET_PARAMS, {"key": fault_id, "new_params": params})
 
     def forget_cluster(self, cluster_id: str) -> None:
         self.conn.execute(delete(faults).where(faults.c.cluster_id == cluster_id))
@@ -114,6 +107,20 @@ class FaultRepository:
 
 # What every launch, lifecycle script and termination asks, built once.
 _GET = select(faults).where(faults.c.fault_id == bindparam("fault_id"))
+_REMOVE = delete(faults).where(faults.c.fault_id == bindparam("fault_id"))
+_SET_PARAMS = (
+    update(faults)
+    .where(faults.c.fault_id == bindparam("key"))
+    .values(params=bindparam("new_params"))
+)
+_ON_INSTANCES = (
+    select(faults)
+    .where(
+        faults.c.kind == FaultKind.HARDWARE,
+        faults.c.instance_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(faults.c.seq)
+)
 _FORGET = delete(faults).where(faults.c.instance_id.in_(bindparam("ids", expanding=True)))
 _CAPACITY_SHORT = (
     select(faults)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
+    case,
     delete,
     func,
     select,
@@ -194,18 +195,8 @@ class NodeRepository:
         """(cluster, group, instance type, image release, nodes Running) for every group of
         the cluster (None: of every cluster), or the one group; in a stable order, from
         group_node_counts."""
-        stmt = select(
-            group_node_counts.c.cluster_id,
-            group_node_counts.c.group_name,
-            group_node_counts.c.instance_type,
-            group_node_counts.c.image_release_version,
-            group_node_counts.c.count,
-        ).where(group_node_counts.c.status == NodeStatus.RUNNING)
-        if cluster_id is not None:
-            stmt = stmt.where(group_node_counts.c.cluster_id == cluster_id)
-        if group_name is not None:
-            stmt = stmt.where(group_node_counts.c.group_name == group_name)
-        rows = self.conn.execute(stmt.order_by(*list(group_node_counts.primary_key.columns)))
+        stmt = _RUNNING_BY_GROUP[(cluster_id is not None, group_name is not None)]
+        rows = self.conn.execute(stmt, {"cluster_id": cluster_id, "group_name": group_name})
         return [(row[0], row[1], row[2], row[3], int(row[4])) for row in rows]
 
     def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
@@ -217,8 +208,8 @@ class NodeRepository:
         """The `index`-th Running node (in creation order) of the group's nodes of that type
         and release, if no operation holds it. Every column of ix_nodes_cluster_counts is
         given, so the offset walks that index alone: no node row is read but the one found."""
-        row_id = self.conn.scalar(
-            _NTH_RUNNING,
+        row = self.conn.execute(
+            _NTH_RUNNING_NODE,
             {
                 "cluster_id": cluster_id,
                 "group_name": group_name,
@@ -226,21 +217,21 @@ class NodeRepository:
                 "release": release,
                 "index": index,
             },
-        )
-        node = None if row_id is None else self.get(int(row_id))
+        ).first()
+        node = None if row is None else self._node(row)
         return None if node is None or node.busy is not None else node
 
     def member_count(self, cluster_id: str, group_name: str) -> int:
         """The group's nodes in any status, read off group_node_counts."""
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        return int(self.conn.scalar(_COUNT_ALL, key) or 0)
+        return int(self.conn.execute(_MEMBERS_AND_FAILED, key).one()[0] or 0)
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """The group's members and nodes in Failure from its counts, and the few nodes an
         operation holds from ix_nodes_busy: a check costs the same in a group of any size."""
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        members = self.member_count(cluster_id, group_name)
-        unhealthy = self.serving_count(cluster_id, group_name, _FAILURE)
+        counted = self.conn.execute(_MEMBERS_AND_FAILED, key).one()
+        members, unhealthy = int(counted[0] or 0), int(counted[1] or 0)
         recovering = 0
         for status, busy in self.conn.execute(_HELD, key):
             # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
@@ -533,7 +524,32 @@ _NTH_RUNNING = (
     .limit(1)
     .offset(bindparam("index"))
 )
-_COUNT_ALL = select(func.sum(group_node_counts.c.count)).where(
+# The node itself in the same statement: the offset still walks the index alone.
+_NTH_RUNNING_NODE = select(*_SELECTED).where(nodes.c.id == _NTH_RUNNING.scalar_subquery())
+# By (a cluster given, a group given): a random_hardware strike asks every time.
+_RUNNING = select(
+    group_node_counts.c.cluster_id,
+    group_node_counts.c.group_name,
+    group_node_counts.c.instance_type,
+    group_node_counts.c.image_release_version,
+    group_node_counts.c.count,
+).where(group_node_counts.c.status == NodeStatus.RUNNING)
+_IN_CLUSTER = group_node_counts.c.cluster_id == bindparam("cluster_id")
+_IN_GROUP = group_node_counts.c.group_name == bindparam("group_name")
+_RUNNING_BY_GROUP = {
+    (in_cluster, in_group): _RUNNING.where(
+        *([_IN_CLUSTER] if in_cluster else []), *([_IN_GROUP] if in_group else [])
+    ).order_by(*list(group_node_counts.primary_key.columns))
+    for in_cluster in (False, True)
+    for in_group in (False, True)
+}
+# Every automatic recovery asks both: one statement.
+_MEMBERS_AND_FAILED = select(
+    func.sum(group_node_counts.c.count),
+    func.sum(
+        case((group_node_counts.c.status == NodeStatus.FAILURE, group_node_counts.c.count), else_=0)
+    ),
+).where(
     group_node_counts.c.cluster_id == bindparam("cluster_id"),
     group_node_counts.c.group_name == bindparam("group_name"),
 )

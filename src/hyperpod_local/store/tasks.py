@@ -35,26 +35,21 @@ class TaskRepository:
 
     def next_due_at(self, besides: frozenset[str] = frozenset()) -> float | None:
         """The earliest due time, of the tasks not of the kinds `besides`."""
-        stmt = select(func.min(tasks.c.due_at))
-        if besides:
-            stmt = stmt.where(tasks.c.kind.not_in(sorted(besides)))
-        return self.conn.scalar(stmt)
+        if not besides:
+            return self.conn.scalar(_NEXT_DUE)
+        return self.conn.scalar(_NEXT_DUE_BESIDES, {"kinds": sorted(besides)})
 
-    def due_together(self, now: float, limit: int) -> list[Task]:
-        """The tasks of the earliest due time not after `now`: they happen at one instant."""
-        first = self.conn.scalar(select(func.min(tasks.c.due_at)).where(tasks.c.due_at <= now))
-        if first is None:
-            return []
+    def due_together(self, now: float, limit: int) -> tuple[list[Task], float | None]:
+        """The tasks of the earliest due time if it is not after `now` (they happen at one
+        instant), and that time; else no tasks and the earliest due time (None: no task)."""
+        # One statement, whether they are due or not: the engine asks after every instant.
         # Claimed for this transaction where the database can (PostgreSQL): the step runs in
         # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
-        rows = self.conn.execute(
-            select(tasks)
-            .where(tasks.c.due_at == first)
-            .order_by(tasks.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [_task(row) for row in rows]
+        found = [_task(row) for row in self.conn.execute(_EARLIEST, {"limit": limit})]
+        if not found:
+            return [], None
+        first = found[0].due_at
+        return (found, first) if first <= now else ([], first)
 
     def save(self, task: Task) -> None:
         self.conn.execute(
@@ -103,11 +98,7 @@ class TaskRepository:
 
     def due_of_kind(self, cluster_id: str, kind: str, now: float) -> list[Task]:
         """The cluster's tasks of one kind due by `now`, in order."""
-        rows = self.conn.execute(
-            select(tasks)
-            .where(tasks.c.cluster_id == cluster_id, tasks.c.kind == kind, tasks.c.due_at <= now)
-            .order_by(tasks.c.due_at, tasks.c.id)
-        )
+        rows = self.conn.execute(_DUE_OF_KIND, {"cluster_id": cluster_id, "kind": kind, "now": now})
         return [_task(row) for row in rows]
 
     def remove_for_cluster(self, cluster_id: str, *, keep: int | None = None) -> None:
@@ -163,6 +154,24 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_NEXT_DUE = select(func.min(tasks.c.due_at))
+_NEXT_DUE_BESIDES = _NEXT_DUE.where(tasks.c.kind.not_in(bindparam("kinds", expanding=True)))
+_DUE_OF_KIND = (
+    select(tasks)
+    .where(
+        tasks.c.cluster_id == bindparam("cluster_id"),
+        tasks.c.kind == bindparam("kind"),
+        tasks.c.due_at <= bindparam("now"),
+    )
+    .order_by(tasks.c.due_at, tasks.c.id)
+)
+_EARLIEST = (
+    select(tasks)
+    .where(tasks.c.due_at == select(func.min(tasks.c.due_at)).scalar_subquery())
+    .order_by(tasks.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
 _REMOVE_FOR_NODES_OF_KIND = delete(tasks).where(
     tasks.c.node_id.in_(bindparam("node_ids", expanding=True)), tasks.c.kind == bindparam("kind")
 )
