@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
@@ -46,6 +47,9 @@ class EventRepository:
     def __init__(self, conn: Connection, outbox: OutboxRepository) -> None:
         self.conn = conn
         self._outbox = outbox
+        # Events written in this unit of work, by cluster: the engine trims a cluster to its
+        # cap once enough have been written to it.
+        self.added: Counter[str] = Counter()
 
     def add_all(self, new_events: Sequence[Event]) -> None:
         if not new_events:
@@ -71,6 +75,7 @@ class EventRepository:
                 for event in new_events
             ),
         )
+        self.added.update(event.cluster_id for event in new_events)
         # In the same unit of work: the outlets deliver an event only if it committed.
         self._outbox.add(new_events)
 
@@ -119,21 +124,29 @@ class EventRepository:
             select(events.c.cluster_id).group_by(events.c.cluster_id).having(func.count() > cap)
         ).all()
         for cluster_id in crowded:
-            # The cap-th newest event's key: everything older goes.
-            edge = self.conn.execute(
-                select(events.c.event_time, events.c.seq)
-                .where(events.c.cluster_id == cluster_id)
-                .order_by(events.c.event_time.desc(), events.c.seq.desc())
-                .offset(cap - 1)
-                .limit(1)
-            ).one()
-            gone += self.conn.execute(
+            gone += self.trim(cluster_id, cap)
+        return gone
+
+    def trim(self, cluster_id: str, cap: int) -> int:
+        """Forget the cluster's events beyond its newest `cap`; returns how many went."""
+        # The cap-th newest event's key: everything older goes.
+        edge = self.conn.execute(
+            select(events.c.event_time, events.c.seq)
+            .where(events.c.cluster_id == cluster_id)
+            .order_by(events.c.event_time.desc(), events.c.seq.desc())
+            .offset(cap - 1)
+            .limit(1)
+        ).first()
+        if edge is None:
+            return 0
+        return int(
+            self.conn.execute(
                 delete(events).where(
                     events.c.cluster_id == cluster_id,
                     tuple_(events.c.event_time, events.c.seq) < tuple_(*edge),
                 )
             ).rowcount
-        return gone
+        )
 
     def remove_for_cluster(self, cluster_id: str) -> None:
         self.conn.execute(delete(events).where(events.c.cluster_id == cluster_id))
