@@ -168,3 +168,39 @@ def test_a_failing_step_leaves_none_of_its_work_behind(
     assert "works wrote this" in descriptions
     assert "breaks wrote this" not in descriptions
     assert sum("Internal error in half (breaks): half way" in d for d in descriptions) == 1
+
+
+def test_the_engine_knows_when_to_look_again(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a run, the background loop sleeps until the next due step, as the run's own
+    transaction saw it: a step scheduled by the run itself, before the work seen after it,
+    comes first."""
+    sm = hyperpod.client()
+    sm.create_cluster(ClusterName="w", InstanceGroups=[group("g", 1)])
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "w")
+
+    def probe(ctx: StepContext, task: Task) -> Task | None:
+        if task.step == "schedules":
+            ctx.later(Task(cluster_id=cluster_id, kind="probe", step="soon", due_at=0.0), 0.5)
+        return None
+
+    monkeypatch.setitem(STEPS, "probe", probe)
+    backend = hyperpod.backend
+    assert backend is not None
+    clock = backend.clock
+    assert isinstance(clock, ManualClock)
+    start = hyperpod.now()
+    assert backend.engine._run_due() == (0, None)
+    with backend.store.write() as tx:
+        for step, after in (("schedules", 1.0), ("quiet", 2.0), ("later", 10.0)):
+            tx.tasks.add(Task(cluster_id=cluster_id, kind="probe", step=step, due_at=start + after))
+    clock.set(start + 1)
+    assert backend.engine._run_due() == (1, start + 1.5)
+    clock.set(start + 1.5)
+    assert backend.engine._run_due() == (1, start + 2)
+    clock.set(start + 2)
+    assert backend.engine._run_due() == (1, start + 10)
+    clock.set(start + 10)
+    assert backend.engine._run_due() == (1, None)

@@ -150,23 +150,32 @@ class Engine:
                     # the clock saved, the commit: the fixed cost of a wake-up), as long as
                     # it stays short: a request waits for it to end.
                     while True:
-                        tasks, next_due = tx.tasks.due_together(now, self.batch)
-                        if not tasks:
+                        due = tx.tasks.due_together(now, self.batch)
+                        if not due.tasks:
+                            done, next_due = True, due.later
                             break
                         if taken and (
                             taken >= self.batch or time.monotonic() - began >= _TX_BUDGET
                         ):
-                            break  # the rest in a transaction of their own
-                        reports += self._run_instant(tx, tasks)
-                        taken += len(tasks)
+                            done, next_due = False, None  # the rest in a transaction of its own
+                            break
+                        reports += self._run_instant(tx, due.tasks)
+                        taken += len(due.tasks)
+                        # What was seen after the instant is still the next work unless its
+                        # steps scheduled some before it: then no need to look again.
+                        if due.later is not None:
+                            soonest = min(due.later, tx.tasks.earliest_written)
+                            if soonest > now:
+                                done, next_due = True, soonest
+                                break
                     self._trim(tx)
                     self.store.save_time(now, tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not taken and not pruned
                 self._report(reports)
                 ran += taken
-                if not tasks:
-                    return ran, next_due
+                if done:
+                    return ran, None if next_due == math.inf else next_due
 
     def _run_instant(self, tx: Tx, tasks: list[Task]) -> list[StepReport]:
         """The tasks of one due instant, in order; those that go together in batches."""
