@@ -204,3 +204,41 @@ def test_the_engine_knows_when_to_look_again(
     assert backend.engine._run_due() == (1, start + 10)
     clock.set(start + 10)
     assert backend.engine._run_due() == (1, None)
+
+
+def test_a_step_sees_the_cluster_as_stored_not_as_another_step_left_its_copy(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one step changes on its cluster without saving, or saves and is rolled back, is
+    not what the next step reads."""
+    sm = hyperpod.client()
+    sm.create_cluster(ClusterName="c", InstanceGroups=[group("g", 1)])
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "c")
+    seen: list[tuple[str, object, object]] = []
+    # Each marks its copy of the cluster and of a group, and the next must not see the mark.
+    in_order = ("loads", "changes", "reads", "saves then breaks", "last")
+
+    def probe(ctx: StepContext, task: Task) -> Task | None:
+        cluster = ctx.tx.clusters.get(cluster_id)
+        assert cluster is not None
+        seen.append((task.step, cluster.spec.get("Mark"), cluster.groups[0].spec.get("Mark")))
+        cluster.spec["Mark"] = cluster.groups[0].spec["Mark"] = task.step
+        if task.step == "saves then breaks":
+            ctx.tx.clusters.save_spec(cluster)
+            ctx.tx.clusters.save_group(cluster.groups[0])
+            ctx.tx.clusters.get(cluster_id)  # read back inside the step: then rolled back
+            raise RuntimeError("rolled back")
+        return None
+
+    monkeypatch.setitem(STEPS, "probe", probe)
+    backend = hyperpod.backend
+    assert backend is not None
+    start = hyperpod.now()
+    with backend.store.write() as tx:
+        for after, step in enumerate(in_order):
+            tx.tasks.add(
+                Task(cluster_id=cluster_id, kind="probe", step=step, due_at=start + after + 1)
+            )
+    hyperpod.advance(5)
+    assert seen == [(step, None, None) for step in in_order]

@@ -8,8 +8,6 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
@@ -41,21 +39,6 @@ _TX_BUDGET = 0.01
 RETENTION = 14 * 86400.0
 EVENTS_PER_CLUSTER = 10_000
 _PRUNE_EVERY = 3600.0
-
-
-@contextmanager
-def _savepoint(tx: Tx) -> Iterator[None]:
-    """A savepoint around one step (or batch): rolled back if it raises. Said in SQL of our
-    own: SQLAlchemy's begin_nested compiles its SAVEPOINT anew every time, which cost more
-    than many a step's own statements. The same SQL on SQLite and PostgreSQL."""
-    tx.conn.exec_driver_sql("SAVEPOINT hyperpod_step")
-    try:
-        yield
-    except BaseException:
-        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hyperpod_step")
-        tx.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
-        raise
-    tx.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
 
 
 class _Declined(Exception):
@@ -231,7 +214,7 @@ class Engine:
         )
         outcome = "ok"
         try:
-            with _savepoint(tx):
+            with tx.savepoint():
                 rescheduled = STEPS[task.kind](context, task)
                 if rescheduled is None:
                     tx.tasks.remove(task.id or -1)
@@ -265,7 +248,7 @@ class Engine:
         )
         saved = [(task.step, task.due_at, task.data) for task in tasks]
         try:
-            with _savepoint(tx):
+            with tx.savepoint():
                 done = BATCH_STEPS[(first.kind, first.step)](context, tasks)
                 if done is None:
                     raise _Declined
