@@ -62,25 +62,28 @@ class TaskRepository:
         # them: the engine asks after every instant, and then knows when to look again.
         # Claimed for this transaction where the database can (PostgreSQL): the step runs in
         # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
-        found = [_task(row) for row in self.conn.execute(_EARLIEST, {"limit": limit + 1})]
         self.earliest_written = math.inf
-        if not found:
+        instant: list[Task] = []
+        after: Task | None = None
+        result = self.conn.execute(_EARLIEST, {"limit": limit + 1})
+        # Read only as far as the first task after the instant: the rest stay unread.
+        for row in result:
+            task = _task(row)
+            if len(instant) == limit or (instant and task.due_at != instant[0].due_at):
+                after = task
+                break
+            instant.append(task)
+        result.close()
+        if not instant:
             return DueTasks([], math.inf)
-        first = found[0].due_at
-        instant = [task for task in found[:limit] if task.due_at == first]
-        after = found[len(instant)] if len(instant) < len(found) else None
+        first = instant[0].due_at
         if first > now:
             return DueTasks([], first)
         # Past the instant: the next task found, none at all, or not known (the limit cut
         # the instant short).
-        later = (
-            after.due_at
-            if after is not None and after.due_at != first
-            else math.inf
-            if len(found) <= limit
-            else None
-        )
-        return DueTasks(instant, later)
+        if after is None:
+            return DueTasks(instant, math.inf)
+        return DueTasks(instant, after.due_at if after.due_at != first else None)
 
     def save(self, task: Task) -> None:
         self.earliest_written = min(self.earliest_written, task.due_at)
