@@ -36,7 +36,7 @@ class TaskRepository:
     def add(self, task: Task) -> None:
         self.earliest_written = min(self.earliest_written, task.due_at)
         task.id = self.conn.execute(
-            tasks.insert(),
+            _ADD,
             dict(
                 cluster_id=task.cluster_id,
                 node_id=task.node_id,
@@ -189,6 +189,7 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_ADD = tasks.insert()
 _NEXT_DUE = select(func.min(tasks.c.due_at))
 _NEXT_DUE_BESIDES = _NEXT_DUE.where(tasks.c.kind.not_in(bindparam("kinds", expanding=True)))
 _DUE_OF_KIND = (
