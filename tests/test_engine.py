@@ -168,3 +168,77 @@ def test_a_failing_step_leaves_none_of_its_work_behind(
     assert "works wrote this" in descriptions
     assert "breaks wrote this" not in descriptions
     assert sum("Internal error in half (breaks): half way" in d for d in descriptions) == 1
+
+
+def test_the_engine_knows_when_to_look_again(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a run, the background loop sleeps until the next due step, as the run's own
+    transaction saw it: a step scheduled by the run itself, before the work seen after it,
+    comes first."""
+    sm = hyperpod.client()
+    sm.create_cluster(ClusterName="w", InstanceGroups=[group("g", 1)])
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "w")
+
+    def probe(ctx: StepContext, task: Task) -> Task | None:
+        if task.step == "schedules":
+            ctx.later(Task(cluster_id=cluster_id, kind="probe", step="soon", due_at=0.0), 0.5)
+        return None
+
+    monkeypatch.setitem(STEPS, "probe", probe)
+    backend = hyperpod.backend
+    assert backend is not None
+    clock = backend.clock
+    assert isinstance(clock, ManualClock)
+    start = hyperpod.now()
+    assert backend.engine._run_due() == (0, None)
+    with backend.store.write() as tx:
+        for step, after in (("schedules", 1.0), ("quiet", 2.0), ("later", 10.0)):
+            tx.tasks.add(Task(cluster_id=cluster_id, kind="probe", step=step, due_at=start + after))
+    clock.set(start + 1)
+    assert backend.engine._run_due() == (1, start + 1.5)
+    clock.set(start + 1.5)
+    assert backend.engine._run_due() == (1, start + 2)
+    clock.set(start + 2)
+    assert backend.engine._run_due() == (1, start + 10)
+    clock.set(start + 10)
+    assert backend.engine._run_due() == (1, None)
+
+
+def test_a_step_sees_the_cluster_as_stored_not_as_another_step_left_its_copy(
+    hyperpod: HyperPodMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one step changes on its cluster without saving, or saves and is rolled back, is
+    not what the next step reads."""
+    sm = hyperpod.client()
+    sm.create_cluster(ClusterName="c", InstanceGroups=[group("g", 1)])
+    hyperpod.settle()
+    cluster_id = _cluster_id(hyperpod, "c")
+    seen: list[tuple[str, object, object]] = []
+    # Each marks its copy of the cluster and of a group, and the next must not see the mark.
+    in_order = ("loads", "changes", "reads", "saves then breaks", "last")
+
+    def probe(ctx: StepContext, task: Task) -> Task | None:
+        cluster = ctx.tx.clusters.get(cluster_id)
+        assert cluster is not None
+        seen.append((task.step, cluster.spec.get("Mark"), cluster.groups[0].spec.get("Mark")))
+        cluster.spec["Mark"] = cluster.groups[0].spec["Mark"] = task.step
+        if task.step == "saves then breaks":
+            ctx.tx.clusters.save_spec(cluster)
+            ctx.tx.clusters.save_group(cluster.groups[0])
+            ctx.tx.clusters.get(cluster_id)  # read back inside the step: then rolled back
+            raise RuntimeError("rolled back")
+        return None
+
+    monkeypatch.setitem(STEPS, "probe", probe)
+    backend = hyperpod.backend
+    assert backend is not None
+    start = hyperpod.now()
+    with backend.store.write() as tx:
+        for after, step in enumerate(in_order):
+            tx.tasks.add(
+                Task(cluster_id=cluster_id, kind="probe", step=step, due_at=start + after + 1)
+            )
+    hyperpod.advance(5)
+    assert seen == [(step, None, None) for step in in_order]

@@ -80,6 +80,27 @@ def test_turning_automatic_recovery_on_heals_nodes_already_failed(hyperpod: Hype
     assert {n["InstanceStatus"]["Status"] for n in nodes(sm, "turn")} == {"Running"}
 
 
+def test_turning_automatic_recovery_off_holds_the_next_fault(hyperpod: HyperPodMock) -> None:
+    """The engine's steps see the cluster as the last request left it, whatever they read of
+    it before (the engine keeps what it loaded of a cluster between its transactions)."""
+    sm = hyperpod.client()
+    eks(sm, "off", [group("w", 10)])
+    hyperpod.settle()
+    first, second = (n["InstanceId"] for n in nodes(sm, "off")[:2])
+    hyperpod.inject("hardware", cluster="off", instance_id=first, type="GpuXid79")
+    hyperpod.settle()
+    assert first not in {n["InstanceId"] for n in nodes(sm, "off")}  # replaced
+    sm.update_cluster(ClusterName="off", NodeRecovery="None")
+    hyperpod.inject("hardware", cluster="off", instance_id=second, type="GpuXid79")
+    hyperpod.settle()
+    assert (
+        sm.describe_cluster_node(ClusterName="off", NodeId=second)["NodeDetails"]["InstanceStatus"][
+            "Status"
+        ]
+        == "Failure"
+    )
+
+
 def test_a_fault_on_a_replacement_instance_is_found_once_it_runs(hyperpod: HyperPodMock) -> None:
     sm = hyperpod.client()
     eks(sm, "fresh", [group("w", 10)])

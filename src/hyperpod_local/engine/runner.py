@@ -8,8 +8,6 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from hyperpod_local.domain.faults import RecoveryPolicy
 from hyperpod_local.domain.ids import IdSource
@@ -41,21 +39,6 @@ _TX_BUDGET = 0.01
 RETENTION = 14 * 86400.0
 EVENTS_PER_CLUSTER = 10_000
 _PRUNE_EVERY = 3600.0
-
-
-@contextmanager
-def _savepoint(tx: Tx) -> Iterator[None]:
-    """A savepoint around one step (or batch): rolled back if it raises. Said in SQL of our
-    own: SQLAlchemy's begin_nested compiles its SAVEPOINT anew every time, which cost more
-    than many a step's own statements. The same SQL on SQLite and PostgreSQL."""
-    tx.conn.exec_driver_sql("SAVEPOINT hyperpod_step")
-    try:
-        yield
-    except BaseException:
-        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hyperpod_step")
-        tx.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
-        raise
-    tx.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
 
 
 class _Declined(Exception):
@@ -150,23 +133,32 @@ class Engine:
                     # the clock saved, the commit: the fixed cost of a wake-up), as long as
                     # it stays short: a request waits for it to end.
                     while True:
-                        tasks, next_due = tx.tasks.due_together(now, self.batch)
-                        if not tasks:
+                        due = tx.tasks.due_together(now, self.batch)
+                        if not due.tasks:
+                            done, next_due = True, due.later
                             break
                         if taken and (
                             taken >= self.batch or time.monotonic() - began >= _TX_BUDGET
                         ):
-                            break  # the rest in a transaction of their own
-                        reports += self._run_instant(tx, tasks)
-                        taken += len(tasks)
+                            done, next_due = False, None  # the rest in a transaction of its own
+                            break
+                        reports += self._run_instant(tx, due.tasks)
+                        taken += len(due.tasks)
+                        # What was seen after the instant is still the next work unless its
+                        # steps scheduled some before it: then no need to look again.
+                        if due.later is not None:
+                            soonest = min(due.later, tx.tasks.earliest_written)
+                            if soonest > now:
+                                done, next_due = True, soonest
+                                break
                     self._trim(tx)
                     self.store.save_time(now, tx=tx)
                     # An idle tick (every second) saves only the clock.
                     tx.answers_unchanged = not taken and not pruned
                 self._report(reports)
                 ran += taken
-                if not tasks:
-                    return ran, next_due
+                if done:
+                    return ran, None if next_due == math.inf else next_due
 
     def _run_instant(self, tx: Tx, tasks: list[Task]) -> list[StepReport]:
         """The tasks of one due instant, in order; those that go together in batches."""
@@ -222,7 +214,7 @@ class Engine:
         )
         outcome = "ok"
         try:
-            with _savepoint(tx):
+            with tx.savepoint():
                 rescheduled = STEPS[task.kind](context, task)
                 if rescheduled is None:
                     tx.tasks.remove(task.id or -1)
@@ -256,7 +248,7 @@ class Engine:
         )
         saved = [(task.step, task.due_at, task.data) for task in tasks]
         try:
-            with _savepoint(tx):
+            with tx.savepoint():
                 done = BATCH_STEPS[(first.kind, first.step)](context, tasks)
                 if done is None:
                     raise _Declined

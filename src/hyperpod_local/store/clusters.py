@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,9 +144,47 @@ _SAVE = (
 )
 
 
+class ClusterMemory:
+    """Clusters as ClusterRepository.get loads them (a row and its groups' rows, no counts),
+    kept between the write transactions of a store this process alone writes: an engine step
+    then has its cluster without two statements and a JSON document a group. Forgotten whole
+    whenever a cluster or a group is written, and whenever a transaction or a savepoint is
+    rolled back, so what is kept is what the store holds; each get hands out copies, so what
+    a step changes on its copy stays its own until it saves it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._kept: dict[str, Cluster] = {}
+
+    def generation(self) -> int:
+        return self._generation
+
+    def recall(self, cluster_id: str) -> Cluster | None:
+        kept = self._kept.get(cluster_id)
+        return None if kept is None else _copy(kept)
+
+    def keep(self, cluster: Cluster, generation: int) -> None:
+        """Keep a copy of `cluster`, loaded when the memory was at `generation`: unless
+        something was forgotten since."""
+        with self._lock:
+            if generation == self._generation:
+                self._kept[cluster.id] = _copy(cluster)
+
+    def forget(self, *_args: Any) -> None:
+        with self._lock:
+            self._generation += 1
+            self._kept.clear()
+
+
 class ClusterRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, memory: ClusterMemory | None = None) -> None:
         self.conn = conn
+        # A write transaction's: what earlier ones loaded (None: keep nothing across them).
+        self._memory = memory
+        # For each cluster loaded here, what save() would write as it was loaded or last
+        # saved: a save that changes nothing writes nothing (most engine steps save theirs).
+        self._as_saved: dict[int, tuple[Cluster, tuple[Any, ...]]] = {}
 
     def add(self, cluster: Cluster, *, eks_cluster_arn: str | None = None) -> None:
         """Store a new cluster; Conflict('name') or Conflict('eks_cluster') if it clashes."""
@@ -159,6 +198,7 @@ class ClusterRepository:
         ):
             raise Conflict("eks_cluster")
         cluster.seq = int(self.conn.scalar(statements.last_seq)) + 1
+        self._written(cluster.id)
         try:
             with self.conn.begin_nested():
                 self.conn.execute(
@@ -265,6 +305,10 @@ class ClusterRepository:
 
     def save(self, cluster: Cluster) -> None:
         """Write back what time changes of a cluster: status, failure, counters, legacy."""
+        values = _saved_fields(cluster)
+        known = self._as_saved.get(id(cluster))
+        if known is not None and known[0] is cluster and known[1] == values:
+            return  # as loaded or last saved, and no other copy of it written since
         self.conn.execute(
             _SAVE,
             {
@@ -275,10 +319,13 @@ class ClusterRepository:
                 "legacy": cluster.legacy,
             },
         )
+        self._written(cluster.id)
+        self._as_saved[id(cluster)] = (cluster, values)
 
     def make_legacy(self, cluster: Cluster, release: str) -> None:
         """Put the cluster on old platform software: the flag, and the old release on its
         groups and nodes. Only those columns: nothing is written back from a stale copy."""
+        self._written(cluster.id)
         self.conn.execute(update(clusters).where(clusters.c.id == cluster.id).values(legacy=True))
         self.conn.execute(
             update(nodes)
@@ -298,6 +345,7 @@ class ClusterRepository:
             )
 
     def save_group(self, group: InstanceGroup) -> None:
+        self._written(group.cluster_id)
         self.conn.execute(
             update(instance_groups)
             .where(
@@ -313,6 +361,7 @@ class ClusterRepository:
         )
 
     def add_group(self, group: InstanceGroup) -> None:
+        self._written(group.cluster_id)
         self.conn.execute(
             instance_groups.insert(),
             dict(
@@ -327,6 +376,7 @@ class ClusterRepository:
         )
 
     def remove_group(self, cluster_id: str, name: str) -> None:
+        self._written(cluster_id)
         self.conn.execute(
             delete(instance_groups).where(
                 instance_groups.c.cluster_id == cluster_id, instance_groups.c.name == name
@@ -334,6 +384,7 @@ class ClusterRepository:
         )
 
     def save_spec(self, cluster: Cluster) -> None:
+        self._written(cluster.id)
         self.conn.execute(
             update(clusters).where(clusters.c.id == cluster.id).values(spec=cluster.spec)
         )
@@ -342,9 +393,36 @@ class ClusterRepository:
         """A cluster by id, whoever owns it, for the engine and the admin API: its groups
         without what DescribeCluster counts of them (CurrentCount and the rest stay 0), which
         none of them reads; tests/test_architecture.py keeps the engine from reading them."""
-        return self._one(_statements().any_by_id, {"key": cluster_id}, True, counted=False)
+        if self._memory is None:
+            return self._one(_statements().any_by_id, {"key": cluster_id}, True, counted=False)
+        cluster = self._memory.recall(cluster_id)
+        if cluster is not None:
+            self._as_saved[id(cluster)] = (cluster, _saved_fields(cluster))
+            return cluster
+        generation = self._memory.generation()
+        cluster = self._one(_statements().any_by_id, {"key": cluster_id}, True, counted=False)
+        if cluster is not None:
+            self._memory.keep(cluster, generation)
+        return cluster
+
+    def rolled_back(self) -> None:
+        """A savepoint of this transaction was rolled back: what was loaded or saved since
+        may not be what the store holds now."""
+        self._as_saved.clear()
+        if self._memory is not None:
+            self._memory.forget()
+
+    def _written(self, cluster_id: str) -> None:
+        """The cluster (or a group of it) is about to be written: copies loaded before are
+        stale for save()'s comparison, and the memory of every cluster is forgotten."""
+        for key, (cluster, _values) in list(self._as_saved.items()):
+            if cluster.id == cluster_id:
+                del self._as_saved[key]
+        if self._memory is not None:
+            self._memory.forget()
 
     def remove(self, cluster_id: str) -> None:
+        self._written(cluster_id)
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
         node_counts.forget(self.conn, cluster_id)
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
@@ -357,6 +435,7 @@ class ClusterRepository:
         if row is None:
             return None
         cluster = _cluster(row)
+        self._as_saved[id(cluster)] = (cluster, _saved_fields(cluster))
         if with_groups and counted:
             cluster.groups = self._groups(cluster.id)
         elif with_groups:
@@ -447,3 +526,48 @@ def _cluster(row: Row[Any]) -> Cluster:
         legacy=row.legacy,
         failure_message=row.failure_message,
     )
+
+
+def _saved_fields(cluster: Cluster) -> tuple[Any, ...]:
+    """What ClusterRepository.save writes of a cluster."""
+    return (cluster.status, cluster.failure_message, cluster.next_ip, cluster.legacy)
+
+
+def _copy(cluster: Cluster) -> Cluster:
+    """A cluster and its groups (as `get` loads them: no counts) that share nothing mutable
+    with `cluster`."""
+    return Cluster(
+        id=cluster.id,
+        scope=cluster.scope,
+        name=cluster.name,
+        arn=cluster.arn,
+        status=cluster.status,
+        creation_time=cluster.creation_time,
+        spec=_json_copy(cluster.spec),
+        ip_base=cluster.ip_base,
+        next_ip=cluster.next_ip,
+        seq=cluster.seq,
+        legacy=cluster.legacy,
+        failure_message=cluster.failure_message,
+        groups=[
+            InstanceGroup(
+                cluster_id=group.cluster_id,
+                name=group.name,
+                position=group.position,
+                spec=_json_copy(group.spec),
+                target_count=group.target_count,
+                min_count=group.min_count,
+                status=group.status,
+            )
+            for group in cluster.groups
+        ],
+    )
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists and scalars), faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value

@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from hyperpod_local.domain.model import LATEST_IMAGE_RELEASE
 from hyperpod_local.startup import StartupError, os_failure
 from hyperpod_local.store import postgresql, schema
+from hyperpod_local.store.clusters import ClusterMemory
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
 from hyperpod_local.store.sqlite_failures import unusable_database
@@ -90,6 +91,11 @@ class Store:
             postgresql.configure(self.engine, _WRITE_OPTION)
         # Writers of this process, one after another in the order they came (write()).
         self._turns = _TurnTaking()
+        # What write transactions loaded of clusters, for the next ones (store/clusters.py):
+        # kept only while this process is the store's sole writer, forgotten on any rollback.
+        self._cluster_memory = ClusterMemory()
+        event.listen(self.engine, "rollback", self._cluster_memory.forget)
+        event.listen(self.engine, "rollback_savepoint", self._cluster_memory.forget)
         self._ensure_schema()
         self._generation = 0
         self._latest_release: str | None = None
@@ -211,10 +217,16 @@ class Store:
             with _busy_as_error(), self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
-                    tx = Tx(conn, outbox_clock=outbox[1] if outbox else None)
+                    tx = Tx(
+                        conn,
+                        outbox_clock=outbox[1] if outbox else None,
+                        cluster_memory=self._cluster_memory if self.sole_writer else None,
+                    )
                     yield tx
                 committed = True
         finally:
+            if not committed:
+                self._cluster_memory.forget()
             # After the commit (or rollback), never before: a reader that takes the new
             # value is sure to see what was written.
             if tx is None or not tx.answers_unchanged:

@@ -16,7 +16,7 @@ class FaultRepository:
 
     def add(self, fault: Fault) -> None:
         self.conn.execute(
-            faults.insert(),
+            _ADD,
             dict(
                 fault_id=fault.fault_id,
                 kind=fault.kind,
@@ -106,6 +106,7 @@ class FaultRepository:
 
 
 # What every launch, lifecycle script and termination asks, built once.
+_ADD = faults.insert()
 _GET = select(faults).where(faults.c.fault_id == bindparam("fault_id"))
 _REMOVE = delete(faults).where(faults.c.fault_id == bindparam("fault_id"))
 _SET_PARAMS = (

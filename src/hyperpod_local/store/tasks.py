@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
@@ -11,16 +13,30 @@ from hyperpod_local.domain.model import Task
 from hyperpod_local.store.schema import tasks
 
 
+@dataclass(frozen=True, slots=True)
+class DueTasks:
+    """What TaskRepository.due_together found: the tasks of the earliest instant, if it is
+    due, and the due time of the first task after them (inf: there is none; None: not known
+    without looking again)."""
+
+    tasks: list[Task]
+    later: float | None
+
+
 class TaskRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         # Bulk removals so far: the runner looks again at the tasks it loaded when a step
         # removed others (SQLite reuses a removed task's id for the next one added).
         self.removals = 0
+        # The earliest due time of the tasks added or saved since due_together last looked:
+        # the runner knows from it whether what it saw then is still the next work.
+        self.earliest_written = math.inf
 
     def add(self, task: Task) -> None:
+        self.earliest_written = min(self.earliest_written, task.due_at)
         task.id = self.conn.execute(
-            tasks.insert(),
+            _ADD,
             dict(
                 cluster_id=task.cluster_id,
                 node_id=task.node_id,
@@ -39,19 +55,38 @@ class TaskRepository:
             return self.conn.scalar(_NEXT_DUE)
         return self.conn.scalar(_NEXT_DUE_BESIDES, {"kinds": sorted(besides)})
 
-    def due_together(self, now: float, limit: int) -> tuple[list[Task], float | None]:
+    def due_together(self, now: float, limit: int) -> DueTasks:
         """The tasks of the earliest due time if it is not after `now` (they happen at one
-        instant), and that time; else no tasks and the earliest due time (None: no task)."""
-        # One statement, whether they are due or not: the engine asks after every instant.
+        instant, at most `limit` of them), and when the next task after them is due."""
+        # One statement, whether they are due or not, and the first task after them with
+        # them: the engine asks after every instant, and then knows when to look again.
         # Claimed for this transaction where the database can (PostgreSQL): the step runs in
         # it, so it runs once, whichever replica takes it. SQLite has one writer anyway.
-        found = [_task(row) for row in self.conn.execute(_EARLIEST, {"limit": limit})]
-        if not found:
-            return [], None
-        first = found[0].due_at
-        return (found, first) if first <= now else ([], first)
+        self.earliest_written = math.inf
+        instant: list[Task] = []
+        after: Task | None = None
+        result = self.conn.execute(_EARLIEST, {"limit": limit + 1})
+        # Read only as far as the first task after the instant: the rest stay unread.
+        for row in result:
+            task = _task(row)
+            if len(instant) == limit or (instant and task.due_at != instant[0].due_at):
+                after = task
+                break
+            instant.append(task)
+        result.close()
+        if not instant:
+            return DueTasks([], math.inf)
+        first = instant[0].due_at
+        if first > now:
+            return DueTasks([], first)
+        # Past the instant: the next task found, none at all, or not known (the limit cut
+        # the instant short).
+        if after is None:
+            return DueTasks(instant, math.inf)
+        return DueTasks(instant, after.due_at if after.due_at != first else None)
 
     def save(self, task: Task) -> None:
+        self.earliest_written = min(self.earliest_written, task.due_at)
         self.conn.execute(
             _SAVE, {"task_id": task.id, "step": task.step, "due_at": task.due_at, "data": task.data}
         )
@@ -154,6 +189,7 @@ _SAVE = (
 )
 _REMOVE = delete(tasks).where(tasks.c.id == bindparam("task_id"))
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_ADD = tasks.insert()
 _NEXT_DUE = select(func.min(tasks.c.due_at))
 _NEXT_DUE_BESIDES = _NEXT_DUE.where(tasks.c.kind.not_in(bindparam("kinds", expanding=True)))
 _DUE_OF_KIND = (
@@ -167,8 +203,7 @@ _DUE_OF_KIND = (
 )
 _EARLIEST = (
     select(tasks)
-    .where(tasks.c.due_at == select(func.min(tasks.c.due_at)).scalar_subquery())
-    .order_by(tasks.c.id)
+    .order_by(tasks.c.due_at, tasks.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
