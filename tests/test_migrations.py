@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ RELEASED = {
     "0010_node_counts_without_triggers.py": (
         "f303b104a2ca6692713ce457329b554bc21b41bde2f850be41e5f9ba95d7d849"
     ),
+    "0011_event_ids_from_seqs.py": (
+        "f4f7dcb2b0b022cbd3c391d30b184aaed5a284ee605bf8a4b0d2066a25228572"
+    ),
 }
 
 
@@ -86,6 +90,7 @@ def test_there_is_a_fixture_for_every_schema_a_release_made() -> None:
         "0002-5777f74",
         "0004-7b5de46",
         "0009-bbc4593",
+        "0010-18786e2",
     }
 
 
@@ -160,6 +165,12 @@ def rows(path: Path) -> dict[str, int]:
         conn.close()
 
 
+def kept(before: dict[str, int], after: dict[str, int]) -> bool:
+    """Whether an upgrade kept every row, with one setting more: revision 0011's key for
+    event ids."""
+    return {name: after[name] for name in before} == before | {"settings": before["settings"] + 1}
+
+
 _COUNTED = "cluster_id, group_name, instance_type, image_release_version, status"
 
 
@@ -212,9 +223,12 @@ def test_a_released_schema_opens_as_the_head_with_its_rows(
     after = rows(path)
     # Every row is still there (a rebuilt clusters table cascades no deletes); the tables
     # the old schema lacked are there too, empty, but for the counts of the nodes it had.
-    assert {name: after[name] for name in before} == before
-    assert all(after[name] == 0 for name in set(after) - set(before) - {"group_node_counts"})
+    assert kept(before, after)
+    made = {"group_node_counts", "legacy_event_ids"}
+    assert all(after[name] == 0 for name in set(after) - set(before) - made)
     assert node_counts(path) == counted_nodes(path) and after["group_node_counts"] > 0
+    # Each event keeps the id it had.
+    assert after["legacy_event_ids"] == after["events"]
     # Opening it again changes nothing.
     Store(f"sqlite:///{path}").close()
     assert shape(path) == head_shape and rows(path) == after
@@ -235,11 +249,13 @@ def test_a_table_with_a_constraint_it_lacks_is_rebuilt_with_its_rows(
     before = rows(path)
     Store(f"sqlite:///{path}").close()
     after = rows(path)
-    assert shape(path) == head_shape and {name: after[name] for name in before} == before
+    assert shape(path) == head_shape and kept(before, after)
     # The tables of later revisions (0004's event outbox) are there too, empty, and 0005's
-    # node counts are those of the nodes.
-    assert all(after[name] == 0 for name in set(after) - set(before) - {"group_node_counts"})
+    # node counts are those of the nodes; 0011 kept each event's id.
+    made = {"group_node_counts", "legacy_event_ids"}
+    assert all(after[name] == 0 for name in set(after) - set(before) - made)
     assert node_counts(path) == counted_nodes(path)
+    assert after["legacy_event_ids"] == after["events"]
 
 
 # A revision no release of ours has yet: the next one after the head.
@@ -293,6 +309,7 @@ SERVED = [FIXTURES / f"0001-{c}.sql" for c in MADE_AT] + [
     FIXTURES / "0002-5777f74.sql",
     FIXTURES / "0004-7b5de46.sql",
     FIXTURES / "0009-bbc4593.sql",
+    FIXTURES / "0010-18786e2.sql",
 ]
 
 
@@ -362,6 +379,68 @@ def test_a_server_on_an_upgraded_data_dir_serves_its_clusters(upgraded: ServerPr
     assert first not in after and len(after) == 3
 
 
+def events_of(path: Path, cluster_name: str) -> list[tuple[str, str]]:
+    """A cluster's events as a release before 0011 stored them: (id, description), oldest
+    first."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT event_id, description FROM events JOIN clusters ON clusters.id = cluster_id "
+            "WHERE clusters.name = ? ORDER BY event_time, events.seq",
+            (cluster_name,),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def assert_events_keep_their_ids(sm: Any, written: list[tuple[str, str]], add: Any) -> None:
+    """The events of old-eks (Continuous) that an earlier release wrote are listed and
+    described by the ids they had; events written since (the fixture's BatchAdd retries
+    against its standing capacity fault as the server starts) get ids of their own."""
+
+    def listed() -> list[tuple[str, str]]:
+        events = sm.list_cluster_events(
+            ClusterName="old-eks", SortOrder="Ascending", MaxResults=100
+        )["Events"]
+        return [(e["EventId"], e["Description"]) for e in events]
+
+    assert listed()[: len(written)] == written
+    for event_id, description in written:
+        found = sm.describe_cluster_event(ClusterName="old-eks", EventId=event_id)
+        assert found["EventDetails"]["Description"] == description
+    add()
+    now = listed()
+    assert now[: len(written)] == written
+    new = [event_id for event_id, _ in now[len(written) :]]
+    assert new and len(set(new)) == len(new) and not set(new) & {i for i, _ in written}
+    for event_id in new:
+        found = sm.describe_cluster_event(ClusterName="old-eks", EventId=event_id)
+        assert found["EventDetails"]["EventId"] == event_id
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_cluster_event(ClusterName="old-eks", EventId=str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize("fixture", ["0009-bbc4593", "0010-18786e2"])
+def test_events_written_before_0011_keep_their_ids(fixture: str, tmp_path: Path) -> None:
+    path = load(FIXTURES / f"{fixture}.sql", tmp_path / "data")
+    written = events_of(path, "old-eks")
+    assert written
+    server = ServerProcess(tmp_path / "data", "--clock", "manual").start()
+    try:
+        sm = server.client()
+
+        def add() -> None:
+            sm.batch_add_cluster_nodes(
+                ClusterName="old-eks",
+                NodesToAdd=[{"InstanceGroupName": "g", "IncrementTargetCountBy": 1}],
+            )
+            server.settle()
+
+        assert_events_keep_their_ids(sm, written, add)
+    finally:
+        server.kill()
+
+
 def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_path: Path) -> None:
     """0006 adds the attachment tables to a store the release before made, rows kept."""
     path = tmp_path / "hyperpod.db"
@@ -394,7 +473,7 @@ def test_a_store_at_0004_with_clusters_upgrades_to_the_attachment_tables(tmp_pat
     Store(f"sqlite:///{path}").close()
     assert revision_of(path) == HEAD_REVISION
     after = rows(path)
-    assert {name: after[name] for name in before} == before
+    assert kept(before, after)
     assert before["clusters"] == before["nodes"] == 1
     assert after["volume_attachments"] == after["network_interface_attachments"] == 0
 
@@ -431,9 +510,8 @@ def test_a_store_at_0004_with_clusters_takes_extensions_and_task_governance(
     finally:
         server.stop()
     after = rows(path)
-    assert {name: after[name] for name in before if name != "tasks"} == {
-        name: count for name, count in before.items() if name != "tasks"
-    }
+    before.pop("tasks"), after.pop("tasks")
+    assert kept(before, after)
     assert after["governance_policies"] == 1 and after["cluster_extensions"] == 0
 
 
@@ -472,9 +550,17 @@ def test_a_postgresql_store_of_an_earlier_release_is_upgraded_in_place(
         if fixture.stem.startswith("0008"):
             # What that release never kept: no counts, though it has nodes.
             assert before["group_node_counts"] == 0
+        written = in_postgresql(
+            url,
+            "SELECT event_id, description FROM events JOIN clusters ON clusters.id = cluster_id "
+            "WHERE clusters.name = 'old-eks' ORDER BY event_time, events.seq",
+        )
         server = ServerProcess(tmp_path / "data", "--store", url, "--clock", "manual").start()
         try:
             sm = server.client()
+            listed = sm.list_cluster_events(ClusterName="old-eks", SortOrder="Ascending")["Events"]
+            assert [(e["EventId"], e["Description"]) for e in listed][: len(written)] == written
+            assert written
             plain = sm.describe_cluster(ClusterName="old-plain")
             assert [
                 (g["InstanceGroupName"], g["CurrentCount"]) for g in plain["InstanceGroups"]
@@ -491,6 +577,7 @@ def test_a_postgresql_store_of_an_earlier_release_is_upgraded_in_place(
             server.settle()
             eks = sm.describe_cluster(ClusterName="old-eks")["InstanceGroups"][0]
             assert eks["CurrentCount"] == eks["TargetCount"] == 3
+            assert_events_keep_their_ids(sm, written, lambda: None)
         finally:
             server.stop()
         after = {name: in_postgresql(url, f"SELECT count(*) FROM {name}")[0][0] for name in tables}

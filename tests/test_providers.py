@@ -96,18 +96,30 @@ def test_an_id_source_makes_the_uuids_the_uuid_module_makes_of_its_draws() -> No
     assert len(unseeded[0].token_secret()) == 64
 
 
-def test_event_ids_are_version_4_uuids_that_follow_each_other() -> None:
+def test_event_ids_are_version_4_uuids_that_read_back_into_their_seqs() -> None:
+    import itertools
+    import secrets
     import uuid
 
-    ids = IdSource()
-    made = [ids.event_id() for _ in range(1000)]
-    assert made == sorted(made) and len(set(made)) == len(made)
-    for text in made:
+    from hyperpod_local.store.event_ids import EventIds
+
+    ids = EventIds(secrets.token_hex(32))
+    seqs = [*range(1, 3001), *(2**40 + k for k in range(100)), 2**63 - 1]
+    made = [ids.id_of(seq) for seq in seqs]
+    assert len(set(made)) == len(made)
+    for seq, text in zip(seqs, made, strict=True):
         parsed = uuid.UUID(text)
         assert str(parsed) == text
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
-    # Another source (a restart) starts elsewhere.
-    assert IdSource().event_id()[:8] != made[0][:8] or IdSource().event_id() not in made
+        assert ids.seq_of(text) == seq
+    # Neighbours look unrelated: counting ids would share their first group.
+    assert sum(a[:8] == b[:8] for a, b in itertools.pairwise(made)) < 5
+    # Another store's ids, drawn ones and text that is no UUID name no seq of this one.
+    other = EventIds(secrets.token_hex(32))
+    assert [ids.seq_of(other.id_of(seq)) for seq in range(1, 200)] == [None] * 199
+    assert all(ids.seq_of(str(uuid.uuid4())) is None for _ in range(200))
+    for text in ("", "not-a-uuid", made[0].upper(), made[0] + "0", made[0][:-1] + "g"):
+        assert ids.seq_of(text) is None
 
 
 def test_instance_and_volume_ids_follow_each_other_in_ec2_format() -> None:

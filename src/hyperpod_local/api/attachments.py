@@ -53,7 +53,7 @@ def attach_volume(services: Services, scope: Scope, params: dict[str, Any]) -> d
         tx.attachments.add_volume(attachment)
         after = services.durations.volume_attach
         _schedule(tx, cluster, node, VOLUME_ATTACH, volume_id, after, now)
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         log.instance(
             node.group_name,
             node.instance_id,
@@ -82,7 +82,7 @@ def detach_volume(services: Services, scope: Scope, params: dict[str, Any]) -> d
         tx.attachments.set_volume_status(existing, rules.DETACHING)
         after = services.durations.volume_detach
         _schedule(tx, cluster, node, VOLUME_DETACH, volume_id, after, now)
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         log.instance(
             node.group_name,
             node.instance_id,
@@ -127,7 +127,7 @@ def attach_network_interface(
             attach_time=now,
         )
         tx.attachments.add_interface(attachment)
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         log.instance(
             node.group_name,
             node.instance_id,

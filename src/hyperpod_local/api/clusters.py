@@ -38,7 +38,7 @@ def create_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
             tx.clusters.add(cluster, eks_cluster_arn=eks_arn)
             tx.nodes.add_all(plan.nodes)
             tx.tags.put(cluster.arn, plan.tags)
-            log = EventLog(services.ids, cluster.id, now)
+            log = EventLog(cluster.id, now)
             log.cluster(text.cluster_creation_started(cluster.name))
             tx.events.add_all(log.events)
             tx.tasks.add(
@@ -148,7 +148,7 @@ def delete_cluster(services: Services, scope: Scope, params: dict[str, Any]) -> 
                 due_at=round(now + services.durations.cluster_teardown, 3),
             )
         )
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         log.cluster(text.cluster_deletion_started(cluster.name))
         tx.events.add_all(log.events)
     services.engine.notify()

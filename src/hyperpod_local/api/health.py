@@ -77,7 +77,7 @@ def start_cluster_health_check(
             details={"DeepHealthCheckDetails": params["DeepHealthCheckConfigurations"]},
         )
         tx.events.add_operation(operation)
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         for group, nodes, checks in plan:
             if nodes:
                 start_checks(

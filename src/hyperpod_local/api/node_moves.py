@@ -196,7 +196,7 @@ class _Mover:
             raise error
 
     def _start(self, chosen: list[Node]) -> None:
-        log = EventLog(self.services.ids, self.source.id, self.now)
+        log = EventLog(self.source.id, self.now)
         for node in chosen:
             assert node.instance_id is not None
             move_node(node, "move")

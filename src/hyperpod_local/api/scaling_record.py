@@ -17,7 +17,7 @@ from hyperpod_local.store.unit_of_work import Tx
 class ScalingRecord:
     def __init__(self, services: Services, tx: Tx, cluster: Cluster, now: float) -> None:
         self.services, self.tx, self.cluster, self.now = services, tx, cluster, now
-        self.log = EventLog(services.ids, cluster.id, now)
+        self.log = EventLog(cluster.id, now)
         self.operation: Operation | None = None
         # group name -> (group, its counts before the request)
         self._touched: dict[str, tuple[InstanceGroup, tuple[int, int, int | None]]] = {}

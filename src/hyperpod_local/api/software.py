@@ -83,7 +83,7 @@ def update_cluster_software(
         if not targets:
             return {"ClusterArn": cluster.arn}
         now = services.clock.now()
-        log = EventLog(services.ids, cluster.id, now)
+        log = EventLog(cluster.id, now)
         move_cluster(cluster, "update_software")
         log.cluster(text.cluster_software_update_started(cluster.name))
         for group in targets:

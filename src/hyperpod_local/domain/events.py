@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperpod_local.domain.ids import IdSource
 from hyperpod_local.domain.model import Event, EventLevel, ResourceType
 
 _METADATA_KEY = {
@@ -23,8 +22,7 @@ _CLUSTER, _INSTANCE_GROUP, _INSTANCE = (
 class EventLog:
     """Collects the events of one unit of work, all stamped with its HyperPod time."""
 
-    def __init__(self, ids: IdSource, cluster_id: str, now: float) -> None:
-        self._ids = ids
+    def __init__(self, cluster_id: str, now: float) -> None:
         self._cluster_id = cluster_id
         self._now = now
         self.events: list[Event] = []
@@ -44,8 +42,9 @@ class EventLog:
         if metadata is None:
             # EventMetadata is a union: exactly one subtree, the one of the resource type.
             metadata = {_METADATA_KEY[resource_type]: {}}
+        # The id comes with the event's seq when the store writes it (store/event_ids.py).
         event = Event(
-            self._ids.event_id(),
+            "",
             self._cluster_id,
             self._now,
             resource_type,

@@ -14,7 +14,6 @@ _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 # The version (4) and variant (RFC 4122) bits of a UUID, as uuid.UUID(version=4) sets them.
 _UUID_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID_SET = (0x8000 << 48) | (4 << 76)
-_COUNT_MASK = (1 << 48) - 1
 _COUNT_36 = (1 << 36) - 1
 _LOW_62 = (1 << 62) - 1
 CLUSTER_ARN_RE = re.compile(
@@ -46,9 +45,7 @@ class IdSource:
         self._random = random.Random(
             seed if seed is not None else int.from_bytes(os.urandom(32), "big")
         )
-        # event_id's count, and instance_id's and volume_id's, from random starts drawn on
-        # first use.
-        self._event_count = -1
+        # instance_id's and volume_id's counts, from random starts drawn on first use.
         self._id_counts = [-1, -1]
 
     def cluster_id(self) -> str:
@@ -77,18 +74,6 @@ class IdSource:
         128 bits, without building the UUID (an event's id each, five events a node)."""
         return _uuid_text((self._random.getrandbits(128) & _UUID_CLEAR) | _UUID_SET)
 
-    def event_id(self) -> str:
-        """A version 4 UUID whose first 48 bits count up from a random start, the rest
-        random: one process's events' ids follow each other, so the store's index of them
-        grows at one place instead of at a random page each (a settle of 100,000 nodes writes
-        half a million). Unique across restarts: another start, and 74 random bits."""
-        if self._event_count < 0:
-            self._event_count = self._random.getrandbits(48)
-        self._event_count = (self._event_count + 1) & _COUNT_MASK
-        draw = self._random.getrandbits(74)
-        value = (self._event_count << 80) | ((draw >> 62) << 64) | (draw & _LOW_62) | _UUID_SET
-        return _uuid_text(value)
-
     def ip_base(self) -> int:
         """A /16 inside 10.0.0.0/8 (as an offset from 10.0.0.0) for a new cluster's nodes."""
         return self._random.randrange(0, 240) << 16
@@ -111,6 +96,19 @@ class IdSource:
 def _uuid_text(value: int) -> str:
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def uuid4_text(bits: int) -> str:
+    """The version 4 UUID whose 122 free bits are `bits` (the version and variant bits sit
+    between them: 48 bits, 4 of the version, 12, 2 of the variant, 62)."""
+    high, middle, low = bits >> 74, (bits >> 62) & 0xFFF, bits & _LOW_62
+    return _uuid_text((high << 80) | (middle << 64) | low | _UUID_SET)
+
+
+def uuid4_bits(text: str) -> int:
+    """The 122 free bits of a version 4 UUID's text: what uuid4_text made it of."""
+    value = int(text.replace("-", ""), 16)
+    return ((value >> 80) << 74) | (((value >> 64) & 0xFFF) << 62) | (value & _LOW_62)
 
 
 def cluster_arn(scope: Scope, cluster_id: str) -> str:

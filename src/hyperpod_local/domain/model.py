@@ -195,6 +195,8 @@ class ResourceType(StrEnum):
 
 @dataclass(slots=True)
 class Event:
+    # Made from the seq the store gives the event as it writes it (store/event_ids.py): ""
+    # until then, and filled in on a written event only where it is sent on (the outbox).
     event_id: str
     cluster_id: str
     event_time: float

@@ -28,7 +28,7 @@ class StepContext:
     tally: Tally = field(default_factory=Tally)
 
     def log(self, cluster: Cluster) -> EventLog:
-        return EventLog(self.ids, cluster.id, self.now)
+        return EventLog(cluster.id, self.now)
 
     def later(self, task: Task, after: float) -> None:
         """Add a new task, due `after` HyperPod seconds from this step."""

@@ -10,6 +10,7 @@ configuration of the same Store."""
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from hyperpod_local.store import postgresql, schema
 from hyperpod_local.store.clusters import ClusterMemory
 from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
+from hyperpod_local.store.event_ids import KEY_SETTING as EVENT_ID_KEY
+from hyperpod_local.store.event_ids import EventIds
 from hyperpod_local.store.sqlite_failures import unusable_database
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -45,7 +48,19 @@ log = logging.getLogger(__name__)
 
 # Every Alembic revision this release has, oldest first, the last one the head; a test checks
 # them against the migration scripts. Kept here so a start-up needs no Alembic to know them.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+REVISIONS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+)
 HEAD_REVISION = REVISIONS[-1]
 _WRITE_OPTION = "hyperpod_write"
 DATABASE_FILE = "hyperpod.db"
@@ -97,6 +112,9 @@ class Store:
         event.listen(self.engine, "rollback", self._cluster_memory.forget)
         event.listen(self.engine, "rollback_savepoint", self._cluster_memory.forget)
         self._ensure_schema()
+        # Made with the store's schema (a new store's, or revision 0011's): every event's id
+        # is made with it.
+        self.event_ids = EventIds(str(self._scalar(_EVENT_ID_KEY)))
         self._generation = 0
         self._latest_release: str | None = None
         self._generation_lock = threading.Lock()
@@ -219,6 +237,7 @@ class Store:
                 with conn.begin():
                     tx = Tx(
                         conn,
+                        self.event_ids,
                         outbox_clock=outbox[1] if outbox else None,
                         cluster_memory=self._cluster_memory if self.sole_writer else None,
                     )
@@ -243,7 +262,7 @@ class Store:
                 # Said in the BEGIN itself (the driver's connection settings): no round trip.
                 conn = conn.execution_options(**postgresql.SNAPSHOT)
             with conn.begin():
-                yield Tx(conn)
+                yield Tx(conn, self.event_ids)
 
     def setting(self, key: str, default_factory: Any) -> str:
         """A value kept in the store for the life of the data dir, made on first use."""
@@ -359,6 +378,10 @@ class Store:
                     conn.execute(
                         text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION}
                     )
+                    conn.execute(
+                        schema.settings.insert(),
+                        {"key": EVENT_ID_KEY, "value": secrets.token_hex(32)},
+                    )
                     return
                 current = conn.scalar(text("SELECT version_num FROM alembic_version"))
         if current == HEAD_REVISION:
@@ -380,6 +403,7 @@ class Store:
 
 
 _SAVED_TIME = select(schema.settings.c.value).where(schema.settings.c.key == CLOCK_SETTING)
+_EVENT_ID_KEY = select(schema.settings.c.value).where(schema.settings.c.key == EVENT_ID_KEY)
 _LATEST_RELEASE = select(schema.settings.c.value).where(schema.settings.c.key == RELEASE_SETTING)
 _RAISE_TIME = (
     schema.settings.update()

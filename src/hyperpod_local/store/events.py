@@ -9,17 +9,31 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from hyperpod_local.domain.model import Event, Operation
 from hyperpod_local.store import bulk
+from hyperpod_local.store.event_ids import EventIds
 from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.paging import keyset
-from hyperpod_local.store.schema import events, operations
+from hyperpod_local.store.schema import events, legacy_event_ids, operations
 
-# Built once: every step that writes an event runs it.
+# Built once: every step that writes an event runs it. The seq is given, not left to the
+# database: the event's id is made of it, and the outbox needs the id in the same unit of
+# work.
 _ADDED = (
-    "event_id",
+    "seq",
     "cluster_id",
     "event_time",
     "resource_type",
@@ -31,6 +45,16 @@ _ADDED = (
     "event_metadata",
 )
 _ADD = events.insert().values({name: bindparam(name) for name in _ADDED})
+# The last seq given on SQLite: AUTOINCREMENT keeps it, whatever rows were removed since.
+_LAST_SEQ = text("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+# PostgreSQL: from the serial's sequence, which no two replicas draw alike.
+_NEXT_SEQS = text(
+    "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :count)"
+)
+# An event with the id it had before revision 0011, if it had one.
+_READ = select(events, legacy_event_ids.c.event_id.label("legacy_id")).select_from(
+    events.outerjoin(legacy_event_ids, legacy_event_ids.c.seq == events.c.seq)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +68,14 @@ class EventFilter:
 
 
 class EventRepository:
-    def __init__(self, conn: Connection, outbox: OutboxRepository) -> None:
+    def __init__(self, conn: Connection, outbox: OutboxRepository, ids: EventIds) -> None:
         self.conn = conn
         self._outbox = outbox
+        self._ids = ids
+        self._postgresql = conn.dialect.name == "postgresql"
+        # The next seq to give on SQLite, once read: this unit of work holds the write lock,
+        # so no one else gives any until it ends.
+        self._next_seq: int | None = None
         # Events written in this unit of work, by cluster: the engine trims a cluster to its
         # cap once enough have been written to it.
         self.added: Counter[str] = Counter()
@@ -54,13 +83,14 @@ class EventRepository:
     def add_all(self, new_events: Sequence[Event]) -> None:
         if not new_events:
             return
+        seqs = self._seqs(len(new_events))
         bulk.executemany(
             self.conn,
             _ADD,
             _ADDED,
             (
                 (
-                    event.event_id,
+                    seq,
                     event.cluster_id,
                     event.event_time,
                     event.resource_type,
@@ -72,18 +102,35 @@ class EventRepository:
                     # Serialized here as the JSON type would: bulk rows skip the types.
                     _metadata_json(event.metadata),
                 )
-                for event in new_events
+                for seq, event in zip(seqs, new_events, strict=True)
             ),
         )
         self.added.update(event.cluster_id for event in new_events)
         # In the same unit of work: the outlets deliver an event only if it committed.
-        self._outbox.add(new_events)
+        self._outbox.add(new_events, seqs, self._ids.id_of)
+
+    def _seqs(self, count: int) -> Sequence[int]:
+        if self._postgresql:
+            return sorted(self.conn.scalars(_NEXT_SEQS, {"count": count}))
+        first = self._next_seq
+        if first is None:
+            first = int(self.conn.scalar(_LAST_SEQ) or 0) + 1
+        # A step rolled back to its savepoint leaves these unused: a gap, never a reuse.
+        self._next_seq = first + count
+        return range(first, first + count)
 
     def get(self, cluster_id: str, event_id: str) -> Event | None:
-        row = self.conn.execute(
-            select(events).where(events.c.cluster_id == cluster_id, events.c.event_id == event_id)
-        ).first()
-        return None if row is None else _event(row)
+        seq = self._ids.seq_of(event_id)
+        found = _READ.where(events.c.cluster_id == cluster_id)
+        if seq is None:
+            found = found.where(legacy_event_ids.c.event_id == event_id)
+        else:
+            found = found.where(events.c.seq == seq)
+        row = self.conn.execute(found).first()
+        if row is None or (seq is not None and row.legacy_id is not None):
+            # An event from before 0011 answers to its own id only.
+            return None
+        return self._event(row)
 
     def page(
         self,
@@ -93,7 +140,7 @@ class EventRepository:
         after: Sequence[Any] | None,
         limit: int,
     ) -> list[tuple[Event, list[Any]]]:
-        stmt = select(events).where(events.c.cluster_id == cluster_id)
+        stmt = _READ.where(events.c.cluster_id == cluster_id)
         conditions = {
             events.c.group_name: event_filter.group_name,
             events.c.instance_id: event_filter.instance_id,
@@ -109,7 +156,21 @@ class EventRepository:
             stmt = stmt.where(events.c.event_time < event_filter.before)
         key = (events.c.event_time, events.c.seq)
         rows = self.conn.execute(keyset(stmt, key, after, descending=descending, limit=limit))
-        return [(_event(row), [row.event_time, row.seq]) for row in rows]
+        return [(self._event(row), [row.event_time, row.seq]) for row in rows]
+
+    def _event(self, row: Row[Any]) -> Event:
+        return Event(
+            row.legacy_id or self._ids.id_of(row.seq),
+            row.cluster_id,
+            row.event_time,
+            row.resource_type,
+            row.description,
+            row.level,
+            row.group_name,
+            row.instance_id,
+            row.operation_id,
+            row.event_metadata,
+        )
 
     def prune(self, before: float, cap: int) -> int:
         """Forget events and finished operations older than `before`, and each cluster's
@@ -125,6 +186,10 @@ class EventRepository:
         ).all()
         for cluster_id in crowded:
             gone += self.trim(cluster_id, cap)
+        # The kept ids of events that went, the engine's trims' too: few, and fewer each time.
+        self.conn.execute(
+            delete(legacy_event_ids).where(~exists().where(events.c.seq == legacy_event_ids.c.seq))
+        )
         return gone
 
     def trim(self, cluster_id: str, cap: int) -> int:
@@ -149,6 +214,13 @@ class EventRepository:
         )
 
     def remove_for_cluster(self, cluster_id: str) -> None:
+        self.conn.execute(
+            delete(legacy_event_ids).where(
+                legacy_event_ids.c.seq.in_(
+                    select(events.c.seq).where(events.c.cluster_id == cluster_id)
+                )
+            )
+        )
         self.conn.execute(delete(events).where(events.c.cluster_id == cluster_id))
         self.conn.execute(delete(operations).where(operations.c.cluster_id == cluster_id))
 
@@ -259,21 +331,6 @@ def _metadata_json(metadata: dict[str, Any] | None) -> str | None:
                 members.append(f"{_text(name)}: {'null' if value is None else _text(value)}")
             return f"{{{_text(key)}: {{{', '.join(members)}}}}}"
     return json.dumps(metadata)
-
-
-def _event(row: Row[Any]) -> Event:
-    return Event(
-        event_id=row.event_id,
-        cluster_id=row.cluster_id,
-        event_time=row.event_time,
-        resource_type=row.resource_type,
-        description=row.description,
-        level=row.level,
-        group_name=row.group_name,
-        instance_id=row.instance_id,
-        operation_id=row.operation_id,
-        metadata=row.event_metadata,
-    )
 
 
 def _operation(row: Row[Any]) -> Operation:

@@ -34,7 +34,11 @@ class OutboxRepository:
         # its commit.
         self.written = False
 
-    def add(self, new_events: Sequence[Event]) -> None:
+    def add(
+        self, new_events: Sequence[Event], seqs: Sequence[int], id_of: Callable[[int], str]
+    ) -> None:
+        """Keep the events of clusters that send them, given their seqs and what makes an
+        event's id of its seq: each event kept is given its id here."""
         if self._wall_clock is None or not new_events:
             return
         ids = {event.cluster_id for event in new_events}
@@ -51,10 +55,11 @@ class OutboxRepository:
         owners = {row.id: row for row in found if sends_cluster_events(row.spec)}
         rows = []
         now = self._wall_clock()
-        for event in new_events:
+        for seq, event in zip(seqs, new_events, strict=True):
             owner = owners.get(event.cluster_id)
             if owner is None:
                 continue
+            event.event_id = id_of(seq)
             record = event_record(owner.arn, owner.name, event)
             envelope = cluster_event_envelope(record, owner.account_id, owner.region)
             rows.append({"event_id": event.event_id, "envelope": envelope, "enqueued_at": now})

@@ -152,11 +152,13 @@ tasks = Table(
     Index("ix_tasks_cluster", "cluster_id", "kind"),
 )
 
+# An event's EventId is made from its seq (store/event_ids.py), so no id is stored. The seq
+# is never used twice (AUTOINCREMENT; PostgreSQL's serial is a sequence), so no id ever
+# names a second event, even after every newer event was removed.
 events = Table(
     "events",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(36), nullable=False, unique=True),
     Column("cluster_id", String(12), nullable=False),
     Column("event_time", Float, nullable=False),
     Column("resource_type", String(16), nullable=False),
@@ -167,6 +169,16 @@ events = Table(
     Column("operation_id", String(36)),
     Column("event_metadata", JSON),
     Index("ix_events_cluster_time", "cluster_id", "event_time", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# The ids of the events written before revision 0011, which stored each event's own random
+# id: they keep it. Only an upgraded store has rows here.
+legacy_event_ids = Table(
+    "legacy_event_ids",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
 )
 
 # Cluster events to be delivered beyond the API (outlets/): written in the unit of work that
