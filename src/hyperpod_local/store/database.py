@@ -41,6 +41,7 @@ from hyperpod_local.store.data_dir_lock import DataDirLock
 from hyperpod_local.store.errors import Busy
 from hyperpod_local.store.event_ids import KEY_SETTING as EVENT_ID_KEY
 from hyperpod_local.store.event_ids import EventIds
+from hyperpod_local.store.events import EventSeqs
 from hyperpod_local.store.sqlite_failures import unusable_database
 from hyperpod_local.store.unit_of_work import Tx
 
@@ -238,6 +239,7 @@ class Store:
                     tx = Tx(
                         conn,
                         self.event_ids,
+                        self._event_seqs(),
                         outbox_clock=outbox[1] if outbox else None,
                         cluster_memory=self._cluster_memory if self.sole_writer else None,
                     )
@@ -262,7 +264,10 @@ class Store:
                 # Said in the BEGIN itself (the driver's connection settings): no round trip.
                 conn = conn.execution_options(**postgresql.SNAPSHOT)
             with conn.begin():
-                yield Tx(conn, self.event_ids)
+                yield Tx(conn, self.event_ids, self._event_seqs())
+
+    def _event_seqs(self) -> EventSeqs:
+        return postgresql.event_seqs if self.shared else _SqliteEventSeqs()
 
     def setting(self, key: str, default_factory: Any) -> str:
         """A value kept in the store for the life of the data dir, made on first use."""
@@ -411,6 +416,26 @@ _RAISE_TIME = (
     .where(cast(schema.settings.c.value, Float) < bindparam("now", type_=Float))
     .values(value=bindparam("time_text"))
 )
+
+
+# The last seq SQLite gave an event: AUTOINCREMENT keeps it, whatever rows went since.
+_LAST_EVENT_SEQ = text("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+
+
+class _SqliteEventSeqs:
+    """Seqs for one unit of work's new events, after the last one given: read once, as the
+    unit of work holds the write lock, so no one else gives any until it ends."""
+
+    def __init__(self) -> None:
+        self._next: int | None = None
+
+    def __call__(self, conn: Connection, count: int) -> range:
+        first = self._next
+        if first is None:
+            first = int(conn.scalar(_LAST_EVENT_SEQ) or 0) + 1
+        # A step rolled back to its savepoint leaves these unused: a gap, never a reuse.
+        self._next = first + count
+        return range(first, first + count)
 
 
 class Claim(Protocol):

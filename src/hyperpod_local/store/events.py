@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -17,7 +17,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    text,
     tuple_,
     update,
 )
@@ -45,12 +44,6 @@ _ADDED = (
     "event_metadata",
 )
 _ADD = events.insert().values({name: bindparam(name) for name in _ADDED})
-# The last seq given on SQLite: AUTOINCREMENT keeps it, whatever rows were removed since.
-_LAST_SEQ = text("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-# PostgreSQL: from the serial's sequence, which no two replicas draw alike.
-_NEXT_SEQS = text(
-    "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :count)"
-)
 # An event with the id it had before revision 0011, if it had one.
 _READ = select(events, legacy_event_ids.c.event_id.label("legacy_id")).select_from(
     events.outerjoin(legacy_event_ids, legacy_event_ids.c.seq == events.c.seq)
@@ -67,15 +60,21 @@ class EventFilter:
     operation_id: str | None = None
 
 
+class EventSeqs(Protocol):
+    """Gives new events their seqs, never one given before (the database's own way: in
+    database.py for SQLite, postgresql.py for PostgreSQL)."""
+
+    def __call__(self, conn: Connection, count: int) -> Sequence[int]: ...
+
+
 class EventRepository:
-    def __init__(self, conn: Connection, outbox: OutboxRepository, ids: EventIds) -> None:
+    def __init__(
+        self, conn: Connection, outbox: OutboxRepository, ids: EventIds, seqs: EventSeqs
+    ) -> None:
         self.conn = conn
         self._outbox = outbox
         self._ids = ids
-        self._postgresql = conn.dialect.name == "postgresql"
-        # The next seq to give on SQLite, once read: this unit of work holds the write lock,
-        # so no one else gives any until it ends.
-        self._next_seq: int | None = None
+        self._seqs = seqs
         # Events written in this unit of work, by cluster: the engine trims a cluster to its
         # cap once enough have been written to it.
         self.added: Counter[str] = Counter()
@@ -83,7 +82,7 @@ class EventRepository:
     def add_all(self, new_events: Sequence[Event]) -> None:
         if not new_events:
             return
-        seqs = self._seqs(len(new_events))
+        seqs = self._seqs(self.conn, len(new_events))
         bulk.executemany(
             self.conn,
             _ADD,
@@ -108,16 +107,6 @@ class EventRepository:
         self.added.update(event.cluster_id for event in new_events)
         # In the same unit of work: the outlets deliver an event only if it committed.
         self._outbox.add(new_events, seqs, self._ids.id_of)
-
-    def _seqs(self, count: int) -> Sequence[int]:
-        if self._postgresql:
-            return sorted(self.conn.scalars(_NEXT_SEQS, {"count": count}))
-        first = self._next_seq
-        if first is None:
-            first = int(self.conn.scalar(_LAST_SEQ) or 0) + 1
-        # A step rolled back to its savepoint leaves these unused: a gap, never a reuse.
-        self._next_seq = first + count
-        return range(first, first + count)
 
     def get(self, cluster_id: str, event_id: str) -> Event | None:
         seq = self._ids.seq_of(event_id)

@@ -113,6 +113,17 @@ def snapshot(engine: Engine) -> str:
         )
 
 
+# From the serial's sequence, which no two replicas draw alike.
+_NEXT_EVENT_SEQS = text(
+    "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :count)"
+)
+
+
+def event_seqs(conn: Connection, count: int) -> list[int]:
+    """Seqs for `count` new events (store/events.py)."""
+    return sorted(conn.scalars(_NEXT_EVENT_SEQS, {"count": count}))
+
+
 class SessionClaim:
     """One thing only one replica does at a time (delivering to one event target): held while
     this replica's connection holds a session advisory lock, let go with the connection, so

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from hyperpod_local.store.attachments import AttachmentRepository
 from hyperpod_local.store.clusters import ClusterMemory, ClusterRepository
 from hyperpod_local.store.event_ids import EventIds
-from hyperpod_local.store.events import EventRepository
+from hyperpod_local.store.events import EventRepository, EventSeqs
 from hyperpod_local.store.extensions import ExtensionRepository
 from hyperpod_local.store.faults import FaultRepository
 from hyperpod_local.store.instances import InstanceRepository
@@ -27,6 +27,7 @@ class Tx:
         self,
         conn: Connection,
         event_ids: EventIds,
+        event_seqs: EventSeqs,
         *,
         outbox_clock: Callable[[], float] | None = None,
         cluster_memory: ClusterMemory | None = None,
@@ -42,7 +43,7 @@ class Tx:
         # `outbox_clock`: this store keeps an event outbox (a server that delivers events,
         # outlets/), its entries stamped with this wall clock.
         self.outbox = OutboxRepository(conn, outbox_clock)
-        self.events = EventRepository(conn, self.outbox, event_ids)
+        self.events = EventRepository(conn, self.outbox, event_ids, event_seqs)
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
         self.tokens = TokenRepository(conn)
