@@ -57,7 +57,7 @@ RELEASED = {
         "f303b104a2ca6692713ce457329b554bc21b41bde2f850be41e5f9ba95d7d849"
     ),
     "0011_event_ids_from_seqs.py": (
-        "f4f7dcb2b0b022cbd3c391d30b184aaed5a284ee605bf8a4b0d2066a25228572"
+        "b12b1a3fc18d563c7a8be84d6ece167c50c67e6976c314ea7e5eb6c51c9f4964"
     ),
 }
 

@@ -71,22 +71,25 @@ def test_settings_outlive_the_store(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_store_at_revision_0001_gets_the_node_counts_index(tmp_path: Path) -> None:
+def test_a_store_at_revision_0001_gets_the_indexes_of_each_revision(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'v1.db'}"
     engine = create_engine(url)
+
+    def node_indexes() -> set[str]:
+        with engine.connect() as conn:
+            return {index["name"] for index in inspect(conn).get_indexes("nodes")}
+
     upgrade(engine, "0001")
-    with engine.connect() as conn:
-        assert "ix_nodes_cluster_counts" not in {
-            index["name"] for index in inspect(conn).get_indexes("nodes")
-        }
+    assert "ix_nodes_cluster_counts" not in node_indexes()
+    upgrade(engine, "0002")
+    assert "ix_nodes_cluster_counts" in node_indexes()
     engine.dispose()
     Store(url).close()
-    engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD_REVISION
-        assert "ix_nodes_cluster_counts" in {
-            index["name"] for index in inspect(conn).get_indexes("nodes")
-        }
+    # 0011: group_node_counts counts; a strike finds the k-th Running node of its group.
+    assert "ix_nodes_cluster_counts" not in node_indexes()
+    assert "ix_nodes_running" in node_indexes()
     engine.dispose()
 
 

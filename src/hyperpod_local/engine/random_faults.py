@@ -54,18 +54,18 @@ def strike(ctx: StepContext, task: Task) -> Task | None:
 
 def _pick(
     ctx: StepContext,
-    buckets: list[tuple[str, str, str, str, int]],
+    buckets: list[tuple[str, str, int]],
     total: int,
     draw: random.Random,
 ) -> Node | None:
-    """A Running node of the fault's reach, each as likely as another: a group's nodes of
-    one type and release (`buckets`, `total` of them), then one of them."""
+    """A Running node of the fault's reach, each as likely as another: a group, by its
+    Running nodes (`buckets`, `total` of them), then one of them."""
     if total == 0:
         return None
     index = int(draw.random() * total)
-    for cluster_id, group_name, instance_type, release, count in buckets:
+    for cluster_id, group_name, count in buckets:
         if index < count:
-            return ctx.tx.nodes.nth_running(cluster_id, group_name, instance_type, release, index)
+            return ctx.tx.nodes.nth_running(cluster_id, group_name, index)
         index -= count
     return None
 

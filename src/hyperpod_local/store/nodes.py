@@ -191,32 +191,23 @@ class NodeRepository:
 
     def running_by_group(
         self, cluster_id: str | None, group_name: str | None
-    ) -> list[tuple[str, str, str, str, int]]:
-        """(cluster, group, instance type, image release, nodes Running) for every group of
-        the cluster (None: of every cluster), or the one group; in a stable order, from
-        group_node_counts."""
+    ) -> list[tuple[str, str, int]]:
+        """(cluster, group, nodes Running) for every group of the cluster (None: of every
+        cluster), or the one group; in a stable order, from group_node_counts."""
         stmt = _RUNNING_BY_GROUP[(cluster_id is not None, group_name is not None)]
         rows = self.conn.execute(stmt, {"cluster_id": cluster_id, "group_name": group_name})
-        return [(row[0], row[1], row[2], row[3], int(row[4])) for row in rows]
+        return [(row[0], row[1], int(row[2])) for row in rows]
 
     def running_count(self, cluster_id: str | None, group_name: str | None) -> int:
         return sum(row[-1] for row in self.running_by_group(cluster_id, group_name))
 
-    def nth_running(
-        self, cluster_id: str, group_name: str, instance_type: str, release: str, index: int
-    ) -> Node | None:
-        """The `index`-th Running node (in creation order) of the group's nodes of that type
-        and release, if no operation holds it. Every column of ix_nodes_cluster_counts is
-        given, so the offset walks that index alone: no node row is read but the one found."""
+    def nth_running(self, cluster_id: str, group_name: str, index: int) -> Node | None:
+        """The `index`-th Running node (in creation order) of the group, if no operation
+        holds it. The offset walks ix_nodes_running alone: no node row is read but the one
+        found."""
         row = self.conn.execute(
             _NTH_RUNNING_NODE,
-            {
-                "cluster_id": cluster_id,
-                "group_name": group_name,
-                "instance_type": instance_type,
-                "release": release,
-                "index": index,
-            },
+            {"cluster_id": cluster_id, "group_name": group_name, "index": index},
         ).first()
         node = None if row is None else self._node(row)
         return None if node is None or node.busy is not None else node
@@ -511,14 +502,13 @@ _HELD = select(nodes.c.status, nodes.c.busy).where(
     nodes.c.group_name == bindparam("group_name"),
     text("busy IS NOT NULL"),
 )
+# `status = 'Running'` as ix_nodes_running has it, so that the planner takes that index.
 _NTH_RUNNING = (
     select(nodes.c.id)
     .where(
         nodes.c.cluster_id == bindparam("cluster_id"),
         nodes.c.group_name == bindparam("group_name"),
-        nodes.c.instance_type == bindparam("instance_type"),
-        nodes.c.image_release_version == bindparam("release"),
-        nodes.c.status == NodeStatus.RUNNING,
+        text("status = 'Running'"),
     )
     .order_by(nodes.c.id)
     .limit(1)
@@ -527,19 +517,21 @@ _NTH_RUNNING = (
 # The node itself in the same statement: the offset still walks the index alone.
 _NTH_RUNNING_NODE = select(*_SELECTED).where(nodes.c.id == _NTH_RUNNING.scalar_subquery())
 # By (a cluster given, a group given): a random_hardware strike asks every time.
-_RUNNING = select(
-    group_node_counts.c.cluster_id,
-    group_node_counts.c.group_name,
-    group_node_counts.c.instance_type,
-    group_node_counts.c.image_release_version,
-    group_node_counts.c.count,
-).where(group_node_counts.c.status == NodeStatus.RUNNING)
+_RUNNING = (
+    select(
+        group_node_counts.c.cluster_id,
+        group_node_counts.c.group_name,
+        func.sum(group_node_counts.c.count),
+    )
+    .where(group_node_counts.c.status == NodeStatus.RUNNING)
+    .group_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
+)
 _IN_CLUSTER = group_node_counts.c.cluster_id == bindparam("cluster_id")
 _IN_GROUP = group_node_counts.c.group_name == bindparam("group_name")
 _RUNNING_BY_GROUP = {
     (in_cluster, in_group): _RUNNING.where(
         *([_IN_CLUSTER] if in_cluster else []), *([_IN_GROUP] if in_group else [])
-    ).order_by(*list(group_node_counts.primary_key.columns))
+    ).order_by(group_node_counts.c.cluster_id, group_node_counts.c.group_name)
     for in_cluster in (False, True)
     for in_group in (False, True)
 }

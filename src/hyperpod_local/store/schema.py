@@ -96,7 +96,14 @@ nodes = Table(
     Index("ix_nodes_cluster_time", "cluster_id", "sort_time", "id"),
     Index("ix_nodes_cluster_name", "cluster_id", "group_name", "name_key", "id"),
     Index("ix_nodes_cluster_group_time", "cluster_id", "group_name", "sort_time", "id"),
-    Index("ix_nodes_cluster_logical", "cluster_id", "logical_id"),
+    # Classic clusters' nodes have no logical id: they are not in it.
+    Index(
+        "ix_nodes_cluster_logical",
+        "cluster_id",
+        "logical_id",
+        sqlite_where=text("logical_id IS NOT NULL"),
+        postgresql_where=text("logical_id IS NOT NULL"),
+    ),
     # The few nodes an operation holds, of each group: automatic recovery's group health
     # counts them without reading the group's other nodes.
     Index(
@@ -107,14 +114,17 @@ nodes = Table(
         sqlite_where=text("busy IS NOT NULL"),
         postgresql_where=text("busy IS NOT NULL"),
     ),
-    # Covers DescribeCluster's per-group counts, so they never read the rows themselves.
+    # The Running nodes of each group, in creation order: a random_hardware strike takes the
+    # k-th of a group from here without reading another row.
     Index(
-        "ix_nodes_cluster_counts",
+        "ix_nodes_running",
         "cluster_id",
         "group_name",
-        "instance_type",
-        "image_release_version",
+        # Always 'Running' here, but SQLite reads a row to check a column its index lacks.
         "status",
+        "id",
+        sqlite_where=text("status = 'Running'"),
+        postgresql_where=text("status = 'Running'"),
     ),
 )
 
@@ -230,6 +240,8 @@ sim_instances = Table(
     Column("image_id", String(21), nullable=False),
     Column("boot_count", Integer, nullable=False),
     Index("ix_sim_instances_cluster", "cluster_id"),
+    # Rows in their key's own tree on SQLite: no rowid, and no second tree for the key.
+    sqlite_with_rowid=False,
 )
 
 sim_volumes = Table(
@@ -242,6 +254,7 @@ sim_volumes = Table(
     Column("size_gb", Integer, nullable=False),
     Column("marker", Text),
     Index("ix_sim_volumes_instance", "instance_id", "position"),
+    sqlite_with_rowid=False,
 )
 
 # Faults injected through the admin API.

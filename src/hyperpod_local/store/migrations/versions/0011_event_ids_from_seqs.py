@@ -1,10 +1,17 @@
-"""An event's id is made from its seq (store/event_ids.py) and no longer stored.
+"""Smaller rows and fewer indexes for a fleet's nodes, instances, volumes and events.
 
-Each event stored a random UUID of its own, with a unique index on it: about 90 bytes an
-event, and an index written at every insert. The events already written keep the ids they
-have, in `legacy_event_ids`, so an id a client holds still names its event. The seqs are
-never used twice from here on (AUTOINCREMENT on SQLite; PostgreSQL's serial already was a
-sequence), and the key the ids are made with is drawn here, once per store.
+- An event's id is made from its seq (store/event_ids.py) and no longer stored. Each event
+  stored a random UUID of its own, with a unique index on it: about 90 bytes an event, and
+  an index written at every insert. The events already written keep the ids they have, in
+  `legacy_event_ids`, so an id a client holds still names its event. The seqs are never
+  used twice from here on (AUTOINCREMENT on SQLite; PostgreSQL's serial already was a
+  sequence), and the key the ids are made with is drawn here, once per store.
+- ix_nodes_cluster_counts (five columns of every node, written at every status change) was
+  DescribeCluster's count until group_node_counts; a random_hardware strike still walked it.
+  It goes, and ix_nodes_running holds only the Running nodes, by group.
+- ix_nodes_cluster_logical leaves out the nodes without a logical id (classic clusters').
+- SQLite: sim_instances and sim_volumes keep their rows in their key's tree (WITHOUT
+  ROWID), not in a rowid tree beside a second tree for the key.
 
 Revision ID: 0011
 Revises: 0010
@@ -45,9 +52,49 @@ _SQLITE_EVENTS = (
     "event_metadata JSON)"
 )
 _INDEX = "CREATE INDEX ix_events_cluster_time ON events (cluster_id, event_time, seq)"
+_RUNNING = (
+    "CREATE INDEX ix_nodes_running ON nodes (cluster_id, group_name, status, id) "
+    "WHERE status = 'Running'"
+)
+_LOGICAL = (
+    "CREATE INDEX ix_nodes_cluster_logical ON nodes (cluster_id, logical_id) "
+    "WHERE logical_id IS NOT NULL"
+)
+# SQLite: schema.sim_instances and schema.sim_volumes as its dialect creates them.
+_SIM_TABLES = {
+    "sim_instances": (
+        "(instance_id VARCHAR(19) NOT NULL, cluster_id VARCHAR(12) NOT NULL, "
+        "launched_at FLOAT NOT NULL, image_id VARCHAR(21) NOT NULL, "
+        "boot_count INTEGER NOT NULL, PRIMARY KEY (instance_id))",
+        "instance_id, cluster_id, launched_at, image_id, boot_count",
+        "CREATE INDEX ix_sim_instances_cluster ON sim_instances (cluster_id)",
+    ),
+    "sim_volumes": (
+        "(volume_id VARCHAR(21) NOT NULL, instance_id VARCHAR(19) NOT NULL, "
+        "position INTEGER NOT NULL, kind VARCHAR(16) NOT NULL, size_gb INTEGER NOT NULL, "
+        "marker TEXT, PRIMARY KEY (volume_id))",
+        "volume_id, instance_id, position, kind, size_gb, marker",
+        "CREATE INDEX ix_sim_volumes_instance ON sim_volumes (instance_id, position)",
+    ),
+}
 
 
 def upgrade() -> None:
+    _events_without_ids()
+    op.execute("DROP INDEX ix_nodes_cluster_counts")
+    op.execute(_RUNNING)
+    op.execute("DROP INDEX ix_nodes_cluster_logical")
+    op.execute(_LOGICAL)
+    if op.get_bind().dialect.name == "sqlite":
+        for name, (columns, kept, index) in _SIM_TABLES.items():
+            op.execute(f"CREATE TABLE {name}_0011 {columns} WITHOUT ROWID")
+            op.execute(f"INSERT INTO {name}_0011 ({kept}) SELECT {kept} FROM {name}")
+            op.execute(f"DROP TABLE {name}")
+            op.execute(f"ALTER TABLE {name}_0011 RENAME TO {name}")
+            op.execute(index)
+
+
+def _events_without_ids() -> None:
     op.create_table(
         "legacy_event_ids",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
@@ -74,6 +121,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        for name, (columns, kept, index) in _SIM_TABLES.items():
+            op.execute(f"CREATE TABLE {name}_0010 {columns}")
+            op.execute(f"INSERT INTO {name}_0010 ({kept}) SELECT {kept} FROM {name}")
+            op.execute(f"DROP TABLE {name}")
+            op.execute(f"ALTER TABLE {name}_0010 RENAME TO {name}")
+            op.execute(index)
+    op.execute("DROP INDEX ix_nodes_cluster_logical")
+    op.execute("CREATE INDEX ix_nodes_cluster_logical ON nodes (cluster_id, logical_id)")
+    op.execute("DROP INDEX ix_nodes_running")
+    op.execute(
+        "CREATE INDEX ix_nodes_cluster_counts ON nodes "
+        "(cluster_id, group_name, instance_type, image_release_version, status)"
+    )
+    _events_with_ids()
+
+
+def _events_with_ids() -> None:
     """Every event stores an id again: its kept one, or else a new random one. The key
     stays, so that upgrading once more keeps every id as it was."""
     bind = op.get_bind()
