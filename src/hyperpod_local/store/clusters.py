@@ -164,6 +164,10 @@ class ClusterMemory:
         kept = self._kept.get(cluster_id)
         return None if kept is None else _copy(kept)
 
+    def peek(self, cluster_id: str) -> Cluster | None:
+        """The cluster as kept, not a copy: for a reader that changes nothing of it."""
+        return self._kept.get(cluster_id)
+
     def keep(self, cluster: Cluster, generation: int) -> None:
         """Keep a copy of `cluster`, loaded when the memory was at `generation`: unless
         something was forgotten since."""

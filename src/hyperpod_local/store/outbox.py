@@ -7,11 +7,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from hyperpod_local.domain.event_record import event_record
 from hyperpod_local.domain.eventbridge import cluster_event_envelope, sends_cluster_events
 from hyperpod_local.domain.model import Event
+from hyperpod_local.store.clusters import ClusterMemory
 from hyperpod_local.store.schema import clusters, event_outbox, event_outlets
 
 
@@ -23,13 +24,39 @@ class OutboxEntry:
     enqueued_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    arn: str
+    name: str
+    account_id: str
+    region: str
+
+
+_OWNERS = select(
+    clusters.c.id,
+    clusters.c.arn,
+    clusters.c.name,
+    clusters.c.account_id,
+    clusters.c.region,
+    clusters.c.spec,
+).where(clusters.c.id.in_(bindparam("ids", expanding=True)))
+
+
 class OutboxRepository:
     """`wall_clock` is the Store's: set when it keeps an outbox, which only a server that
     delivers events does (the in-process mock writes nothing for nobody)."""
 
-    def __init__(self, conn: Connection, wall_clock: Callable[[], float] | None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        wall_clock: Callable[[], float] | None,
+        memory: ClusterMemory | None = None,
+    ) -> None:
         self.conn = conn
         self._wall_clock = wall_clock
+        # The clusters earlier write transactions loaded (store/clusters.py), if kept: most
+        # events are an engine step's, whose cluster is there.
+        self._memory = memory
         # Set once this unit of work has added an entry: the Store wakes the outlets after
         # its commit.
         self.written = False
@@ -41,18 +68,7 @@ class OutboxRepository:
         event's id of its seq: each event kept is given its id here."""
         if self._wall_clock is None or not new_events:
             return
-        ids = {event.cluster_id for event in new_events}
-        found = self.conn.execute(
-            select(
-                clusters.c.id,
-                clusters.c.arn,
-                clusters.c.name,
-                clusters.c.account_id,
-                clusters.c.region,
-                clusters.c.spec,
-            ).where(clusters.c.id.in_(ids))
-        )
-        owners = {row.id: row for row in found if sends_cluster_events(row.spec)}
+        owners = self._owners({event.cluster_id for event in new_events})
         rows = []
         now = self._wall_clock()
         for seq, event in zip(seqs, new_events, strict=True):
@@ -66,6 +82,24 @@ class OutboxRepository:
         if rows:
             self.conn.execute(event_outbox.insert(), rows)
             self.written = True
+
+    def _owners(self, cluster_ids: set[str]) -> dict[str, _Owner]:
+        """Of the clusters, those that send their events."""
+        owners: dict[str, _Owner] = {}
+        unknown = []
+        for cluster_id in cluster_ids:
+            kept = None if self._memory is None else self._memory.peek(cluster_id)
+            if kept is None:
+                unknown.append(cluster_id)
+            elif sends_cluster_events(kept.spec):
+                scope = kept.scope
+                owners[cluster_id] = _Owner(kept.arn, kept.name, scope.account_id, scope.region)
+        if unknown:
+            found = self.conn.execute(_OWNERS, {"ids": unknown})
+            for row in found:
+                if sends_cluster_events(row.spec):
+                    owners[row.id] = _Owner(row.arn, row.name, row.account_id, row.region)
+        return owners
 
     def after(self, seq: int, limit: int) -> list[OutboxEntry]:
         """The entries after `seq`, oldest first."""

@@ -42,7 +42,7 @@ class Tx:
         self.tasks = TaskRepository(conn)
         # `outbox_clock`: this store keeps an event outbox (a server that delivers events,
         # outlets/), its entries stamped with this wall clock.
-        self.outbox = OutboxRepository(conn, outbox_clock)
+        self.outbox = OutboxRepository(conn, outbox_clock, cluster_memory)
         self.events = EventRepository(conn, self.outbox, event_ids, event_seqs)
         self.instances = InstanceRepository(conn)
         self.faults = FaultRepository(conn)
