@@ -53,15 +53,19 @@ class Tx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A savepoint, rolled back if the block raises (an engine step's). Said in SQL of our
-        own: SQLAlchemy's begin_nested compiles its SAVEPOINT anew every time, which costs
-        more than many a step's own statements. The same SQL on SQLite and PostgreSQL."""
-        self.conn.exec_driver_sql("SAVEPOINT hyperpod_step")
+        """A savepoint, rolled back if the block raises (an engine step's). Said to the
+        driver's connection: SQLAlchemy's begin_nested compiles its SAVEPOINT anew every
+        time, and even its exec_driver_sql costs ten times the driver's own call (10 µs a
+        pair against 1, every step). The same SQL on SQLite and PostgreSQL; nothing of
+        SQLAlchemy's keeps track of savepoints it did not make."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("SAVEPOINT hyperpod_step")
         try:
             yield
         except BaseException:
-            self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hyperpod_step")
-            self.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
+            driver.execute("ROLLBACK TO SAVEPOINT hyperpod_step")
+            driver.execute("RELEASE SAVEPOINT hyperpod_step")
             self.clusters.rolled_back()
             raise
-        self.conn.exec_driver_sql("RELEASE SAVEPOINT hyperpod_step")
+        driver.execute("RELEASE SAVEPOINT hyperpod_step")
