@@ -85,6 +85,13 @@ class _Statements:
     groups: Select[Any]
 
 
+_ACTIVE_WHERE = (
+    operations.c.cluster_id == bindparam("cluster_id"),
+    operations.c.status == "InProgress",
+)
+_ACTIVE = select(operations.c.seq).where(*_ACTIVE_WHERE)
+
+
 @functools.cache
 def _statements() -> _Statements:
     """The statements every DescribeCluster (and CreateCluster's checks) runs, built once:
@@ -105,12 +112,15 @@ def _statements() -> _Statements:
         any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
         # Each group with its node counts (a row per type, release and status; one row of
         # NULL counts for a group without nodes): one query, not one for each.
+        # And whether the cluster has an operation in progress (asked once, a subquery of
+        # no row's): most have none, and the statement that reads them is then not run.
         counted_groups=select(
             instance_groups,
             group_node_counts.c.instance_type.label("counted_type"),
             group_node_counts.c.image_release_version.label("counted_release"),
             group_node_counts.c.status.label("counted_status"),
             group_node_counts.c.count.label("counted"),
+            select(_ACTIVE.exists()).scalar_subquery().label("operating"),
         )
         .select_from(
             instance_groups.outerjoin(
@@ -121,10 +131,7 @@ def _statements() -> _Statements:
         )
         .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
         .order_by(instance_groups.c.position, instance_groups.c.name),
-        active_operations=select(operations.c.details).where(
-            operations.c.cluster_id == bindparam("cluster_id"),
-            operations.c.status == "InProgress",
-        ),
+        active_operations=select(operations.c.details).where(*_ACTIVE_WHERE),
         groups=select(instance_groups)
         .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
         .order_by(instance_groups.c.position),
@@ -456,8 +463,10 @@ class ClusterRepository:
         members: dict[str, int] = {}
         failed: dict[str, int] = {}
         groups: list[InstanceGroup] = []
+        operating = False
         # A few rows per group (group_node_counts), whatever the number of nodes.
         for row in self.conn.execute(statements.counted_groups, key):
+            operating = bool(row.operating)
             name = row.name
             if not groups or groups[-1].name != name:
                 groups.append(_group(row))
@@ -479,7 +488,8 @@ class ClusterRepository:
             group_releases = releases.setdefault(name, {})
             group_releases[release] = group_releases.get(release, 0) + count
         scaling: dict[str, int] = {}
-        for details in self.conn.scalars(statements.active_operations, key):
+        active = self.conn.scalars(statements.active_operations, key) if operating else ()
+        for details in active:
             for detail in details.get("ScalingDetails", []):
                 name = detail["InstanceGroupName"]
                 scaling[name] = scaling.get(name, 0) + 1
