@@ -17,6 +17,8 @@ import pytest
 from hyperpod_local.store.database import Store
 from tests.support import CLI
 
+FIXTURES = Path(__file__).parent / "fixtures" / "schemas"
+
 CREDENTIALS = "AKIDSTARTUPTEST secret-key 123456789012\n"
 
 
@@ -281,11 +283,12 @@ def test_a_database_cut_to_nothing(tmp_path: Path) -> None:
 
 
 def test_a_schema_the_upgrade_cannot_make_whole(tmp_path: Path) -> None:
+    # A store a release at revision 0002 made, and a table no release made.
     data_dir = tmp_path / "data"
-    database = made(data_dir)
-    conn = sqlite3.connect(database)
+    data_dir.mkdir()
+    conn = sqlite3.connect(data_dir / "hyperpod.db")
     with conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+        conn.executescript((FIXTURES / "0002-5777f74.sql").read_text())
         conn.execute("CREATE TABLE stranger (id INTEGER PRIMARY KEY)")
     conn.close()
     line = refused(data_dir)

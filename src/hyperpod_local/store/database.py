@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -588,7 +589,13 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # A deferred transaction that later writes can fail at once with SQLITE_BUSY when
         # another writer got in first; IMMEDIATE waits for the lock (busy_timeout) instead.
-        if conn.get_execution_options().get(_WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Said to the driver's connection: through exec_driver_sql it took 40 µs of every
+        # transaction, a DescribeCluster's tenth. Its failure (the lock's busy timeout) is
+        # raised as SQLAlchemy would have raised it.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN"
+        try:
+            driver.execute(begin)
+        except sqlite3.Error as error:
+            raise OperationalError(begin, None, error) from error
