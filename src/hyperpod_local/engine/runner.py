@@ -108,8 +108,9 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_prune = float("-inf")
-        # Events the engine wrote to each cluster since it last trimmed it (_trim).
-        self._written: Counter[str] = Counter()
+        # Whether a prune looked at every cluster's events for its cap: the first does, for
+        # what was written before this process counted (Store.events_written).
+        self._capped_all = False
 
     # Running due work -------------------------------------------------------------------
 
@@ -188,22 +189,27 @@ class Engine:
         if now < self._next_prune:
             return 0
         self._next_prune = now + _PRUNE_EVERY
-        return tx.events.prune(now - RETENTION, self.events_per_cluster)
+        cap = None if self._capped_all else self.events_per_cluster
+        self._capped_all = True
+        return tx.events.prune(now - RETENTION, cap)
 
     def _trim(self, tx: Tx) -> None:
-        """A cluster written a fifth of its cap of events since it was last trimmed is
-        trimmed to its cap now, not at the next hourly prune: a fleet's settle writes five
-        events a node, and the store would hold every one of them until then (2.4 GB for a
-        million nodes). A fifth, not half: the store's file is as big as the most it ever
-        held (a million-node settle left 974 MB, against 1,045 at half a cap), and finding
-        where to trim walks only the cap's entries of one index. Counted in this
-        process only: a hint of when to look, not a count to trust."""
-        self._written.update(tx.events.added)
+        """A cluster written a fifth of its cap of events since it was last trimmed (by this
+        process's requests or its engine: Store.events_written) is trimmed to its cap now,
+        not at the next hourly prune: a fleet's settle writes five events a node, and the
+        store would hold every one of them until then (2.4 GB for a million nodes). A fifth,
+        not half: the store's file is as big as the most it ever held (a million-node settle
+        left 974 MB, against 1,045 at half a cap), and finding where to trim walks only the
+        cap's entries of one index."""
+        written = self.store.events_written
+        # This transaction's own are counted here, not again after its commit.
+        written.update(tx.events.added)
+        tx.events.added.clear()
         every = max(1, self.events_per_cluster // 5)
-        crowded = [c for c, n in self._written.items() if n >= every]
+        crowded = [c for c, n in written.items() if n >= every]
         for cluster_id in crowded:
             tx.events.trim(cluster_id, self.events_per_cluster)
-            del self._written[cluster_id]
+            del written[cluster_id]
 
     def _run_one(self, tx: Tx, task: Task) -> StepReport:
         """One step in its own savepoint: a step that fails leaves no half of its work behind,

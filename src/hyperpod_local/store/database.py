@@ -13,6 +13,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,10 @@ class Store:
         self._generation = 0
         self._latest_release: str | None = None
         self._generation_lock = threading.Lock()
+        # Events each committed unit of work of this process wrote, by cluster, until the
+        # engine trims the cluster to its cap (engine/runner.py): a hint of when to look,
+        # not a count to trust (another replica's are its own).
+        self.events_written: Counter[str] = Counter()
         # Set by enable_outbox: then every unit of work keeps the event outbox, and the first
         # is called after each one that added to it commits.
         self._outbox: tuple[Callable[[], None], Callable[[], float]] | None = None
@@ -254,6 +259,9 @@ class Store:
             if tx is None or not tx.answers_unchanged:
                 with self._generation_lock:
                     self._generation += 1
+        if committed and tx is not None and tx.events.added:
+            # Still the writers' turn (write()): no other writer counts at the same time.
+            self.events_written.update(tx.events.added)
         if committed and outbox is not None and tx is not None and tx.outbox.written:
             outbox[0]()
 
