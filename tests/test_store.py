@@ -246,3 +246,43 @@ def test_event_metadata_is_stored_as_json_dumps_writes_it() -> None:
     for metadata in samples:
         assert _metadata_json(metadata) == json.dumps(metadata)
     assert _metadata_json(None) is None
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_event_id_never_names_a_second_event(tmp_path: Path, dialect: str) -> None:
+    # The newest events removed (their cluster's, as a deletion removes them) and the store
+    # opened again: SQLite would give their seqs out again without AUTOINCREMENT.
+    from hyperpod_local.domain.model import Event
+    from hyperpod_local.store.events import EventFilter
+    from tests import postgresql
+
+    if dialect == "postgresql":
+        postgresql.require()
+    url = f"sqlite:///{tmp_path / 's.db'}" if dialect == "sqlite" else postgresql.fresh_database()
+
+    def add(store: Store, texts: list[str]) -> list[str]:
+        with store.write() as tx:
+            tx.events.add_all([Event("", "c1", 1.0, "Cluster", text) for text in texts])
+        with store.read() as tx:
+            listed = tx.events.page("c1", EventFilter(), False, None, 100)
+        return [event.event_id for event, _ in listed]
+
+    store = Store(url)
+    try:
+        first = add(store, ["a", "b", "c"])
+        with store.write() as tx:
+            tx.events.remove_for_cluster("c1")
+        store.close()
+        store = Store(url)
+        again = add(store, ["d", "e", "f"])
+        assert len(set(first + again)) == 6
+        with store.read() as tx:
+            assert [tx.events.get("c1", event_id) for event_id in first] == [None] * 3
+            found = [tx.events.get("c1", event_id) for event_id in again]
+            assert [event.description for event in found if event] == ["d", "e", "f"]
+            # Another cluster's name does not find them.
+            assert tx.events.get("c2", again[0]) is None
+    finally:
+        store.close()
+        if dialect == "postgresql":
+            postgresql.drop(url)
