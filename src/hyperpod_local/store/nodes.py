@@ -281,7 +281,9 @@ class NodeRepository:
         """The row's counted key, if a node object read or written last holds it."""
         owner = self.moves.fresh.get(row_id)
         known = None if owner is None else self._stored.get(owner)
-        return None if known is None else _counted(_as_row(known[1]))
+        if known is None or known[0].row_id != row_id:
+            return None
+        return _counted(_as_row(known[1]))
 
     def in_group(self, cluster_id: str, group_name: str | None = None) -> list[Node]:
         stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
