@@ -208,3 +208,22 @@ def test_a_node_saved_after_its_row_changed_under_it_is_counted_from_the_store(
     kept = _committed(store)
     assert ("c1", "g0", "ml.c5.xlarge", "r0", "Failure", 1) in kept
     assert ("c1", "g1", "ml.c5.xlarge", "r0", "Failure", 1) in kept
+
+
+def test_savepoints_inside_savepoints_keep_what_each_rolled_back_did_not(store: Store) -> None:
+    with store.write() as tx:
+        _fail(tx, 1)
+        with pytest.raises(RuntimeError), tx.savepoint():
+            _fail(tx, 3)
+            with pytest.raises(RuntimeError), tx.savepoint():
+                _fail(tx, 5)
+                tx.nodes.running_by_group("c1", None)  # writes all three
+                raise RuntimeError("the inner step fails")
+            assert tx.nodes.serving_count("c1", "g0", ("Failure",)) == 2
+            with tx.savepoint():
+                _fail(tx, 7)
+                tx.nodes.running_by_group("c1", None)
+            assert tx.nodes.serving_count("c1", "g0", ("Failure",)) == 3
+            raise RuntimeError("the outer step fails")
+        assert tx.nodes.serving_count("c1", "g0", ("Failure",)) == 1
+    assert ("c1", "g0", "ml.c5.xlarge", "r1", "Failure", 1) in _committed(store)
