@@ -189,8 +189,15 @@ class ClusterMemory:
 
 
 class ClusterRepository:
-    def __init__(self, conn: Connection, memory: ClusterMemory | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        memory: ClusterMemory | None = None,
+        moves: node_counts.Moves | None = None,
+    ) -> None:
         self.conn = conn
+        # The unit of work's count moves not yet written (NodeRepository's too).
+        self.moves = node_counts.Moves(conn) if moves is None else moves
         # A write transaction's: what earlier ones loaded (None: keep nothing across them).
         self._memory = memory
         # For each cluster loaded here, what save() would write as it was loaded or last
@@ -343,7 +350,7 @@ class ClusterRepository:
             .where(nodes.c.cluster_id == cluster.id)
             .values(image_release_version=release)
         )
-        node_counts.recount(self.conn, cluster.id)
+        self.moves.recount(cluster.id)
         for group in self._groups(cluster.id):
             group.spec = {**group.spec, "ImageReleaseVersion": release}
             self.conn.execute(
@@ -435,7 +442,7 @@ class ClusterRepository:
     def remove(self, cluster_id: str) -> None:
         self._written(cluster_id)
         self.conn.execute(delete(nodes).where(nodes.c.cluster_id == cluster_id))
-        node_counts.forget(self.conn, cluster_id)
+        self.moves.forget(cluster_id)
         self.conn.execute(delete(instance_groups).where(instance_groups.c.cluster_id == cluster_id))
         self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
 
@@ -464,6 +471,7 @@ class ClusterRepository:
         failed: dict[str, int] = {}
         groups: list[InstanceGroup] = []
         operating = False
+        self.moves.flush()
         # A few rows per group (group_node_counts), whatever the number of nodes.
         for row in self.conn.execute(statements.counted_groups, key):
             operating = bool(row.operating)

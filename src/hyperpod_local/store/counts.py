@@ -24,6 +24,7 @@ class NodeCount:
 def nodes_by_status(tx: Tx) -> list[NodeCount]:
     """How many nodes each group of each cluster has in each status."""
     # group_node_counts holds a few rows a group (node_counts.py): no node row is read.
+    tx.moves.flush()
     columns = (group_node_counts.c.cluster_id, group_node_counts.c.group_name)
     counted: dict[tuple[str, str, str], int] = defaultdict(int)
     for cluster_id, group, status, n in tx.conn.execute(

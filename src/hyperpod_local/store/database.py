@@ -250,6 +250,7 @@ class Store:
                         cluster_memory=self._cluster_memory if self.sole_writer else None,
                     )
                     yield tx
+                    tx.before_commit()
                 committed = True
         finally:
             if not committed:

@@ -49,8 +49,9 @@ class NodeFilter:
 
 
 class NodeRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, moves: node_counts.Moves | None = None) -> None:
         self.conn = conn
+        self.moves = node_counts.Moves(conn) if moves is None else moves
         # What each node object read or written in this unit of work holds in the store, by
         # the object's identity (kept with it, so that identity is not reused): save_all
         # writes only the columns that changed since, and nothing for a node unchanged.
@@ -61,17 +62,24 @@ class NodeRepository:
         """Rows change under the nodes read so far: each is written whole if saved again, as
         it was before this unit of work knew what the store held."""
         self._stored.clear()
+        self.moves.fresh.clear()
+
+    def rolled_back(self) -> None:
+        """A savepoint was rolled back: what was read or written since may not be what the
+        store holds."""
+        self._changed_in_bulk()
 
     def _node(self, row: Row[Any]) -> Node:
         node = Node(*row[:_FIELDS])
         # The row itself: made into _row's values only if the node is saved.
         self._stored[id(node)] = (node, row)
+        self.moves.fresh[row[_ROW_ID]] = id(node)
         return node
 
     def add_all(self, new_nodes: Sequence[Node]) -> None:
         rows = [_row(node) for node in new_nodes]
         bulk.executemany(self.conn, _INSERT_NODE, _COLUMN_NAMES, rows)
-        node_counts.move(self.conn, Counter(map(_counted, rows)))
+        self.moves.add(Counter(map(_counted, rows)))
 
     def get(self, row_id: int) -> Node | None:
         row = self.conn.execute(_BY_ID, {"row_id": row_id}).first()
@@ -102,7 +110,10 @@ class NodeRepository:
             node.busy = operation
             known = self._stored.get(id(node))
             if known is not None and known[0] is node:
-                self._stored[id(node)] = (node, _row(node))
+                # Only `busy` was written: a change to the object not saved yet is not stored.
+                held = list(_as_row(known[1]))
+                held[_BUSY] = operation
+                self._stored[id(node)] = (node, tuple(held))
             return True
         return False
 
@@ -149,7 +160,7 @@ class NodeRepository:
             moves[old] -= 1
             moves[(*old[:4], status)] += 1
             node.busy, node.status = operation, status
-        node_counts.move(self.conn, moves)
+        self.moves.add(moves)
         return claimed
 
     def set_image(self, cluster_id: str, group_name: str, image_id: str) -> None:
@@ -183,17 +194,22 @@ class NodeRepository:
     ) -> int:
         """The group's CurrentCount as it is now, inside the transaction (or its nodes in
         other `statuses`): read off group_node_counts, whatever the group's size."""
+        wanted = sorted(statuses)
         found = self.conn.scalar(
             _COUNT_IN_STATUSES,
-            {"cluster_id": cluster_id, "group_name": group_name, "statuses": sorted(statuses)},
+            {"cluster_id": cluster_id, "group_name": group_name, "statuses": wanted},
         )
-        return int(found or 0)
+        pending = self.moves.pending_in(cluster_id, group_name)
+        return int(found or 0) + sum(delta for key, delta in pending if key[4] in wanted)
 
     def running_by_group(
         self, cluster_id: str | None, group_name: str | None
     ) -> list[tuple[str, str, int]]:
         """(cluster, group, nodes Running) for every group of the cluster (None: of every
         cluster), or the one group; in a stable order, from group_node_counts."""
+        # Written first, not added here: a strike's draw picks by the order the database
+        # sorts the rows in, its collation's. Asked once a strike run, not once a step.
+        self.moves.flush()
         stmt = _RUNNING_BY_GROUP[(cluster_id is not None, group_name is not None)]
         rows = self.conn.execute(stmt, {"cluster_id": cluster_id, "group_name": group_name})
         return [(row[0], row[1], int(row[2])) for row in rows]
@@ -214,15 +230,22 @@ class NodeRepository:
 
     def member_count(self, cluster_id: str, group_name: str) -> int:
         """The group's nodes in any status, read off group_node_counts."""
+        return self._members_and_failed(cluster_id, group_name)[0]
+
+    def _members_and_failed(self, cluster_id: str, group_name: str) -> tuple[int, int]:
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        return int(self.conn.execute(_MEMBERS_AND_FAILED, key).one()[0] or 0)
+        counted = self.conn.execute(_MEMBERS_AND_FAILED, key).one()
+        members, failed = int(counted[0] or 0), int(counted[1] or 0)
+        for moved, delta in self.moves.pending_in(cluster_id, group_name):
+            members += delta
+            failed += delta if moved[4] == NodeStatus.FAILURE else 0
+        return members, failed
 
     def group_health(self, cluster_id: str, group_name: str) -> GroupHealth:
         """The group's members and nodes in Failure from its counts, and the few nodes an
         operation holds from ix_nodes_busy: a check costs the same in a group of any size."""
         key = {"cluster_id": cluster_id, "group_name": group_name}
-        counted = self.conn.execute(_MEMBERS_AND_FAILED, key).one()
-        members, unhealthy = int(counted[0] or 0), int(counted[1] or 0)
+        members, unhealthy = self._members_and_failed(cluster_id, group_name)
         recovering = 0
         for status, busy in self.conn.execute(_HELD, key):
             # Down is down, whoever is fixing it: a node under any reboot or replacement counts.
@@ -236,13 +259,22 @@ class NodeRepository:
         self.conn.execute(
             update(nodes).where(nodes.c.cluster_id == cluster_id).values(status=status)
         )
-        node_counts.recount(self.conn, cluster_id)
+        self.moves.recount(cluster_id)
 
     def remove(self, row_id: int) -> None:
-        key = node_counts.keys_of(self.conn, [row_id]).get(row_id)
+        key = self._held_key(row_id) or node_counts.keys_of(self.conn, [row_id]).get(row_id)
         self.conn.execute(delete(nodes).where(nodes.c.id == row_id))
+        self.moves.fresh.pop(row_id, None)
         if key is not None:
-            node_counts.move(self.conn, Counter({key: -1}))
+            self.moves.add(Counter({key: -1}))
+
+    def _held_key(self, row_id: int) -> Key | None:
+        """The row's counted key, if a node object read or written last holds it."""
+        owner = self.moves.fresh.get(row_id)
+        known = None if owner is None else self._stored.get(owner)
+        if known is None or known[0].row_id != row_id:
+            return None
+        return _counted(_as_row(known[1]))
 
     def in_group(self, cluster_id: str, group_name: str | None = None) -> list[Node]:
         stmt = select(*_SELECTED).where(nodes.c.cluster_id == cluster_id)
@@ -254,47 +286,74 @@ class NodeRepository:
         """Write back many nodes: for a node read in this unit of work, only the columns it
         changed since (nodes that changed the same columns in one executemany); for any
         other, every column."""
-        by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
-        stored = self._stored
+        # Per set of columns: the rows to write, and for each its node's id() and the counted
+        # key the store holds of it if known without asking (None: asked before the write).
+        by_columns: dict[tuple[int, ...], tuple[list[tuple[Any, ...]], list[Any]]] = {}
+        stored, fresh = self._stored, self.moves.fresh
         for node in changed:
             new = _row(node)
             known = stored.get(id(node))
+            held: Key | None = None
             if known is not None and known[0] is node:
-                old = known[1]
-                if type(old) is not tuple:
-                    old = _AS_STORED(old)
+                old = _as_row(known[1])
                 if old == new:
                     continue
                 columns = tuple(i for i, value in enumerate(new) if value != old[i])
+                if fresh.get(node.row_id or -1) == id(node):
+                    # Read or written last through this very object: that is the stored row.
+                    held = _counted(old)
             else:
                 columns = _ALL_COLUMNS
-            by_columns.setdefault(columns, []).append((node.row_id, *(new[i] for i in columns)))
+            rows, owners = by_columns.setdefault(columns, ([], []))
+            rows.append((node.row_id, *(new[i] for i in columns)))
+            owners.append((id(node), held))
             stored[id(node)] = (node, new)
         moves: Counter[Key] = Counter()
-        for columns, rows in by_columns.items():
+        # What the rows written so far in this call hold now, in the order they are written.
+        written: dict[int, Key] = {}
+        for columns, (rows, owners) in by_columns.items():
             counted = [(place, i) for place, i in enumerate(columns, 1) if i in _COUNTED_AT]
             if counted:
-                # From what the store holds, not from the objects: another copy of a node may
-                # have been saved since this one was read.
-                held = node_counts.keys_of(self.conn, [row[0] for row in rows])
-                for row in rows:
-                    old = held.get(row[0])
-                    if old is None:
-                        continue  # no such row: the UPDATE writes nothing
-                    key = list(old)
-                    for place, i in counted:
-                        key[_COUNTED_AT[i]] = row[place]
-                    # As the rows are written, one after another (a node twice, in turn).
-                    moved = held[row[0]] = (key[0], key[1], key[2], key[3], key[4])
-                    moves[old] -= 1
-                    moves[moved] += 1
+                self._move_counted(rows, owners, counted, written, moves)
             bulk.executemany(
                 self.conn,
                 _update_of(columns),
                 ("_row_id", *(_COLUMN_NAMES[i] for i in columns)),
                 rows,
             )
-        node_counts.move(self.conn, moves)
+            for row, (owner, _held) in zip(rows, owners, strict=True):
+                fresh[row[0]] = owner
+        self.moves.add(moves)
+
+    def _move_counted(
+        self,
+        rows: list[tuple[Any, ...]],
+        owners: list[Any],
+        counted: list[tuple[int, int]],
+        written: dict[int, Key],
+        moves: Counter[Key],
+    ) -> None:
+        """The moves of writing `rows` (their counted columns at `counted`), from what the
+        store holds, not from the objects: another copy of a node may have been saved since
+        this one was read. Asked of the store only for rows not known (`owners`, `written`)."""
+        unknown = [
+            row[0]
+            for row, (_owner, held) in zip(rows, owners, strict=True)
+            if held is None and row[0] not in written
+        ]
+        asked = node_counts.keys_of(self.conn, unknown) if unknown else {}
+        for row, (_owner, held) in zip(rows, owners, strict=True):
+            row_id = row[0]
+            old = written.get(row_id) or held or asked.get(row_id)
+            if old is None:
+                continue  # no such row: the UPDATE writes nothing
+            key = list(old)
+            for place, i in counted:
+                key[_COUNTED_AT[i]] = row[place]
+            # As the rows are written, one after another (a node twice, in turn).
+            moved = written[row_id] = (key[0], key[1], key[2], key[3], key[4])
+            moves[old] -= 1
+            moves[moved] += 1
 
     def by_instance_id(self, cluster_id: str, instance_id: str) -> Node | None:
         row = self.conn.execute(
@@ -429,6 +488,11 @@ def _update_of(columns: tuple[int, ...]) -> Any:
     return stmt
 
 
+def _as_row(held: Any) -> tuple[Any, ...]:
+    """A node's snapshot in _stored (a row read, or _row's values) as _row's values."""
+    return held if type(held) is tuple else _AS_STORED(held)
+
+
 def _key(node: Node) -> Key:
     return (
         node.cluster_id,
@@ -489,6 +553,8 @@ NODE_COLUMNS = (
 # name_key is not a field, but a page sorted by NAME orders by it.
 _SELECTED = (*NODE_COLUMNS, nodes.c.name_key)
 _FIELDS = len(NODE_COLUMNS)
+_ROW_ID = [column.name for column in NODE_COLUMNS].index("id")
+_BUSY = _COLUMN_NAMES.index("busy")
 # A row read (in _SELECTED's order) as _row's values (in _COLUMN_NAMES').
 _AS_STORED = operator.itemgetter(
     *([column.name for column in _SELECTED].index(name) for name in _COLUMN_NAMES)

@@ -14,6 +14,7 @@ from hyperpod_local.store.events import EventRepository, EventSeqs
 from hyperpod_local.store.extensions import ExtensionRepository
 from hyperpod_local.store.faults import FaultRepository
 from hyperpod_local.store.instances import InstanceRepository
+from hyperpod_local.store.node_counts import Moves
 from hyperpod_local.store.nodes import NodeRepository
 from hyperpod_local.store.outbox import OutboxRepository
 from hyperpod_local.store.tags import TagRepository
@@ -36,8 +37,10 @@ class Tx:
         # Set by a unit of work that wrote nothing any API answer shows (the saved clock):
         # the response cache may then keep its answers.
         self.answers_unchanged = False
-        self.clusters = ClusterRepository(conn, cluster_memory)
-        self.nodes = NodeRepository(conn)
+        # group_node_counts' moves, written once (before the commit, or a read of them).
+        self.moves = Moves(conn)
+        self.clusters = ClusterRepository(conn, cluster_memory, self.moves)
+        self.nodes = NodeRepository(conn, self.moves)
         self.tags = TagRepository(conn)
         self.tasks = TaskRepository(conn)
         # `outbox_clock`: this store keeps an event outbox (a server that delivers events,
@@ -61,11 +64,19 @@ class Tx:
         driver = self.conn.connection.driver_connection
         assert driver is not None
         driver.execute("SAVEPOINT hyperpod_step")
+        self.moves.savepoint_began()
         try:
             yield
         except BaseException:
             driver.execute("ROLLBACK TO SAVEPOINT hyperpod_step")
             driver.execute("RELEASE SAVEPOINT hyperpod_step")
+            self.moves.savepoint_rolled_back()
+            self.nodes.rolled_back()
             self.clusters.rolled_back()
             raise
+        self.moves.savepoint_released()
         driver.execute("RELEASE SAVEPOINT hyperpod_step")
+
+    def before_commit(self) -> None:
+        """What the unit of work kept to write once is written."""
+        self.moves.flush()
