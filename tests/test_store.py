@@ -286,3 +286,62 @@ def test_an_event_id_never_names_a_second_event(tmp_path: Path, dialect: str) ->
         store.close()
         if dialect == "postgresql":
             postgresql.drop(url)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_prepared_statement_reads_what_sqlalchemy_reads(tmp_path: Path, dialect: str) -> None:
+    # Every type of the two statements store/prepared.py runs: text, numbers, JSON, booleans,
+    # NULLs, a labelled subquery; none of the rows or none of the values lost or changed.
+    from hyperpod_local.store.clusters import _statements
+    from tests import postgresql
+
+    if dialect == "postgresql":
+        postgresql.require()
+    url = f"sqlite:///{tmp_path / 's.db'}" if dialect == "sqlite" else postgresql.fresh_database()
+    store = Store(url)
+    try:
+        with store.write() as tx:
+            tx.conn.execute(
+                text(
+                    "INSERT INTO clusters (id, account_id, region, name, arn, status, "
+                    "creation_time, spec, ip_base, next_ip, seq, legacy, failure_message) "
+                    "VALUES ('c1', 'a', 'r', 'n', 'arn:c1', 'InService', 12.5, "
+                    '\'{"K": [1, null, "x"]}\', 655360, 3, 1, :legacy, NULL)'
+                ),
+                {"legacy": True},
+            )
+            for position, name in enumerate(("g1", "g2")):
+                tx.conn.execute(
+                    text(
+                        "INSERT INTO instance_groups (cluster_id, name, position, spec, "
+                        "target_count, min_count, status) VALUES ('c1', :name, :position, "
+                        "'{\"InstanceType\": \"ml.c5.xlarge\"}', 2, NULL, 'InService')"
+                    ),
+                    {"name": name, "position": position},
+                )
+            tx.conn.execute(
+                text(
+                    "INSERT INTO group_node_counts VALUES "
+                    "('c1', 'g1', 'ml.c5.xlarge', 'r1', 'Running', 2)"
+                )
+            )
+        statements = _statements()
+        cases = [
+            (statements.by_name, {"account_id": "a", "region": "r", "key": "n"}),
+            (statements.by_name, {"account_id": "a", "region": "r", "key": "none"}),
+            (statements.counted_groups, {"cluster_id": "c1"}),
+        ]
+        with store.read() as tx:
+            for prepared, params in cases:
+                expected = [tuple(row) for row in tx.conn.execute(prepared.statement, params)]
+                found = prepared.rows(tx.conn, params)
+                assert [tuple(row) for row in found] == expected
+                assert [type(v) for row in found for v in row] == [
+                    type(v) for row in expected for v in row
+                ]
+            row = statements.by_name.first(tx.conn, cases[0][1])
+            assert row.spec == {"K": [1, None, "x"]} and row.legacy is True and row.next_ip == 3
+    finally:
+        store.close()
+        if dialect == "postgresql":
+            postgresql.drop(url)

@@ -30,6 +30,7 @@ from hyperpod_local.domain.scope import Scope
 from hyperpod_local.store import node_counts
 from hyperpod_local.store.errors import Conflict
 from hyperpod_local.store.paging import keyset
+from hyperpod_local.store.prepared import Prepared
 from hyperpod_local.store.schema import (
     clusters,
     group_node_counts,
@@ -77,10 +78,11 @@ class _Statements:
     id_by_name: Select[Any]
     id_by_eks_cluster: Select[Any]
     last_seq: Select[Any]
-    by_name: Select[Any]
+    # Every request that names a cluster runs the first, and DescribeCluster the second.
+    by_name: Prepared
     by_id: Select[Any]
     any_by_id: Select[Any]
-    counted_groups: Select[Any]
+    counted_groups: Prepared
     active_operations: Select[Any]
     groups: Select[Any]
 
@@ -107,30 +109,32 @@ def _statements() -> _Statements:
             *in_scope, clusters.c.eks_cluster_arn == bindparam("key")
         ),
         last_seq=select(func.coalesce(func.max(clusters.c.seq), 0)),
-        by_name=select(clusters).where(*in_scope, clusters.c.name == bindparam("key")),
+        by_name=Prepared(select(clusters).where(*in_scope, clusters.c.name == bindparam("key"))),
         by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
         any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
         # Each group with its node counts (a row per type, release and status; one row of
         # NULL counts for a group without nodes): one query, not one for each.
         # And whether the cluster has an operation in progress (asked once, a subquery of
         # no row's): most have none, and the statement that reads them is then not run.
-        counted_groups=select(
-            instance_groups,
-            group_node_counts.c.instance_type.label("counted_type"),
-            group_node_counts.c.image_release_version.label("counted_release"),
-            group_node_counts.c.status.label("counted_status"),
-            group_node_counts.c.count.label("counted"),
-            select(_ACTIVE.exists()).scalar_subquery().label("operating"),
-        )
-        .select_from(
-            instance_groups.outerjoin(
-                group_node_counts,
-                (group_node_counts.c.cluster_id == instance_groups.c.cluster_id)
-                & (group_node_counts.c.group_name == instance_groups.c.name),
+        counted_groups=Prepared(
+            select(
+                instance_groups,
+                group_node_counts.c.instance_type.label("counted_type"),
+                group_node_counts.c.image_release_version.label("counted_release"),
+                group_node_counts.c.status.label("counted_status"),
+                group_node_counts.c.count.label("counted"),
+                select(_ACTIVE.exists()).scalar_subquery().label("operating"),
             )
-        )
-        .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
-        .order_by(instance_groups.c.position, instance_groups.c.name),
+            .select_from(
+                instance_groups.outerjoin(
+                    group_node_counts,
+                    (group_node_counts.c.cluster_id == instance_groups.c.cluster_id)
+                    & (group_node_counts.c.group_name == instance_groups.c.name),
+                )
+            )
+            .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
+            .order_by(instance_groups.c.position, instance_groups.c.name)
+        ),
         active_operations=select(operations.c.details).where(*_ACTIVE_WHERE),
         groups=select(instance_groups)
         .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
@@ -449,7 +453,10 @@ class ClusterRepository:
     def _one(
         self, stmt: Any, params: dict[str, str], with_groups: bool, *, counted: bool = True
     ) -> Cluster | None:
-        row = self.conn.execute(stmt, params).first()
+        if isinstance(stmt, Prepared):
+            row = stmt.first(self.conn, params)
+        else:
+            row = self.conn.execute(stmt, params).first()
         if row is None:
             return None
         cluster = _cluster(row)
@@ -473,7 +480,7 @@ class ClusterRepository:
         operating = False
         self.moves.flush()
         # A few rows per group (group_node_counts), whatever the number of nodes.
-        for row in self.conn.execute(statements.counted_groups, key):
+        for row in statements.counted_groups.rows(self.conn, key):
             operating = bool(row.operating)
             name = row.name
             if not groups or groups[-1].name != name:
