@@ -6,10 +6,11 @@ seconds (from /proc), with moto's server beside it where moto can do the same wo
 Each row is measured in this one run: engine throughput (replacements on a 100-node and a
 10,000-node cluster, node steps per server CPU second), settling a new fleet of 10 clusters
 of 10 groups, the CreateCluster call of a 10,000-node cluster (ours and moto's), DescribeCluster
-computed (`Cache-Control: no-cache`) at 1,000 and 10,000 nodes (ours and moto's), and a
-replay: the fleet under a real clock at 1000x with a `random_hardware` fault of one failure
-per node per 30 HyperPod days, sampled every few seconds (backlog, strikes, recoveries in
-flight, the share of a core used, the latency of a fault POST). `--baseline PATH` names
+computed (`Cache-Control: no-cache`) at 1,000 and 10,000 nodes and the first page of 100
+of the 10,000-node cluster's ListClusterNodes (ours and moto's), and a replay: the fleet
+under a real clock at 1000x with a `random_hardware` fault of one failure per node per 30
+HyperPod days, sampled every few seconds (backlog, strikes, recoveries in flight, the share
+of a core used, the latency of a fault POST). `--baseline PATH` names
 another hyperpod-local executable (an older checkout's `.venv/bin/hyperpod-local`), measured
 beside this one on the same rows, but for the replay, which needs `random_hardware`.
 `--million` also settles a fleet of 1,000,000 nodes (100 clusters), ours alone: CPU, wall,
@@ -250,6 +251,14 @@ def create_and_describe(
             for _ in range(sizes.describes):
                 asking.describe_cluster(ClusterName=name)
             found[f"describe_{name}_ms"] = (server.cpu_seconds() - before) / sizes.describes * 1e3
+        # The first page of the large cluster's nodes, as a dashboard asks for it.
+        first = asking.list_cluster_nodes(ClusterName="large", MaxResults=100)
+        if len(first["ClusterNodeSummaries"]) != 100:
+            raise RuntimeError(f"{key}: a first page of {len(first['ClusterNodeSummaries'])}")
+        before = server.cpu_seconds()
+        for _ in range(sizes.describes):
+            asking.list_cluster_nodes(ClusterName="large", MaxResults=100)
+        found["first_page_ms"] = (server.cpu_seconds() - before) / sizes.describes * 1e3
         log(f"{key}: {found}")
         return found
     finally:
@@ -382,6 +391,9 @@ def fleet_part(
         "create": Row(f"CreateCluster of {sizes.large:,} nodes, the call", "CPU s"),
         "describe_1k": Row("DescribeCluster computed, 1,000 nodes", "ms CPU / call"),
         "describe_large": Row(f"DescribeCluster computed, {sizes.large:,} nodes", "ms CPU / call"),
+        "first_page": Row(
+            f"ListClusterNodes computed, first 100 of {sizes.large:,} nodes", "ms CPU / call"
+        ),
         "disk": Row(f"data dir after the {sizes.fleet:,}-node settle", "MB"),
         "rss": Row(f"RSS after the {sizes.fleet:,}-node settle", "MB"),
     }
@@ -404,11 +416,13 @@ def fleet_part(
         rows["create"].values[key] = found["create_cpu"]
         rows["describe_1k"].values[key] = found["describe_thousand_ms"]
         rows["describe_large"].values[key] = found["describe_large_ms"]
+        rows["first_page"].values[key] = found["first_page_ms"]
     port = free_port()
     moto = create_and_describe(moto_command(port), port, sizes, work, "moto", fresh=False)
     rows["create"].values["moto"] = moto["create_cpu"]
     rows["describe_1k"].values["moto"] = moto["describe_thousand_ms"]
     rows["describe_large"].values["moto"] = moto["describe_large_ms"]
+    rows["first_page"].values["moto"] = moto["first_page_ms"]
     found: dict[str, Any] = {"rows": rows, "replay": replay(binaries["ours"], sizes, work)}
     if million:
         found["million"] = settle_fleet(binaries["ours"], MILLION, work, "ours-million")
