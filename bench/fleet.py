@@ -243,7 +243,8 @@ def create_and_describe(
         before = server.cpu_seconds()
         client.create_cluster(ClusterName="large", InstanceGroups=groups_of(sizes.large))
         found["create_cpu"] = server.cpu_seconds() - before
-        if key.startswith("ours"):
+        if key != "moto":
+            # Ours and the baseline alike: a classic cluster's nodes come with its launch.
             server.settle()
         for name in ("thousand", "large"):
             asking.describe_cluster(ClusterName=name)
