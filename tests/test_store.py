@@ -290,7 +290,7 @@ def test_an_event_id_never_names_a_second_event(tmp_path: Path, dialect: str) ->
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_prepared_statement_reads_what_sqlalchemy_reads(tmp_path: Path, dialect: str) -> None:
-    # Every type of the two statements store/prepared.py runs: text, numbers, JSON, booleans,
+    # Every type of the statements store/prepared.py runs: text, numbers, JSON, booleans,
     # NULLs, a labelled subquery; none of the rows or none of the values lost or changed.
     from hyperpod_local.store.clusters import _statements
     from tests import postgresql
@@ -329,7 +329,10 @@ def test_a_prepared_statement_reads_what_sqlalchemy_reads(tmp_path: Path, dialec
         cases = [
             (statements.by_name, {"account_id": "a", "region": "r", "key": "n"}),
             (statements.by_name, {"account_id": "a", "region": "r", "key": "none"}),
+            (statements.by_id, {"account_id": "a", "region": "r", "key": "c1"}),
+            (statements.any_by_id, {"key": "c1"}),
             (statements.counted_groups, {"cluster_id": "c1"}),
+            (statements.groups, {"cluster_id": "c1"}),
         ]
         with store.read() as tx:
             for prepared, params in cases:

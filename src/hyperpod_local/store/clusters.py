@@ -78,13 +78,14 @@ class _Statements:
     id_by_name: Select[Any]
     id_by_eks_cluster: Select[Any]
     last_seq: Select[Any]
-    # Every request that names a cluster runs the first, and DescribeCluster the second.
+    # A cluster's row and its groups' (with their counts): every request that names a
+    # cluster runs them, and every engine step that loads one.
     by_name: Prepared
-    by_id: Select[Any]
-    any_by_id: Select[Any]
+    by_id: Prepared
+    any_by_id: Prepared
     counted_groups: Prepared
     active_operations: Select[Any]
-    groups: Select[Any]
+    groups: Prepared
 
 
 _ACTIVE_WHERE = (
@@ -110,8 +111,8 @@ def _statements() -> _Statements:
         ),
         last_seq=select(func.coalesce(func.max(clusters.c.seq), 0)),
         by_name=Prepared(select(clusters).where(*in_scope, clusters.c.name == bindparam("key"))),
-        by_id=select(clusters).where(*in_scope, clusters.c.id == bindparam("key")),
-        any_by_id=select(clusters).where(clusters.c.id == bindparam("key")),
+        by_id=Prepared(select(clusters).where(*in_scope, clusters.c.id == bindparam("key"))),
+        any_by_id=Prepared(select(clusters).where(clusters.c.id == bindparam("key"))),
         # Each group with its node counts (a row per type, release and status; one row of
         # NULL counts for a group without nodes): one query, not one for each.
         # And whether the cluster has an operation in progress (asked once, a subquery of
@@ -136,9 +137,11 @@ def _statements() -> _Statements:
             .order_by(instance_groups.c.position, instance_groups.c.name)
         ),
         active_operations=select(operations.c.details).where(*_ACTIVE_WHERE),
-        groups=select(instance_groups)
-        .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
-        .order_by(instance_groups.c.position),
+        groups=Prepared(
+            select(instance_groups)
+            .where(instance_groups.c.cluster_id == bindparam("cluster_id"))
+            .order_by(instance_groups.c.position)
+        ),
     )
 
 
@@ -451,12 +454,9 @@ class ClusterRepository:
         self.conn.execute(delete(clusters).where(clusters.c.id == cluster_id))
 
     def _one(
-        self, stmt: Any, params: dict[str, str], with_groups: bool, *, counted: bool = True
+        self, stmt: Prepared, params: dict[str, str], with_groups: bool, *, counted: bool = True
     ) -> Cluster | None:
-        if isinstance(stmt, Prepared):
-            row = stmt.first(self.conn, params)
-        else:
-            row = self.conn.execute(stmt, params).first()
+        row = stmt.first(self.conn, params)
         if row is None:
             return None
         cluster = _cluster(row)
@@ -464,7 +464,7 @@ class ClusterRepository:
         if with_groups and counted:
             cluster.groups = self._groups(cluster.id)
         elif with_groups:
-            groups = self.conn.execute(_statements().groups, {"cluster_id": cluster.id})
+            groups = _statements().groups.rows(self.conn, {"cluster_id": cluster.id})
             cluster.groups = [_group(group) for group in groups]
         return cluster
 

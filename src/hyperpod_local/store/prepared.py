@@ -1,5 +1,5 @@
-"""Statements run on the driver's own cursor, for the few that every request runs (a cluster
-by name, its groups' counts).
+"""Statements run on the driver's own cursor, for the few that every request and engine step
+runs: a cluster's row, by name or id, and its groups' (store/clusters.py).
 
 SQLAlchemy compiles each one once for the connection's dialect, and its column types process
 the values as SQLAlchemy's own results would (JSON text into objects on SQLite, integers into
