@@ -46,8 +46,6 @@ _CHUNK = 500
 
 
 Group = tuple[str, str]
-# Moves by (cluster, group): a read asks for one group's, whatever else is pending.
-Layer = dict[Group, Counter[Key]]
 
 
 class Moves:
@@ -57,48 +55,39 @@ class Moves:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # The moves made outside any savepoint, then those of each savepoint open (an engine
-        # step's), innermost last: a rollback drops the innermost.
-        self._layers: list[Layer] = [{}]
-        # For each savepoint open, the moves of the layers below it written since it began
-        # (layer index, moves): a rollback to it undoes those writes, so they are pending
-        # again.
-        self._written_inside: list[list[tuple[int, Layer]]] = []
+        # By (cluster, group): a read asks for one group's. Only ever the moves made since
+        # the innermost savepoint open began (savepoint_began writes the others), so a
+        # rollback to it drops them all, and a release leaves them to its parent as they are.
+        self._pending: dict[Group, Counter[Key]] = {}
         # Row id -> id() of the node object (NodeRepository keeps it, and so its identity)
         # whose last read or write is what the store holds of that row.
         self.fresh: dict[int, int] = {}
 
     def add(self, moves: Counter[Key]) -> None:
-        layer = self._layers[-1]
+        pending = self._pending
         for key, delta in moves.items():
             if delta:
-                group = layer.get((key[0], key[1]))
+                group = pending.get((key[0], key[1]))
                 if group is None:
-                    group = layer[(key[0], key[1])] = Counter()
+                    group = pending[(key[0], key[1])] = Counter()
                 group[key] += delta
 
     def flush(self) -> None:
-        """Write what is pending: before group_node_counts is read, and before the commit."""
-        if not any(self._layers):
+        """Write what is pending: before group_node_counts is read, before a savepoint, and
+        before the commit."""
+        if not self._pending:
             return
         summed: Counter[Key] = Counter()
-        for index, layer in enumerate(self._layers):
-            for moves in layer.values():
-                summed.update(moves)
-            if self._written_inside and index < len(self._layers) - 1 and layer:
-                self._written_inside[-1].append((index, layer))
-            self._layers[index] = {}
+        for moves in self._pending.values():
+            summed.update(moves)
+        self._pending = {}
         move(self.conn, summed)
 
     def pending_in(self, cluster_id: str, group_name: str) -> list[tuple[Key, int]]:
         """The moves not yet written to the group's counts: a read of the table adds them
         rather than writing them first."""
-        found: list[tuple[Key, int]] = []
-        for layer in self._layers:
-            moves = layer.get((cluster_id, group_name))
-            if moves:
-                found.extend(moves.items())
-        return found
+        moves = self._pending.get((cluster_id, group_name))
+        return list(moves.items()) if moves else []
 
     def recount(self, cluster_id: str) -> None:
         self._drop(cluster_id)
@@ -111,45 +100,15 @@ class Moves:
     def _drop(self, cluster_id: str) -> None:
         """The cluster's counts are about to be made afresh from its nodes (or dropped): its
         pending moves are in them, and what was known of its rows may have changed."""
-        for index, layer in enumerate(self._layers):
-            dropped = {group: moves for group, moves in layer.items() if group[0] == cluster_id}
-            if not dropped:
-                continue
-            if self._written_inside and index < len(self._layers) - 1:
-                # Counted inside the savepoint, and so pending again if it rolls back.
-                self._written_inside[-1].append((index, dropped))
-            self._layers[index] = {g: m for g, m in layer.items() if g[0] != cluster_id}
+        self._pending = {g: m for g, m in self._pending.items() if g[0] != cluster_id}
         self.fresh.clear()
 
     def savepoint_began(self) -> None:
-        self._layers.append({})
-        self._written_inside.append([])
-
-    def savepoint_released(self) -> None:
-        """What the savepoint did is now its parent's: so are its moves, and the writes made
-        inside it of those below, which a rollback of the parent undoes too."""
-        layer = self._layers.pop()
-        written = self._written_inside.pop()
-        if layer:
-            self._merge(len(self._layers) - 1, layer)
-        if self._written_inside:
-            parent = len(self._layers) - 1
-            self._written_inside[-1].extend(item for item in written if item[0] < parent)
+        self.flush()
 
     def savepoint_rolled_back(self) -> None:
-        self._layers.pop()
-        for index, layer in self._written_inside.pop():
-            self._merge(index, layer)
+        self._pending = {}
         self.fresh.clear()
-
-    def _merge(self, index: int, layer: Layer) -> None:
-        into = self._layers[index]
-        for group, moves in layer.items():
-            mine = into.get(group)
-            if mine is None:
-                into[group] = Counter(moves)
-            else:
-                mine.update(moves)
 
 
 def move(conn: Connection, moves: Counter[Key]) -> None:

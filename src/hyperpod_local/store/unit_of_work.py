@@ -63,8 +63,9 @@ class Tx:
         SQLAlchemy's keeps track of savepoints it did not make."""
         driver = self.conn.connection.driver_connection
         assert driver is not None
-        driver.execute("SAVEPOINT hyperpod_step")
+        # Before the SAVEPOINT: what was pending is the parent's, and no rollback undoes it.
         self.moves.savepoint_began()
+        driver.execute("SAVEPOINT hyperpod_step")
         try:
             yield
         except BaseException:
@@ -74,7 +75,6 @@ class Tx:
             self.nodes.rolled_back()
             self.clusters.rolled_back()
             raise
-        self.moves.savepoint_released()
         driver.execute("RELEASE SAVEPOINT hyperpod_step")
 
     def before_commit(self) -> None:
